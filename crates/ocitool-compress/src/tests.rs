@@ -1,0 +1,151 @@
+use std::io::{BufReader, Read, Write};
+
+use super::*;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = Encoder::new(Compression::Gzip, Vec::new(), EncodeOptions::default()).unwrap();
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    let mut e = Encoder::new(Compression::Zstd, Vec::new(), EncodeOptions::default()).unwrap();
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn decode_all(data: &[u8]) -> (Compression, Vec<u8>) {
+    let (c, mut d) = auto_decoder(BufReader::new(data), DecodeOptions::default()).unwrap();
+    let mut out = Vec::new();
+    d.read_to_end(&mut out).unwrap();
+    (c, out)
+}
+
+#[test]
+fn detects_by_magic() {
+    assert_eq!(Compression::detect(&gzip(b"x")), Compression::Gzip);
+    assert_eq!(Compression::detect(&zstd(b"x")), Compression::Zstd);
+    assert_eq!(Compression::detect(b"ustar"), Compression::None);
+    assert_eq!(Compression::detect(b""), Compression::None);
+}
+
+#[test]
+fn multi_member_gzip_is_read_to_the_end() {
+    let mut two = gzip(b"hello ");
+    two.extend(gzip(b"world"));
+    assert_eq!(
+        decode_all(&two),
+        (Compression::Gzip, b"hello world".to_vec())
+    );
+}
+
+#[test]
+fn concatenated_zstd_frames_are_read_to_the_end() {
+    let mut two = zstd(b"hello ");
+    two.extend(zstd(b"world"));
+    assert_eq!(
+        decode_all(&two),
+        (Compression::Zstd, b"hello world".to_vec())
+    );
+}
+
+#[test]
+fn uncompressed_passes_through() {
+    assert_eq!(
+        decode_all(b"plain tar bytes"),
+        (Compression::None, b"plain tar bytes".to_vec())
+    );
+}
+
+#[test]
+fn zstd_window_over_the_cap_is_refused() {
+    let data = vec![7u8; 1 << 20];
+    let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    e.window_log(30).unwrap();
+    e.long_distance_matching(true).unwrap();
+    e.write_all(&data).unwrap();
+    let frame = e.finish().unwrap();
+    let mut d = decoder(
+        Compression::Zstd,
+        BufReader::new(&frame[..]),
+        DecodeOptions::default(),
+    )
+    .unwrap();
+    assert!(d.read_to_end(&mut Vec::new()).is_err());
+    let mut d = decoder(
+        Compression::Zstd,
+        BufReader::new(&frame[..]),
+        DecodeOptions {
+            zstd_window_log_max: 31,
+        },
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    d.read_to_end(&mut out).unwrap();
+    assert_eq!(out, data);
+}
+
+#[test]
+fn levels_are_checked() {
+    let err = Encoder::new(
+        Compression::Gzip,
+        Vec::new(),
+        EncodeOptions {
+            level: Some(10),
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("0..=9"), "{err}");
+    assert!(
+        Encoder::new(
+            Compression::Zstd,
+            Vec::new(),
+            EncodeOptions {
+                level: Some(19),
+                ..Default::default()
+            }
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn bomb_guard_stops_high_ratio_streams() {
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = gzip(&zeros);
+    assert!(bomb.len() < 1 << 20);
+    let (counting, consumed) = CountingReader::new(BufReader::new(&bomb[..]));
+    let d = decoder(Compression::Gzip, counting, DecodeOptions::default()).unwrap();
+    let mut guarded = BombGuard::new(d, consumed, u64::MAX, 100, 1 << 20);
+    let err = std::io::copy(&mut guarded, &mut std::io::sink()).unwrap_err();
+    let bomb_err = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<BombError>())
+        .unwrap();
+    assert!(
+        matches!(bomb_err, BombError::Ratio { ratio: 100, .. }),
+        "{bomb_err}"
+    );
+
+    let (counting, consumed) = CountingReader::new(BufReader::new(&bomb[..]));
+    let d = decoder(Compression::Gzip, counting, DecodeOptions::default()).unwrap();
+    let mut guarded = BombGuard::new(d, consumed, 1 << 20, u64::MAX, 0);
+    let err = std::io::copy(&mut guarded, &mut std::io::sink()).unwrap_err();
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+}
+
+#[test]
+fn bomb_guard_passes_ordinary_data() {
+    let data: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let z = gzip(&data);
+    let (counting, consumed) = CountingReader::new(BufReader::new(&z[..]));
+    let d = decoder(Compression::Gzip, counting, DecodeOptions::default()).unwrap();
+    let mut guarded = BombGuard::new(d, consumed, u64::MAX, 100, 1 << 20);
+    let mut out = Vec::new();
+    guarded.read_to_end(&mut out).unwrap();
+    assert_eq!(out, data);
+}

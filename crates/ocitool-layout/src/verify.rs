@@ -1,0 +1,352 @@
+//! `verify`: a recursive, offline fsck of a layout.
+//!
+//! It checks the structure (`oci-layout`, `index.json`), every reachable descriptor (digest
+//! grammar, size, media type, presence), the content hash of every blob file (all of them, or
+//! those the given refs reach), and each layer's uncompressed digest against the config's
+//! `rootfs.diff_ids`. Each blob is read once: the raw bytes are hashed while they feed the
+//! decompressor whose output is hashed for the diff_id. Blobs are processed in parallel,
+//! largest first, on every core. Every problem is reported, not just the first.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Read};
+
+use ocitool_compress::{Compression, DecodeOptions};
+use ocitool_digest::{Algorithm, Digest, Hasher, HashingReader};
+use ocitool_spec::Descriptor;
+use ocitool_spec::media::Kind;
+use rayon::prelude::*;
+
+use crate::errors::Result;
+use crate::fsutil::{kind_name, open_nofollow};
+use crate::graph::{Graph, Presence, Problem, WalkOptions, layer_compression};
+use crate::layout::Layout;
+use crate::txn::BUF_SIZE;
+
+/// The outcome of `verify`.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Blobs whose content was hashed.
+    pub checked: usize,
+    /// Bytes read.
+    pub bytes: u64,
+    pub problems: Vec<Problem>,
+    /// Things worth saying that are not problems (sparse indexes, foreign layers).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What to verify.
+pub enum Scope {
+    /// Everything: every `index.json` descriptor and every blob file, referenced or not.
+    Whole,
+    /// Only what these roots reach.
+    Roots(Vec<(String, Descriptor)>),
+}
+
+struct Job {
+    digest: Digest,
+    size: u64,
+    compression: Option<Compression>,
+}
+
+struct Outcome {
+    digest: Digest,
+    bytes: u64,
+    diff_id: Option<std::result::Result<Digest, String>>,
+    problems: Vec<Problem>,
+}
+
+/// Verifies a layout. Problems go into the report; `Err` only for a failure to run at all.
+pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> Result<Report> {
+    let mut report = Report::default();
+    let opts = WalkOptions {
+        read_configs: true,
+        check_presence: true,
+    };
+    let whole = matches!(scope, Scope::Whole);
+    let graph = match scope {
+        Scope::Whole => match layout.read_index() {
+            Ok(index) => Graph::walk_index(layout, &index, opts),
+            Err(e) => {
+                let problem = match &e {
+                    crate::Error::Json { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                report.problems.push(Problem {
+                    digest: None,
+                    path: "index.json".into(),
+                    problem,
+                });
+                Graph::default()
+            }
+        },
+        Scope::Roots(roots) => Graph::walk(layout, &roots, opts),
+    };
+    report.problems.extend(graph.problems.iter().cloned());
+    for (d, n) in &graph.nodes {
+        if n.presence == Presence::AbsentAllowed {
+            report.notes.push(format!(
+                "{d} ({}) is absent, as the spec allows for {}",
+                n.media_type,
+                match n.kind {
+                    Kind::Layer { .. } => "a non-distributable layer with URLs",
+                    _ => "a child of an index",
+                }
+            ));
+        }
+    }
+
+    // Which blobs to hash, and how to decompress the layers among them.
+    let mut jobs: Vec<Job> = Vec::new();
+    let job_for = |digest: &Digest, size: u64| Job {
+        digest: digest.clone(),
+        size,
+        compression: graph
+            .nodes
+            .get(digest)
+            .and_then(|n| layer_compression(n.kind)),
+    };
+    if whole {
+        for alg in Algorithm::ALL {
+            for e in layout.list_blob_dir(alg)? {
+                let rel = format!("blobs/{}/{}", alg, e.name);
+                match (&e.digest, e.file_type) {
+                    (None, _) => report.problems.push(Problem {
+                        digest: None,
+                        path: rel,
+                        problem: format!("file name is not a valid {alg} digest"),
+                    }),
+                    (Some(d), "regular file") => {
+                        let size = std::fs::symlink_metadata(&e.path)
+                            .map(|m| m.len())
+                            .unwrap_or(0);
+                        if graph.nodes.get(d).is_some_and(|n| n.verified) {
+                            report.checked += 1;
+                            report.bytes += size;
+                        } else {
+                            jobs.push(job_for(d, size));
+                        }
+                    }
+                    (Some(d), kind) => {
+                        // Reachable ones were already reported by the walk.
+                        if !graph.nodes.contains_key(d) {
+                            report.problems.push(Problem {
+                                digest: Some(d.clone()),
+                                path: rel,
+                                problem: format!("is a {kind}, not a regular file"),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(layout.root().join("blobs")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if Algorithm::from_name(&name).is_none() {
+                    report.notes.push(format!("blobs/{name} is not a supported digest algorithm; its content was not checked"));
+                }
+            }
+        }
+    } else {
+        for (d, n) in &graph.nodes {
+            if n.presence != Presence::Present {
+                continue;
+            }
+            if n.verified {
+                report.checked += 1;
+                report.bytes += n.size;
+                continue;
+            }
+            if let Ok(Some(size)) = layout.stat_blob(d) {
+                jobs.push(job_for(d, size));
+            }
+        }
+    }
+    jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
+    progress.start("verify", jobs.iter().map(|j| j.size).sum());
+
+    let outcomes: Vec<Outcome> = jobs
+        .par_iter()
+        .map(|j| check_blob(layout, j, progress))
+        .collect();
+    progress.finish();
+    let mut diff_ids: BTreeMap<Digest, std::result::Result<Digest, String>> = BTreeMap::new();
+    for o in outcomes {
+        report.checked += 1;
+        report.bytes += o.bytes;
+        report.problems.extend(o.problems);
+        if let Some(d) = o.diff_id {
+            diff_ids.insert(o.digest, d);
+        }
+    }
+
+    // Layers against the config's diff_ids.
+    for (md, n) in &graph.nodes {
+        let Some(m) = &n.manifest else { continue };
+        let Some(cfg_node) = graph.nodes.get(&m.config.digest) else {
+            continue;
+        };
+        if cfg_node.kind != Kind::Config {
+            continue; // an artifact: its "layers" are arbitrary blobs
+        }
+        let Some(cfg) = &cfg_node.config else {
+            continue;
+        };
+        let cfg_path = Layout::blob_rel(&m.config.digest);
+        if cfg.diff_ids.len() != m.layers.len() {
+            report.problems.push(Problem {
+                digest: Some(md.clone()),
+                path: Layout::blob_rel(md),
+                problem: format!(
+                    "manifest has {} layers but its config {} lists {} diff_ids",
+                    m.layers.len(),
+                    m.config.digest,
+                    cfg.diff_ids.len()
+                ),
+            });
+        }
+        for (i, ((layer, kind), want)) in m.layers.iter().zip(&cfg.diff_ids).enumerate() {
+            if !matches!(kind, Kind::Layer { .. }) {
+                continue;
+            }
+            let want = match Digest::parse(want) {
+                Ok(w) => w,
+                Err(e) => {
+                    report.problems.push(Problem {
+                        digest: Some(m.config.digest.clone()),
+                        path: cfg_path.clone(),
+                        problem: format!("rootfs.diff_ids[{i}]: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match diff_ids.get(&layer.digest) {
+                Some(Ok(got)) if *got == want => {}
+                Some(Ok(got)) => report.problems.push(Problem {
+                    digest: Some(layer.digest.clone()),
+                    path: Layout::blob_rel(&layer.digest),
+                    problem: format!(
+                        "layer {i} of manifest {md} decompresses to {got}, but config {} says diff_id {want}",
+                        m.config.digest
+                    ),
+                }),
+                Some(Err(_)) | None => {} // a read or decode problem is already reported, or absent
+            }
+        }
+    }
+    report.problems.sort();
+    report.problems.dedup();
+    report.notes.sort();
+    report.notes.dedup();
+    Ok(report)
+}
+
+fn check_blob(layout: &Layout, job: &Job, progress: &dyn crate::Progress) -> Outcome {
+    let rel = Layout::blob_rel(&job.digest);
+    let mut out = Outcome {
+        digest: job.digest.clone(),
+        bytes: 0,
+        diff_id: None,
+        problems: Vec::new(),
+    };
+    let problem = |out: &mut Outcome, text: String| {
+        out.problems.push(Problem {
+            digest: Some(job.digest.clone()),
+            path: rel.clone(),
+            problem: text,
+        })
+    };
+    let path = layout.blob_path(&job.digest);
+    let file = match open_nofollow(&path) {
+        Ok((f, md)) if md.file_type().is_file() => f,
+        Ok((_, md)) => {
+            problem(
+                &mut out,
+                format!("is a {}, not a regular file", kind_name(&md.file_type())),
+            );
+            return out;
+        }
+        Err(e) => {
+            problem(&mut out, format!("cannot be read: {e}"));
+            return out;
+        }
+    };
+    let mut raw = HashingReader::new(
+        ProgressReader {
+            inner: file,
+            progress,
+        },
+        job.digest.algorithm(),
+    );
+    // An uncompressed layer hashed with sha256 is its own diff_id: no second hash.
+    let decode = job
+        .compression
+        .filter(|c| !(*c == Compression::None && job.digest.algorithm() == Algorithm::Sha256));
+    if let Some(c) = decode {
+        let decoded = (|| -> io::Result<Digest> {
+            let mut dec = ocitool_compress::decoder(
+                c,
+                BufReader::with_capacity(BUF_SIZE, &mut raw),
+                DecodeOptions::default(),
+            )?;
+            let mut h = Hasher::new(Algorithm::Sha256);
+            let mut buf = vec![0u8; BUF_SIZE];
+            loop {
+                let n = dec.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            Ok(h.finish())
+        })();
+        if let Err(e) = &decoded {
+            problem(&mut out, format!("layer does not decompress as {c}: {e}"));
+        }
+        out.diff_id = Some(decoded.map_err(|e| e.to_string()));
+    }
+    // Whatever the decoder left (trailing data, or all of it after an error) is still hashed.
+    if let Err(e) = io::copy(&mut raw, &mut io::sink()) {
+        problem(&mut out, format!("cannot be read: {e}"));
+        return out;
+    }
+    let (actual, size, _) = raw.finish();
+    out.bytes = size;
+    if job.compression.is_some() && decode.is_none() {
+        out.diff_id = Some(Ok(actual.clone()));
+    }
+    if size != job.size {
+        problem(
+            &mut out,
+            format!(
+                "file changed while being read ({} then {size} bytes)",
+                job.size
+            ),
+        );
+    }
+    if actual != job.digest {
+        problem(&mut out, format!("content hashes to {actual}"));
+        // A corrupt blob's diff_id means nothing; the content problem says it all.
+        out.diff_id = Some(Err("corrupt".into()));
+    }
+    out
+}
+
+struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a dyn crate::Progress,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

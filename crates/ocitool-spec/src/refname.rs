@@ -1,0 +1,129 @@
+//! The grammar of `org.opencontainers.image.ref.name` (image-spec `annotations.md`).
+
+/// The annotation that names a descriptor in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's (and Docker's, and podman's) full image name annotation.
+pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+
+/// Longest ref name ocitool writes. The spec sets none; registries cap repository paths at 255
+/// and tags at 128 characters, so nothing real is longer.
+pub const MAX_REF_LEN: usize = 512;
+
+/// Why a string is not a valid ref name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid ref name {name:?}: {why}")]
+pub struct RefNameError {
+    pub name: String,
+    pub why: &'static str,
+}
+
+/// Checks `ref ::= component ("/" component)*`,
+/// `component ::= alphanum (separator alphanum)*`, `alphanum ::= [A-Za-z0-9]+`,
+/// `separator ::= [-._:@+] | "--"`.
+pub fn validate(name: &str) -> Result<(), RefNameError> {
+    let err = |why| {
+        Err(RefNameError {
+            name: name.chars().take(200).collect(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return err("it is empty");
+    }
+    if name.len() > MAX_REF_LEN {
+        return err("it is longer than 512 bytes");
+    }
+    for component in name.split('/') {
+        if component.is_empty() {
+            return err("empty component (leading, trailing or double '/')");
+        }
+        let b = component.as_bytes();
+        let mut i = 0;
+        let mut expect_alnum = true;
+        while i < b.len() {
+            let c = b[i];
+            if c.is_ascii_alphanumeric() {
+                expect_alnum = false;
+                i += 1;
+                continue;
+            }
+            if expect_alnum {
+                return err(if i == 0 {
+                    "each component must start with a letter or digit"
+                } else {
+                    "separators must be single (only '--' may be doubled)"
+                });
+            }
+            match c {
+                b'-' if b.get(i + 1) == Some(&b'-') => i += 2,
+                b'-' | b'.' | b'_' | b':' | b'@' | b'+' => i += 1,
+                _ => {
+                    return err(
+                        "only letters, digits and the separators - . _ : @ + / are allowed",
+                    );
+                }
+            }
+            expect_alnum = true;
+        }
+        if expect_alnum {
+            return err("each component must end with a letter or digit");
+        }
+    }
+    Ok(())
+}
+
+/// The familiar form of a full image name as docker shows it:
+/// `docker.io/library/app:1.0` → `app:1.0`, `docker.io/team/app:1.0` → `team/app:1.0`,
+/// `index.docker.io/...` likewise; anything else is returned unchanged.
+pub fn familiar(name: &str) -> &str {
+    for prefix in [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return rest;
+        }
+    }
+    name
+}
+
+/// Splits `repo:tag` (the tag is what follows the last ':' after the last '/'); a digest
+/// reference `repo@sha256:...` yields the digest as the "tag" part with `@` kept.
+pub fn split_repo_tag(name: &str) -> (&str, Option<&str>) {
+    if let Some(at) = name.find('@') {
+        return (&name[..at], Some(&name[at..]));
+    }
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
+        None => (name, None),
+    }
+}
+
+/// The fully qualified docker name: `app:1.0` → `docker.io/library/app:1.0`,
+/// `team/app` → `docker.io/team/app:latest`, `reg.example.com:5000/app:1` unchanged.
+/// This is what containerd, podman and Docker's containerd store expect in
+/// `io.containerd.image.name`.
+pub fn docker_normalize(name: &str) -> String {
+    let (repo, tag) = split_repo_tag(name);
+    let first = repo.split('/').next().unwrap_or("");
+    let has_domain = repo.contains('/')
+        && (first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase()));
+    let repo = if has_domain {
+        repo.to_string()
+    } else if repo.contains('/') {
+        format!("docker.io/{repo}")
+    } else {
+        format!("docker.io/library/{repo}")
+    };
+    match tag {
+        Some(t) if t.starts_with('@') => format!("{repo}{t}"),
+        Some(t) => format!("{repo}:{t}"),
+        None => format!("{repo}:latest"),
+    }
+}

@@ -1,0 +1,265 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::media::Kind;
+use ocitool_compress::Compression;
+
+#[test]
+fn media_type_constants_agree_with_oci_spec() {
+    use oci_spec::image::MediaType as M;
+    let pairs = [
+        (media::OCI_INDEX, M::ImageIndex),
+        (media::OCI_MANIFEST, M::ImageManifest),
+        (media::OCI_CONFIG, M::ImageConfig),
+        (media::OCI_LAYER_TAR, M::ImageLayer),
+        (media::OCI_LAYER_GZIP, M::ImageLayerGzip),
+        (media::OCI_LAYER_ZSTD, M::ImageLayerZstd),
+        (media::OCI_EMPTY, M::EmptyJSON),
+        (media::OCI_LAYOUT_HEADER, M::LayoutHeader),
+    ];
+    for (ours, theirs) in pairs {
+        assert_eq!(ours, theirs.to_string());
+    }
+}
+
+#[test]
+fn classifies_oci_and_docker_alike() {
+    assert_eq!(media::classify(media::OCI_INDEX), Kind::Index);
+    assert_eq!(media::classify(media::DOCKER_MANIFEST_LIST), Kind::Index);
+    assert_eq!(media::classify(media::DOCKER_MANIFEST), Kind::Manifest);
+    assert_eq!(media::classify(media::DOCKER_CONFIG), Kind::Config);
+    assert_eq!(
+        media::classify(media::DOCKER_LAYER_GZIP),
+        Kind::Layer {
+            compression: Compression::Gzip,
+            distributable: true
+        }
+    );
+    assert_eq!(
+        media::classify(media::DOCKER_FOREIGN_LAYER),
+        Kind::Layer {
+            compression: Compression::Gzip,
+            distributable: false
+        }
+    );
+    assert_eq!(
+        media::classify("application/vnd.example.sbom+json"),
+        Kind::Other
+    );
+}
+
+#[test]
+fn media_type_shape() {
+    for ok in [
+        media::OCI_MANIFEST,
+        media::DOCKER_LAYER_GZIP,
+        "text/plain; charset=utf-8",
+        "application/vnd.a+b",
+    ] {
+        assert!(media::is_well_formed(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "application",
+        "application/",
+        "/json",
+        "app lication/json",
+        "a/b/c",
+        "-a/b",
+        "text/plain;",
+    ] {
+        assert!(!media::is_well_formed(bad), "{bad}");
+    }
+}
+
+#[test]
+fn ref_names_follow_the_annotations_grammar() {
+    for ok in [
+        "latest",
+        "1.0",
+        "app:1.0",
+        "v1.0.0-vendor.0",
+        "docker.io/library/app:1.0",
+        "registry.example.com:5000/team/app:1.0",
+        "app@sha256:abc",
+        "a--b",
+        "A+b",
+    ] {
+        refname::validate(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in [
+        "", "app:", ":1.0", "a//b", "/app", "app/", "a..b", "a---b", "a b", "app:1.0!", "ä", "a:-b",
+    ] {
+        assert!(refname::validate(bad).is_err(), "{bad:?} accepted");
+    }
+    assert!(refname::validate(&"a".repeat(513)).is_err());
+}
+
+#[test]
+fn names_familiar_and_normalized() {
+    assert_eq!(refname::familiar("docker.io/library/app:1.0"), "app:1.0");
+    assert_eq!(refname::familiar("docker.io/team/app:1.0"), "team/app:1.0");
+    assert_eq!(
+        refname::familiar("quay.io/team/app:1.0"),
+        "quay.io/team/app:1.0"
+    );
+    assert_eq!(
+        refname::docker_normalize("app:1.0"),
+        "docker.io/library/app:1.0"
+    );
+    assert_eq!(
+        refname::docker_normalize("app"),
+        "docker.io/library/app:latest"
+    );
+    assert_eq!(
+        refname::docker_normalize("team/app:2"),
+        "docker.io/team/app:2"
+    );
+    assert_eq!(
+        refname::docker_normalize("localhost:5000/app:2"),
+        "localhost:5000/app:2"
+    );
+    assert_eq!(
+        refname::docker_normalize("quay.io/x/app:2"),
+        "quay.io/x/app:2"
+    );
+    assert_eq!(
+        refname::split_repo_tag("reg:5000/app:1"),
+        ("reg:5000/app", Some("1"))
+    );
+    assert_eq!(
+        refname::split_repo_tag("reg:5000/app"),
+        ("reg:5000/app", None)
+    );
+}
+
+#[test]
+fn docker_25_null_manifests_and_layers_read_as_empty() {
+    let idx: IndexView = views::parse(br#"{"schemaVersion":2,"manifests":null}"#, "index").unwrap();
+    assert!(idx.manifests.is_empty());
+    let m: ManifestView = views::parse(
+        br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:x","size":2},"layers":null}"#,
+        "manifest",
+    )
+    .unwrap();
+    assert!(m.layers.is_empty());
+}
+
+#[test]
+fn docker_config_with_nulls_reads() {
+    let c: ConfigView = views::parse(
+        br#"{"architecture":"amd64","os":"linux","config":{"Env":null,"Cmd":["sh"],"Labels":null,"Entrypoint":null},
+            "rootfs":{"type":"layers","diff_ids":["sha256:aa"]},"history":[{"created_by":"x","empty_layer":true}],"container_config":{"Hostname":"h"}}"#,
+        "config",
+    )
+    .unwrap();
+    assert_eq!(c.platform().to_string(), "linux/amd64");
+    assert_eq!(c.config.cmd.as_deref(), Some(&["sh".to_string()][..]));
+    assert!(c.config.labels.is_empty());
+    assert_eq!(c.rootfs.diff_ids.len(), 1);
+    assert!(c.history[0].empty_layer);
+}
+
+#[test]
+fn parse_errors_name_the_place() {
+    let err = views::parse::<IndexView>(
+        br#"{"manifests":[{"digest":"sha256:x","size":"big"}]}"#,
+        "image index",
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("manifests[0].size"), "{msg}");
+    assert!(msg.starts_with("malformed image index"), "{msg}");
+}
+
+#[test]
+fn descriptor_checks() {
+    let d: Descriptor = views::parse(br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":-1}"#, "d").unwrap();
+    assert_eq!(
+        d.checked().unwrap_err(),
+        views::DescriptorError::NegativeSize(-1)
+    );
+    let d: Descriptor = views::parse(br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":99999999999}"#, "d").unwrap();
+    assert!(matches!(
+        d.validate(DEFAULT_JSON_LIMIT),
+        Err(views::DescriptorError::TooLarge { .. })
+    ));
+    let d: Descriptor = views::parse(br#"{"mediaType":"bogus","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1}"#, "d").unwrap();
+    assert!(matches!(
+        d.validate(DEFAULT_JSON_LIMIT),
+        Err(views::DescriptorError::MediaType(_))
+    ));
+}
+
+#[test]
+fn documents_are_sniffed_without_a_media_type() {
+    assert!(matches!(
+        Document::parse(br#"{"manifests":[]}"#, None).unwrap(),
+        Document::Index(_)
+    ));
+    assert!(matches!(
+        Document::parse(
+            br#"{"config":{"mediaType":"a/b","digest":"d","size":1},"layers":[]}"#,
+            None
+        )
+        .unwrap(),
+        Document::Manifest(_)
+    ));
+    assert!(matches!(
+        Document::parse(br#"{"hello":1}"#, None),
+        Err(SpecError::NotADocument)
+    ));
+    // An image config has a "config" member too, but it is not a descriptor.
+    assert!(matches!(
+        Document::parse(
+            br#"{"architecture":"amd64","config":{"Cmd":["sh"]},"rootfs":{"diff_ids":[]}}"#,
+            None
+        ),
+        Err(SpecError::NotADocument)
+    ));
+    assert!(Document::parse(b"\x00\x01", None).is_err());
+}
+
+#[test]
+fn platforms_parse_display_and_match() {
+    let p: Platform = "linux/arm64".parse().unwrap();
+    assert!(p.matches(&Platform::new("linux", "arm64", Some("v8"))));
+    assert!(!p.matches(&Platform::new("linux", "arm", Some("v7"))));
+    assert_eq!(
+        Platform::new("linux", "arm", Some("v7")).to_string(),
+        "linux/arm/v7"
+    );
+    for bad in ["linux", "linux/", "linux/amd64/v1/x", "lin ux/amd64", ""] {
+        assert!(bad.parse::<Platform>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn canonical_json_sorts_keys_at_every_level() {
+    let mut annotations = std::collections::HashMap::new();
+    for k in ["z", "a", "m", "b", "y"] {
+        annotations.insert(k.to_string(), "v".to_string());
+    }
+    let v = serde_json::json!({"zeta": 1, "alpha": {"y": 2, "b": [3, {"d": 1, "c": 2}]}, "ann": annotations});
+    let out = String::from_utf8(canonical::to_vec(&v)).unwrap();
+    assert_eq!(
+        out,
+        r#"{"alpha":{"b":[3,{"c":2,"d":1}],"y":2},"ann":{"a":"v","b":"v","m":"v","y":"v","z":"v"},"zeta":1}"#
+    );
+}
+
+proptest! {
+    #[test]
+    fn ref_name_validation_never_panics(s in "\\PC{0,80}") {
+        let _ = refname::validate(&s);
+        let _ = refname::split_repo_tag(&s);
+        let _ = refname::docker_normalize(&s);
+    }
+
+    #[test]
+    fn valid_ref_names_are_printable_ascii(s in "[a-zA-Z0-9._:@+/-]{1,40}") {
+        if refname::validate(&s).is_ok() {
+            prop_assert!(!s.contains("//") && !s.starts_with('/') && !s.ends_with('/'));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The command line (binding contract: `../shared/CLI.md`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ocitool",
+    version,
+    about = "Tag, inspect, verify and move container images in OCI image layouts. No daemon, no network.",
+    after_help = "Exit codes: 0 ok; 1 verify found problems; 2 usage error; 3 the operation failed; 4 the layout is locked (--no-wait).",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Print one JSON document on standard output instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but results and errors (no progress, notes or summaries).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Fail with exit code 4 instead of waiting when another ocitool process holds the layout's lock.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// Threads for hashing and compression (default: one per core).
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Largest manifest, index or config read, in bytes (default 16 MiB).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
+    pub max_json_size: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty layout (a no-op on an existing valid layout).
+    Init { layout: PathBuf },
+    /// List refs: ref, digest, media type, platforms, total size.
+    Ls { layout: PathBuf },
+    /// Show a manifest, its config and layers; for an index, its platforms.
+    Inspect {
+        layout: PathBuf,
+        /// A ref name or a digest (sha256:...).
+        reference: String,
+        /// For an index: inspect the manifest of this platform (os/arch[/variant]).
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
+        /// Print the exact bytes of the manifest or index, nothing else.
+        #[arg(long, conflicts_with_all = ["config"])]
+        raw: bool,
+        /// Print the exact bytes of the image config, nothing else.
+        #[arg(long)]
+        config: bool,
+    },
+    /// Point every TARGET ref at what SOURCE (a ref or a digest) points at.
+    Tag {
+        layout: PathBuf,
+        source: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove refs (a digest removes every entry for it); blobs stay until gc.
+    Untag {
+        layout: PathBuf,
+        #[arg(required = true)]
+        refs: Vec<String>,
+    },
+    /// Check structure, descriptors, blob hashes and layer diff_ids; exit 1 on problems.
+    Verify {
+        layout: PathBuf,
+        /// Verify only what these refs reach (default: the whole layout, unreferenced blobs included).
+        refs: Vec<String>,
+    },
+    /// Low-level blob access: store a file as a blob, or print a blob verified.
+    #[command(subcommand)]
+    Blob(BlobCommand),
+    /// Delete blobs no ref reaches, and stale temporary files.
+    Gc {
+        layout: PathBuf,
+        /// Print what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Sweep even when some documents are damaged (their blobs may be deleted).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Store FILE (or standard input, `-`) as a blob and print its digest. The blob is
+    /// unreferenced until a manifest that names it is tagged; `gc` removes it before that.
+    Put {
+        layout: PathBuf,
+        file: PathBuf,
+        /// Refuse the content unless it has this digest.
+        #[arg(long, value_name = "DIGEST")]
+        digest: Option<String>,
+    },
+    /// Write a blob to standard output; exit 3 if its content does not match its digest.
+    Get { layout: PathBuf, digest: String },
+}
+
+/// Parses `123`, `16M`, `16MiB`, `1G`, `4k` (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 16M, 1G)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M, G or T)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}

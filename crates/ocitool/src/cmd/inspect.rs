@@ -1,0 +1,382 @@
+use std::path::Path;
+
+use anyhow::Context;
+use ocitool_digest::Digest;
+use ocitool_layout::resolve::{self, Target};
+use ocitool_layout::{Graph, Layout, WalkOptions};
+use ocitool_spec::media::Kind;
+use ocitool_spec::views::{self, Checked};
+use ocitool_spec::{ConfigView, Document, Platform};
+use serde_json::{Value, json};
+
+use crate::output::human_size;
+use crate::{Ctx, exit};
+
+pub fn run(
+    ctx: &mut Ctx,
+    path: &Path,
+    reference: &str,
+    platform: Option<&str>,
+    raw: bool,
+    raw_config: bool,
+) -> anyhow::Result<i32> {
+    let wanted: Option<Platform> = platform.map(str::parse).transpose()?;
+    let layout = Layout::open(path, ctx.layout_options())?;
+    let _lock = layout.read_lock()?;
+    let index = layout.read_index()?;
+    let target = resolve::resolve(&layout, &index, reference)?;
+    let mut digest = target.digest.clone();
+    let mut size = target.size;
+    let mut media_type = target.media_type.clone();
+    let mut bytes = layout.read_json_blob(&target.checked())?;
+    let mut doc = Document::parse(&bytes, Some(&media_type)).map_err(|source| {
+        ocitool_layout::Error::BlobJson {
+            digest: digest.clone(),
+            source,
+        }
+    })?;
+    let mut parent_index = None;
+
+    // An index: pick a platform when asked (or when the caller wants the config).
+    if let Document::Index(_) = &doc
+        && (wanted.is_some() || raw_config)
+    {
+        let graph = Graph::walk(
+            &layout,
+            &[(reference.to_string(), as_descriptor(&target))],
+            WalkOptions {
+                read_configs: true,
+                check_presence: false,
+            },
+        );
+        let child = resolve::select_platform(&graph, &digest, wanted.as_ref())?;
+        let node = graph
+            .nodes
+            .get(&child)
+            .context("selected manifest is not in the graph")?;
+        parent_index = Some(digest.clone());
+        let c = Checked {
+            digest: child.clone(),
+            size: node.size,
+        };
+        bytes = layout.read_json_blob(&c)?;
+        media_type = node.media_type.clone();
+        doc = Document::parse(&bytes, Some(&media_type)).map_err(|source| {
+            ocitool_layout::Error::BlobJson {
+                digest: child.clone(),
+                source,
+            }
+        })?;
+        digest = child;
+        size = c.size;
+    }
+
+    if raw {
+        ctx.out.bytes(&bytes)?;
+        return Ok(exit::OK);
+    }
+
+    match doc {
+        Document::Index(ix) => {
+            if raw_config {
+                anyhow::bail!("{reference} is an index; choose a platform with --platform");
+            }
+            let manifests: Vec<Value> = ix
+                .manifests
+                .iter()
+                .map(|m| {
+                    let mut v = json!({
+                        "digest": m.digest,
+                        "mediaType": m.media_type,
+                        "size": m.size,
+                    });
+                    if let Some(p) = &m.platform {
+                        v["platform"] = Value::from(p.to_string());
+                    }
+                    if let Some(a) = &m.artifact_type {
+                        v["artifactType"] = Value::from(a.as_str());
+                    }
+                    if !m.annotations.is_empty() {
+                        v["annotations"] = json!(m.annotations);
+                    }
+                    v["present"] = Value::from(
+                        Digest::parse(&m.digest)
+                            .ok()
+                            .and_then(|d| layout.stat_blob(&d).ok().flatten())
+                            .is_some(),
+                    );
+                    v
+                })
+                .collect();
+            let raw_doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if ctx.global.json {
+                let mut o = json!({
+                    "digest": digest.to_string(),
+                    "mediaType": media_type,
+                    "size": size,
+                    "manifest": raw_doc,
+                    "manifests": manifests,
+                });
+                if !ix.annotations.is_empty() {
+                    o["annotations"] = json!(ix.annotations);
+                }
+                ctx.out.json(&o)?;
+                return Ok(exit::OK);
+            }
+            let out = &mut ctx.out;
+            out.line(format!("Digest:      {digest}"))?;
+            out.line(format!("Media type:  {media_type}"))?;
+            out.line(format!("Manifests:   {}", manifests.len()))?;
+            for m in &manifests {
+                let p = m["platform"].as_str().unwrap_or("-");
+                let absent = if m["present"] == Value::Bool(false) {
+                    "  (not in this layout)"
+                } else {
+                    ""
+                };
+                out.line(format!(
+                    "  {:<20} {}  {}{absent}",
+                    p,
+                    m["digest"].as_str().unwrap_or(""),
+                    human_size(m["size"].as_u64().unwrap_or(0))
+                ))?;
+            }
+            print_annotations(out, &ix.annotations)?;
+            out.line(format!(
+                "Use --platform to inspect one of them, e.g. --platform {}",
+                first_platform(&manifests)
+            ))?;
+        }
+        Document::Manifest(m) => {
+            let cfg_checked =
+                m.config
+                    .checked()
+                    .map_err(|source| ocitool_layout::Error::Descriptor {
+                        location: format!("blob {digest} config"),
+                        source,
+                    })?;
+            let is_image = m.config.kind() == Kind::Config;
+            let cfg_bytes = if is_image || raw_config {
+                Some(layout.read_json_blob(&cfg_checked)?)
+            } else {
+                None
+            };
+            if raw_config {
+                ctx.out.bytes(cfg_bytes.as_deref().unwrap_or_default())?;
+                return Ok(exit::OK);
+            }
+            let cfg: Option<ConfigView> = match (&cfg_bytes, is_image) {
+                (Some(b), true) => Some(views::parse(b, "image config").map_err(|source| {
+                    ocitool_layout::Error::BlobJson {
+                        digest: cfg_checked.digest.clone(),
+                        source,
+                    }
+                })?),
+                _ => None,
+            };
+            let layers: Vec<Value> = m
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let mut v =
+                        json!({"digest": l.digest, "mediaType": l.media_type, "size": l.size});
+                    if let Some(d) = cfg.as_ref().and_then(|c| c.rootfs.diff_ids.get(i)) {
+                        v["diffId"] = Value::from(d.as_str());
+                    }
+                    if !l.annotations.is_empty() {
+                        v["annotations"] = json!(l.annotations);
+                    }
+                    if !l.urls.is_empty() {
+                        v["urls"] = json!(l.urls);
+                    }
+                    v
+                })
+                .collect();
+            let total = size
+                + m.config.size.max(0) as u64
+                + m.layers.iter().map(|l| l.size.max(0) as u64).sum::<u64>();
+            let mut config_json = json!({
+                "digest": m.config.digest,
+                "mediaType": m.config.media_type,
+                "size": m.config.size,
+            });
+            if let Some(c) = &cfg {
+                let o = config_json.as_object_mut().expect("object");
+                o.insert("platform".into(), Value::from(c.platform().to_string()));
+                o.insert("os".into(), Value::from(c.os.as_str()));
+                o.insert("architecture".into(), Value::from(c.architecture.as_str()));
+                if let Some(v) = &c.variant {
+                    o.insert("variant".into(), Value::from(v.as_str()));
+                }
+                o.insert("created".into(), json!(c.created));
+                o.insert("author".into(), json!(c.author));
+                o.insert("entrypoint".into(), json!(c.config.entrypoint));
+                o.insert("cmd".into(), json!(c.config.cmd));
+                o.insert("env".into(), json!(c.config.env));
+                o.insert("labels".into(), json!(c.config.labels));
+                o.insert("workingDir".into(), json!(c.config.working_dir));
+                o.insert("user".into(), json!(c.config.user));
+                o.insert(
+                    "exposedPorts".into(),
+                    json!(c.config.exposed_ports.keys().collect::<Vec<_>>()),
+                );
+                o.insert("diffIds".into(), json!(c.rootfs.diff_ids));
+                o.insert("history".into(), json!(c.history));
+            }
+            if ctx.global.json {
+                let raw_doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let mut o = json!({
+                    "digest": digest.to_string(),
+                    "mediaType": media_type,
+                    "size": total,
+                    "manifest": raw_doc,
+                    "config": config_json,
+                    "layers": layers,
+                });
+                if let Some(p) = &parent_index {
+                    o["index"] = Value::from(p.to_string());
+                }
+                if let Some(a) = m.artifact_type.as_deref() {
+                    o["artifactType"] = Value::from(a);
+                }
+                if let Some(s) = &m.subject {
+                    o["subject"] = Value::from(s.digest.as_str());
+                }
+                if !m.annotations.is_empty() {
+                    o["annotations"] = json!(m.annotations);
+                }
+                ctx.out.json(&o)?;
+                return Ok(exit::OK);
+            }
+            let out = &mut ctx.out;
+            out.line(format!("Digest:      {digest}"))?;
+            if let Some(p) = &parent_index {
+                out.line(format!("Index:       {p}"))?;
+            }
+            out.line(format!("Media type:  {media_type}"))?;
+            if let Some(a) = m.artifact_type.as_deref() {
+                out.line(format!("Artifact:    {a}"))?;
+            }
+            if let Some(s) = &m.subject {
+                out.line(format!("Subject:     {}", s.digest))?;
+            }
+            out.line(format!(
+                "Config:      {} ({}, {})",
+                m.config.digest,
+                m.config.media_type,
+                human_size(m.config.size.max(0) as u64)
+            ))?;
+            if let Some(c) = &cfg {
+                out.line(format!("Platform:    {}", c.platform()))?;
+                if let Some(v) = &c.created {
+                    out.line(format!("Created:     {v}"))?;
+                }
+                if let Some(v) = c.author.as_deref().filter(|s| !s.is_empty()) {
+                    out.line(format!("Author:      {v}"))?;
+                }
+                if let Some(v) = &c.config.entrypoint {
+                    out.line(format!("Entrypoint:  {}", json!(v)))?;
+                }
+                if let Some(v) = &c.config.cmd {
+                    out.line(format!("Cmd:         {}", json!(v)))?;
+                }
+                if let Some(v) = c.config.working_dir.as_deref().filter(|s| !s.is_empty()) {
+                    out.line(format!("WorkingDir:  {v}"))?;
+                }
+                if let Some(v) = c.config.user.as_deref().filter(|s| !s.is_empty()) {
+                    out.line(format!("User:        {v}"))?;
+                }
+                if !c.config.exposed_ports.is_empty() {
+                    out.line(format!(
+                        "Ports:       {}",
+                        c.config
+                            .exposed_ports
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))?;
+                }
+                if !c.config.env.is_empty() {
+                    out.line("Env:")?;
+                    for e in &c.config.env {
+                        out.line(format!("  {e}"))?;
+                    }
+                }
+                if !c.config.labels.is_empty() {
+                    out.line("Labels:")?;
+                    for (k, v) in &c.config.labels {
+                        out.line(format!("  {k}={v}"))?;
+                    }
+                }
+            }
+            out.line(format!("Layers:      {}", m.layers.len()))?;
+            for l in &layers {
+                let mut line = format!(
+                    "  {}  {:>9}  {}",
+                    l["digest"].as_str().unwrap_or(""),
+                    human_size(l["size"].as_u64().unwrap_or(0)),
+                    l["mediaType"].as_str().unwrap_or("")
+                );
+                if let Some(d) = l["diffId"].as_str()
+                    && d != l["digest"].as_str().unwrap_or("")
+                {
+                    line.push_str(&format!("\n      diff_id {d}"));
+                }
+                out.line(line)?;
+            }
+            if let Some(c) = &cfg
+                && !c.history.is_empty()
+            {
+                out.line("History:")?;
+                for h in &c.history {
+                    let by = h.created_by.as_deref().unwrap_or("").replace('\n', " ");
+                    let by: String = if by.chars().count() > 90 {
+                        by.chars().take(89).chain(['…']).collect()
+                    } else {
+                        by
+                    };
+                    let empty = if h.empty_layer { " (no layer)" } else { "" };
+                    out.line(format!(
+                        "  {}  {by}{empty}",
+                        h.created.as_deref().unwrap_or("-")
+                    ))?;
+                }
+            }
+            print_annotations(out, &m.annotations)?;
+            out.line(format!("Total size:  {}", human_size(total)))?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn print_annotations(
+    out: &mut crate::output::Out,
+    a: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    if !a.is_empty() {
+        out.line("Annotations:")?;
+        for (k, v) in a {
+            out.line(format!("  {k}={v}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn first_platform(manifests: &[Value]) -> String {
+    manifests
+        .iter()
+        .find_map(|m| m["platform"].as_str().filter(|p| !p.starts_with("unknown")))
+        .unwrap_or("linux/amd64")
+        .to_string()
+}
+
+fn as_descriptor(t: &Target) -> ocitool_spec::Descriptor {
+    ocitool_spec::Descriptor {
+        media_type: t.media_type.clone(),
+        digest: t.digest.to_string(),
+        size: t.size as i64,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,123 @@
+use std::path::Path;
+
+use ocitool_digest::Digest;
+use ocitool_layout::{Graph, Layout, WalkOptions};
+use ocitool_spec::media;
+use serde::Serialize;
+
+use crate::output::{human_size, table};
+use crate::{Ctx, exit};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    /// The ref name; for an unnamed entry its containerd name, or "" when it has neither.
+    #[serde(rename = "ref")]
+    reference: String,
+    digest: String,
+    media_type: String,
+    platforms: Vec<String>,
+    size: u64,
+}
+
+pub fn run(ctx: &mut Ctx, path: &Path) -> anyhow::Result<i32> {
+    let layout = Layout::open(path, ctx.layout_options())?;
+    let _lock = layout.read_lock()?;
+    let index = layout.read_index()?;
+    let entries = index.entries();
+    let graph = Graph::walk_index(
+        &layout,
+        &index,
+        WalkOptions {
+            read_configs: true,
+            check_presence: false,
+        },
+    );
+    let mut rows = Vec::with_capacity(entries.len());
+    let mut sizes: std::collections::BTreeMap<Digest, u64> = Default::default();
+    for e in &entries {
+        let d = &e.descriptor;
+        let (platforms, size) = match Digest::parse(&d.digest) {
+            Ok(digest) => {
+                let size = *sizes.entry(digest.clone()).or_insert_with(|| {
+                    graph.total_size(&graph.closure(std::slice::from_ref(&digest), false))
+                });
+                let mut p: Vec<String> = graph
+                    .platforms_of(&digest)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                if p.is_empty()
+                    && let Some(pl) = &d.platform
+                {
+                    p.push(pl.to_string());
+                }
+                (p, size)
+            }
+            Err(_) => (Vec::new(), d.size.max(0) as u64),
+        };
+        rows.push(Row {
+            reference: e.display_name().unwrap_or("").to_string(),
+            digest: d.digest.clone(),
+            media_type: d.media_type.clone(),
+            platforms,
+            size,
+        });
+    }
+    if !graph.problems.is_empty() {
+        ctx.diag.warn(format!(
+            "{} problem(s) found while reading the layout; `ocitool verify {}` lists them",
+            graph.problems.len(),
+            path.display()
+        ));
+    }
+    if ctx.global.json {
+        ctx.out.json(&rows)?;
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        ctx.diag.info(format!("{}: no refs", path.display()));
+        return Ok(exit::OK);
+    }
+    let mut t = vec![vec![
+        "REF".into(),
+        "DIGEST".into(),
+        "TYPE".into(),
+        "PLATFORMS".into(),
+        "SIZE".into(),
+    ]];
+    for r in &rows {
+        t.push(vec![
+            if r.reference.is_empty() {
+                "<none>".into()
+            } else {
+                r.reference.clone()
+            },
+            Digest::parse(&r.digest)
+                .map(|d| d.short())
+                .unwrap_or_else(|_| r.digest.clone()),
+            short_type(&r.media_type).into(),
+            if r.platforms.is_empty() {
+                "-".into()
+            } else {
+                r.platforms.join(",")
+            },
+            human_size(r.size),
+        ]);
+    }
+    for line in table(&t) {
+        ctx.out.line(line)?;
+    }
+    Ok(exit::OK)
+}
+
+/// A short word for a media type in tables.
+pub fn short_type(mt: &str) -> &str {
+    match mt {
+        media::OCI_INDEX => "index",
+        media::OCI_MANIFEST => "manifest",
+        media::DOCKER_MANIFEST_LIST => "docker-list",
+        media::DOCKER_MANIFEST => "docker-manifest",
+        other => other,
+    }
+}

@@ -1,0 +1,68 @@
+use std::path::Path;
+
+use ocitool_digest::Digest;
+use ocitool_layout::resolve::match_name;
+use ocitool_layout::{Error, Layout, Transaction};
+use serde::Serialize;
+
+use crate::{Ctx, exit};
+
+#[derive(Serialize)]
+struct Removed {
+    #[serde(rename = "ref")]
+    reference: String,
+    digests: Vec<String>,
+}
+
+pub fn run(ctx: &mut Ctx, path: &Path, refs: &[String]) -> anyhow::Result<i32> {
+    let layout = Layout::open(path, ctx.layout_options())?;
+    let txn = Transaction::begin(&layout)?;
+    let removed = txn.commit(|index| {
+        let entries = index.entries();
+        let mut positions = Vec::new();
+        let mut removed = Vec::new();
+        for r in refs {
+            let matched: Vec<usize> = match Digest::parse(r) {
+                Ok(d) => entries
+                    .iter()
+                    .filter(|e| e.descriptor.digest == d.to_string())
+                    .map(|e| e.position)
+                    .collect(),
+                Err(_) => match_name(index, r),
+            };
+            if matched.is_empty() {
+                return Err(Error::UnknownRef {
+                    name: r.clone(),
+                    layout: layout.root().to_path_buf(),
+                    hint: String::new(),
+                });
+            }
+            let mut digests: Vec<String> = matched
+                .iter()
+                .filter_map(|p| entries.iter().find(|e| e.position == *p))
+                .map(|e| e.descriptor.digest.clone())
+                .collect();
+            digests.dedup();
+            removed.push(Removed {
+                reference: r.clone(),
+                digests,
+            });
+            positions.extend(matched);
+        }
+        index.remove_positions(&positions);
+        Ok(removed)
+    })?;
+    if ctx.global.json {
+        ctx.out.json(&serde_json::json!({ "removed": removed }))?;
+    } else {
+        for r in &removed {
+            ctx.out.line(format!(
+                "removed {} (was {})",
+                r.reference,
+                r.digests.join(", ")
+            ))?;
+        }
+        ctx.diag.info("blobs stay until `ocitool gc`");
+    }
+    Ok(exit::OK)
+}

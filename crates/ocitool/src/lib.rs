@@ -1,0 +1,149 @@
+//! The `ocitool` command: clap, terminals, exit codes, and the glue between the libraries.
+//! **Only this crate knows clap, anyhow, indicatif or terminals.**
+
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, Global};
+use crate::output::{BrokenPipe, Diag, Out};
+
+/// What every command gets.
+pub(crate) struct Ctx {
+    pub global: Global,
+    pub out: Out,
+    pub diag: Diag,
+}
+
+impl Ctx {
+    pub fn layout_options(&self) -> ocitool_layout::Options {
+        let mut o = ocitool_layout::Options::default();
+        if self.global.no_wait {
+            o.wait = ocitool_layout::WaitMode::NoWait;
+        }
+        if let Some(n) = self.global.max_json_size {
+            o.json_limit = n;
+        }
+        o
+    }
+
+    pub fn progress(&self) -> output::TermProgress {
+        output::TermProgress::new(!self.global.quiet && !self.global.json)
+    }
+}
+
+/// Runs ocitool with these arguments and returns the exit code.
+pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let loc = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: internal error (a bug in ocitool): {msg}{loc}"
+        );
+        std::process::exit(exit::INTERNAL);
+    }));
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if let Some(n) = cli.global.jobs {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+    let mut ctx = Ctx {
+        diag: Diag {
+            quiet: cli.global.quiet,
+        },
+        global: cli.global,
+        out: Out::new(),
+    };
+    let result = run(&mut ctx, cli.command).and_then(|code| {
+        ctx.out.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) if e.downcast_ref::<BrokenPipe>().is_some() => exit::OK,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
+            exit_code(&e)
+        }
+    }
+}
+
+fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Init { layout } => cmd::init::run(ctx, &layout),
+        Command::Ls { layout } => cmd::ls::run(ctx, &layout),
+        Command::Inspect {
+            layout,
+            reference,
+            platform,
+            raw,
+            config,
+        } => cmd::inspect::run(ctx, &layout, &reference, platform.as_deref(), raw, config),
+        Command::Tag {
+            layout,
+            source,
+            targets,
+            dry_run,
+        } => cmd::tag::run(ctx, &layout, &source, &targets, dry_run),
+        Command::Untag { layout, refs } => cmd::untag::run(ctx, &layout, &refs),
+        Command::Verify { layout, refs } => cmd::verify::run(ctx, &layout, &refs),
+        Command::Blob(b) => cmd::blob::run(ctx, b),
+        Command::Gc {
+            layout,
+            dry_run,
+            force,
+        } => cmd::gc::run(ctx, &layout, dry_run, force),
+    }
+}
+
+/// The error chain on one line: `context: cause: cause`, without repeating a cause that the
+/// message above it already includes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_some_and(|p| p.contains(&s)) {
+            continue;
+        }
+        parts.push(s);
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(le) = cause.downcast_ref::<ocitool_layout::Error>()
+            && le.is_locked()
+        {
+            return exit::LOCKED;
+        }
+    }
+    exit::FAILED
+}

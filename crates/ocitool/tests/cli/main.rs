@@ -1,0 +1,17 @@
+//! Integration tests of the `ocitool` binary: every test works in its own temporary
+//! directory on a copy of a fixture from `testdata/`.
+
+mod util;
+
+mod blob;
+mod concurrency;
+mod crash;
+mod fixtures_up_to_date;
+mod gc;
+mod init;
+mod inspect;
+mod interop;
+mod ls;
+mod tag;
+mod untag;
+mod verify;

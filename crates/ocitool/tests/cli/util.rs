@@ -1,0 +1,276 @@
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ocitool")
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn testdata(rel: &str) -> PathBuf {
+    workspace().join("testdata").join(rel)
+}
+
+/// A temporary directory holding a copy of `testdata/layouts/<name>` at `<tmp>/layout`.
+pub struct Fx {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn fixture(name: &str) -> Fx {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout");
+    copy_dir(&testdata(&format!("layouts/{name}")), &path);
+    Fx { dir, path }
+}
+
+pub fn empty_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+/// Runs ocitool with these arguments.
+pub fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs ocitool, expects exit 0, returns stdout.
+#[track_caller]
+pub fn ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Runs ocitool with `--json`, expects exit 0, parses stdout.
+#[track_caller]
+pub fn json<I, S>(args: I) -> Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut a: Vec<std::ffi::OsString> = args
+        .into_iter()
+        .map(|s| s.as_ref().to_os_string())
+        .collect();
+    a.push("--json".into());
+    let out = ok(&a);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Expects a failure with exit `code` and a single `error:` line on stderr mentioning every
+/// one of `needles`; returns stderr.
+#[track_caller]
+pub fn fails<I, S>(code: i32, needles: &[&str], args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let o = run(args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {err}",
+        stdout(&o)
+    );
+    if code >= 3 {
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "want one error line, got: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{err}"
+        );
+    }
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    err
+}
+
+/// Every file of a layout (but ocitool's private state) with its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            if rel.starts_with(".ocitool") {
+                continue;
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes(),
+                );
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+pub fn index_json(layout: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap()
+}
+
+/// `ref.name` → digest for every named entry of index.json.
+pub fn refs(layout: &Path) -> BTreeMap<String, String> {
+    let idx = index_json(layout);
+    let mut m = BTreeMap::new();
+    for d in idx["manifests"].as_array().cloned().unwrap_or_default() {
+        if let Some(n) = d["annotations"]["org.opencontainers.image.ref.name"].as_str() {
+            m.insert(n.to_string(), d["digest"].as_str().unwrap().to_string());
+        }
+    }
+    m
+}
+
+/// Asserts `ocitool verify` passes.
+#[track_caller]
+pub fn verify_clean(layout: &Path) {
+    let o = run([Path::new("verify"), layout]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "verify failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+/// Whether an external tool is on PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// For interop tests: true if the peer is present. Without it, fails under CI=true and
+/// otherwise prints a loud SKIPPED line and returns false.
+pub fn peer(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is required in CI (CI=true) but is not installed; .ci/run installs it");
+    }
+    eprintln!("SKIPPED: {tool} is not installed; interop test not run (install it or see .ci/run)");
+    false
+}
+
+/// Runs an external command, expecting success.
+#[track_caller]
+pub fn sh(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    layout.join("blobs").join(alg).join(hex)
+}
+
+/// A read-only bind mount of `dir` (needs root); unmounted on drop.
+pub struct RoMount {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl RoMount {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RoMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Mounts `dir` read-only elsewhere, or says loudly why it cannot (and fails under CI=true).
+pub fn read_only_mount(dir: &Path) -> Option<RoMount> {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("ro");
+    std::fs::create_dir(&path).unwrap();
+    let bind = Command::new("mount")
+        .arg("--bind")
+        .arg(dir)
+        .arg(&path)
+        .output();
+    let ok = bind.as_ref().is_ok_and(|o| o.status.success())
+        && Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        let _ = Command::new("umount").arg(&path).status();
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("cannot make a read-only bind mount (needs root) in CI");
+        }
+        eprintln!("SKIPPED: cannot make a read-only bind mount here (needs root)");
+        return None;
+    }
+    Some(RoMount { _dir: t, path })
+}
