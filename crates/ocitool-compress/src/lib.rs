@@ -98,6 +98,69 @@ pub fn auto_decoder<'a, R: BufRead + 'a>(
     Ok((c, decoder(c, reader, options)?))
 }
 
+/// A decoder fed by writes: compressed bytes are written in, decompressed bytes come out
+/// into the inner writer. Used where the compressed stream is already being consumed by
+/// something else (an archive being staged), so one pass yields both digests.
+pub enum PushDecoder<W: Write> {
+    None(W),
+    Gzip(flate2::write::MultiGzDecoder<W>),
+    Zstd(zstd::stream::write::Decoder<'static, W>),
+}
+
+impl<W: Write> PushDecoder<W> {
+    pub fn new(compression: Compression, inner: W, options: DecodeOptions) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::None => PushDecoder::None(inner),
+            Compression::Gzip => PushDecoder::Gzip(flate2::write::MultiGzDecoder::new(inner)),
+            Compression::Zstd => {
+                let mut raw = zstd::stream::raw::Decoder::new()?;
+                raw.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(
+                    options.zstd_window_log_max,
+                ))?;
+                PushDecoder::Zstd(zstd::stream::write::Decoder::with_decoder(inner, raw))
+            }
+        })
+    }
+
+    pub fn get_ref(&self) -> &W {
+        match self {
+            PushDecoder::None(w) => w,
+            PushDecoder::Gzip(d) => d.get_ref(),
+            PushDecoder::Zstd(d) => d.get_ref(),
+        }
+    }
+
+    /// Ends the stream; an incomplete compressed stream is an error.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            PushDecoder::None(w) => Ok(w),
+            PushDecoder::Gzip(d) => d.finish(),
+            PushDecoder::Zstd(mut d) => {
+                d.flush()?;
+                d.do_finish()?;
+                Ok(d.into_inner())
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for PushDecoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            PushDecoder::None(w) => w.write(buf),
+            PushDecoder::Gzip(d) => d.write(buf),
+            PushDecoder::Zstd(d) => d.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            PushDecoder::None(w) => w.flush(),
+            PushDecoder::Gzip(d) => d.flush(),
+            PushDecoder::Zstd(d) => d.flush(),
+        }
+    }
+}
+
 /// Settings for encoders.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EncodeOptions {

@@ -149,3 +149,42 @@ fn bomb_guard_passes_ordinary_data() {
     guarded.read_to_end(&mut out).unwrap();
     assert_eq!(out, data);
 }
+
+#[test]
+fn push_decoders_agree_with_pull_decoders() {
+    let data: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 27) as u8)
+        .collect();
+    for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let mut z = Encoder::new(c, Vec::new(), EncodeOptions::default()).unwrap();
+        z.write_all(&data).unwrap();
+        let mut z = z.finish().unwrap();
+        if c == Compression::Gzip {
+            // a second member
+            let mut e = Encoder::new(c, Vec::new(), EncodeOptions::default()).unwrap();
+            e.write_all(b"tail").unwrap();
+            z.extend(e.finish().unwrap());
+        }
+        let mut d = PushDecoder::new(c, Vec::new(), DecodeOptions::default()).unwrap();
+        for chunk in z.chunks(7777) {
+            d.write_all(chunk).unwrap();
+        }
+        let out = d.finish().unwrap();
+        let mut want = data.clone();
+        if c == Compression::Gzip {
+            want.extend(b"tail");
+        }
+        assert_eq!(out.len(), want.len(), "{c}");
+        assert!(out == want, "{c}");
+    }
+}
+
+#[test]
+fn push_decoder_reports_a_truncated_stream() {
+    let mut z = Encoder::new(Compression::Gzip, Vec::new(), EncodeOptions::default()).unwrap();
+    z.write_all(&[1u8; 100_000]).unwrap();
+    let z = z.finish().unwrap();
+    let mut d = PushDecoder::new(Compression::Gzip, Vec::new(), DecodeOptions::default()).unwrap();
+    d.write_all(&z[..z.len() / 2]).unwrap();
+    assert!(d.finish().is_err());
+}

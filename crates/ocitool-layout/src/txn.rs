@@ -116,6 +116,17 @@ impl<'a> Transaction<'a> {
         self.staged.contains_key(d)
     }
 
+    /// Drops the staged blobs `keep` rejects (their temporary files are removed). For
+    /// commands that stage everything a stream holds and learn only at its end what is needed.
+    pub fn retain_staged(&mut self, keep: impl Fn(&Digest) -> bool) {
+        self.staged.retain(|d, _| keep(d));
+    }
+
+    /// Digests of the blobs staged so far.
+    pub fn staged_digests(&self) -> impl Iterator<Item = &Digest> {
+        self.staged.keys()
+    }
+
     /// Opens a staged or committed blob for reading.
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
         if let Some(p) = self.staged.get(d) {

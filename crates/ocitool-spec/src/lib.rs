@@ -6,6 +6,7 @@
 //! here deserialize only; they do not implement `Serialize`.
 
 pub mod canonical;
+pub mod docker;
 mod errors;
 pub mod media;
 pub mod platform;

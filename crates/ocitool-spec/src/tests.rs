@@ -263,3 +263,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn docker_repo_tags() {
+    for ok in [
+        "app:1.0",
+        "team/app:v1",
+        "docker.io/library/app:latest",
+        "localhost:5000/a/b:1",
+        "a__b/c-d.e:T_1",
+        "a--b:x",
+    ] {
+        docker::validate_repo_tag(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in [
+        "app",
+        "App:1",
+        "UPPER/case:tag!",
+        "app@sha256:ab",
+        "app:.x",
+        "app:",
+        "a/:1",
+        "-a:1",
+        "a_:1",
+        "reg:x/app:1",
+    ] {
+        assert!(docker::validate_repo_tag(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn manifest_json_with_nulls() {
+    let items: Vec<docker::ManifestItem> = views::parse(
+        br#"[{"Config":"blobs/sha256/aa","RepoTags":null,"Layers":["blobs/sha256/bb"],"LayerSources":{"sha256:bb":{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":3,"digest":"sha256:bb"}}}]"#,
+        "manifest.json",
+    )
+    .unwrap();
+    assert!(items[0].repo_tags.is_empty());
+    assert_eq!(items[0].layer_sources.len(), 1);
+}

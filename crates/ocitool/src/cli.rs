@@ -81,6 +81,32 @@ pub enum Command {
         /// Verify only what these refs reach (default: the whole layout, unreferenced blobs included).
         refs: Vec<String>,
     },
+    /// Add every image of a docker-save or OCI archive (plain, gzip or zstd; `-` reads standard
+    /// input) to LAYOUT, created if missing, with a ref for each of its tags.
+    Import {
+        archive: PathBuf,
+        layout: PathBuf,
+        /// An extra ref for the imported image (repeatable; the archive must hold one image).
+        #[arg(long = "tag", value_name = "REF")]
+        tags: Vec<String>,
+        #[command(flatten)]
+        limits: ArchiveLimits,
+    },
+    /// Write refs as one archive that `docker load`, `podman load`, `ctr import` and skopeo read.
+    Export {
+        layout: PathBuf,
+        #[arg(required = true)]
+        refs: Vec<String>,
+        /// Output file, or `-` for standard output. A file appears only when complete.
+        #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+        output: PathBuf,
+        /// docker: Docker 25+ and classic at once; oci: an oci-archive.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Docker)]
+        format: ExportFormat,
+        /// For multi-platform refs: the platform to export (default: the host's, if present).
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
+    },
     /// Low-level blob access: store a file as a blob, or print a blob verified.
     #[command(subcommand)]
     Blob(BlobCommand),
@@ -94,6 +120,23 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Docker,
+    Oci,
+}
+
+/// Caps that stop hostile archives (see the README's Limits).
+#[derive(Debug, Args, Clone)]
+pub struct ArchiveLimits {
+    /// Most decompressed bytes per compressed byte, for the archive and each layer.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_ratio: u64,
+    /// Most members in an archive.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_entries: usize,
 }
 
 #[derive(Debug, Subcommand)]

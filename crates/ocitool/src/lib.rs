@@ -115,6 +115,19 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Untag { layout, refs } => cmd::untag::run(ctx, &layout, &refs),
         Command::Verify { layout, refs } => cmd::verify::run(ctx, &layout, &refs),
         Command::Blob(b) => cmd::blob::run(ctx, b),
+        Command::Export {
+            layout,
+            refs,
+            output,
+            format,
+            platform,
+        } => cmd::export::run(ctx, &layout, &refs, &output, format, platform.as_deref()),
+        Command::Import {
+            archive,
+            layout,
+            tags,
+            limits,
+        } => cmd::import::run(ctx, &archive, &layout, tags, &limits),
         Command::Gc {
             layout,
             dry_run,

@@ -1,5 +1,7 @@
 pub mod blob;
+pub mod export;
 pub mod gc;
+pub mod import;
 pub mod init;
 pub mod inspect;
 pub mod ls;

@@ -1,0 +1,402 @@
+//! `export`: images of a layout as one archive, deterministic and streamed.
+//!
+//! The `docker` format is at once a Docker 25+ archive (an OCI layout: `oci-layout`,
+//! `index.json` naming each ref with `io.containerd.image.name` and a tag-only
+//! `org.opencontainers.image.ref.name`, `blobs/sha256/`) and a classic one (`manifest.json`
+//! with `Config`, fully qualified `RepoTags`, `Layers`, and `repositories`), so every `docker load`, `podman
+//! load`, `ctr import` and `skopeo copy docker-archive:` takes it. Layers are written as they
+//! are stored (never recompressed: digests are kept); each is checked on the way to decompress
+//! to its diff_id. The `oci` format is an oci-archive: the layout alone, refs stored verbatim.
+//!
+//! Entries are sorted, owners and mtimes fixed, so the same layout and refs give a
+//! byte-identical archive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use ocitool_compress::Compression;
+use ocitool_digest::Digest;
+use ocitool_layout::graph::{Graph, Presence, WalkOptions, layer_compression};
+use ocitool_layout::resolve::{self, Target};
+use ocitool_layout::{Layout, Progress};
+use ocitool_spec::media::{self, Kind};
+use ocitool_spec::views::Checked;
+use ocitool_spec::{Descriptor, Platform, docker, refname};
+use serde_json::{Map, Value, json};
+
+use crate::errors::{Error, Result};
+use crate::tarwrite::TarWriter;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Docker,
+    Oci,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    pub format: Format,
+    /// The platform to take from multi-platform refs.
+    pub platform: Option<Platform>,
+    /// Also carry referrers (documents whose `subject` is exported). OCI format only.
+    pub referrers: bool,
+}
+
+/// What `export` wrote.
+#[derive(Clone, Debug, Default)]
+pub struct ExportReport {
+    pub images: Vec<ExportedImage>,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExportedImage {
+    pub digest: Digest,
+    pub media_type: String,
+    pub names: Vec<String>,
+    pub platforms: Vec<String>,
+}
+
+/// One image to write.
+struct Item {
+    target: Target,
+    names: Vec<String>,
+}
+
+/// Writes the archive of `refs` to `out`.
+pub fn export<W: Write>(
+    layout: &Layout,
+    refs: &[String],
+    options: &ExportOptions,
+    out: W,
+    progress: &dyn Progress,
+) -> Result<(ExportReport, W)> {
+    let _lock = layout.read_lock()?;
+    let index = layout.read_index()?;
+    // Resolve every ref; a multi-platform ref becomes one platform's manifest for the docker
+    // format (and for the oci format when --platform is given).
+    let mut items: Vec<Item> = Vec::new();
+    for r in refs {
+        let mut t = resolve::resolve(layout, &index, r)?;
+        if t.kind() == Kind::Index
+            && (options.format == Format::Docker || options.platform.is_some())
+        {
+            let g = Graph::walk(
+                layout,
+                &[(format!("ref {r}"), as_descriptor(&t))],
+                WalkOptions {
+                    read_configs: true,
+                    check_presence: false,
+                },
+            );
+            let child = resolve::select_platform(&g, &t.digest, options.platform.as_ref())?;
+            let node = &g.nodes[&child];
+            let platform = node_platform(&g, &t.digest, &child);
+            let mut v =
+                ocitool_layout::index::descriptor_value(&node.media_type, &child, node.size);
+            if let Some(p) = platform {
+                v["platform"] = serde_json::to_value(p).unwrap_or(Value::Null);
+            }
+            t = Target {
+                digest: child,
+                size: node.size,
+                media_type: node.media_type.clone(),
+                descriptor: v,
+            };
+        }
+        let name = if Digest::parse(r).is_ok() {
+            None
+        } else {
+            Some(r.clone())
+        };
+        match items.iter_mut().find(|i| i.target.digest == t.digest) {
+            Some(i) => i.names.extend(name),
+            None => items.push(Item {
+                target: t,
+                names: name.into_iter().collect(),
+            }),
+        }
+    }
+
+    // The graph of everything exported, checked.
+    let roots: Vec<(String, Descriptor)> = items
+        .iter()
+        .map(|i| {
+            (
+                format!("image {}", i.target.digest),
+                as_descriptor(&i.target),
+            )
+        })
+        .collect();
+    let mut graph = Graph::walk(
+        layout,
+        &roots,
+        WalkOptions {
+            read_configs: true,
+            check_presence: true,
+        },
+    );
+    if options.referrers && options.format == Format::Oci {
+        let all = ocitool_layout::graph::list_blobs(layout)?;
+        let g_all = Graph::walk_index(
+            layout,
+            &index,
+            WalkOptions {
+                read_configs: true,
+                check_presence: true,
+            },
+        );
+        // Referrers listed in index.json are found through the full graph; unlisted ones by scan.
+        for (d, n) in g_all.nodes {
+            graph.nodes.entry(d).or_insert(n);
+        }
+        graph.add_unlisted_referrers(
+            layout,
+            &all,
+            WalkOptions {
+                read_configs: true,
+                check_presence: true,
+            },
+        );
+    }
+    if let Some(p) = graph.problems.first() {
+        return Err(Error::Image {
+            image: p
+                .digest
+                .as_ref()
+                .map_or_else(|| p.path.clone(), ToString::to_string),
+            why: format!("{} (run `ocitool verify`; nothing was exported)", p.problem),
+        });
+    }
+    let root_digests: Vec<Digest> = items.iter().map(|i| i.target.digest.clone()).collect();
+    let reach = graph.closure(
+        &root_digests,
+        options.referrers && options.format == Format::Oci,
+    );
+    let blobs: BTreeSet<Digest> = reach
+        .into_iter()
+        .filter(|d| {
+            graph
+                .nodes
+                .get(d)
+                .is_some_and(|n| n.presence == Presence::Present)
+        })
+        .collect();
+
+    // Layers to check against their diff_ids on the way out.
+    let mut diff_of: BTreeMap<Digest, (Compression, Digest)> = BTreeMap::new();
+    for n in graph.nodes.values() {
+        let Some(m) = &n.manifest else { continue };
+        let Some(cfg) = graph
+            .nodes
+            .get(&m.config.digest)
+            .and_then(|c| c.config.as_ref())
+        else {
+            continue;
+        };
+        for ((l, kind), want) in m.layers.iter().zip(&cfg.diff_ids) {
+            if let (Some(c), Ok(w)) = (layer_compression(*kind), Digest::parse(want)) {
+                diff_of.entry(l.digest.clone()).or_insert((c, w));
+            }
+        }
+    }
+
+    let mut report = ExportReport::default();
+    let mut manifest_json: Vec<Value> = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut index_entries: Vec<Value> = Vec::new();
+    for it in &items {
+        let t = &it.target;
+        let node = &graph.nodes[&t.digest];
+        report.images.push(ExportedImage {
+            digest: t.digest.clone(),
+            media_type: t.media_type.clone(),
+            names: it.names.clone(),
+            platforms: graph
+                .platforms_of(&t.digest)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        });
+        let mut base = t.descriptor.clone();
+        strip_names(&mut base);
+        match options.format {
+            Format::Oci => {
+                if it.names.is_empty() {
+                    index_entries.push(base.clone());
+                }
+                for n in &it.names {
+                    let mut d = base.clone();
+                    set_annotation(&mut d, refname::REF_NAME, n);
+                    index_entries.push(d);
+                }
+            }
+            Format::Docker => {
+                let m = node.manifest.as_ref().ok_or_else(|| Error::Image {
+                    image: t.digest.to_string(),
+                    why: format!("is a {}, not an image manifest; the docker format carries images only (use --format oci)", t.media_type),
+                })?;
+                let cfg = graph
+                    .nodes
+                    .get(&m.config.digest)
+                    .and_then(|c| c.config.as_ref())
+                    .ok_or_else(|| Error::Image {
+                        image: t.digest.to_string(),
+                        why: "its config is not an image config (an artifact?); use --format oci"
+                            .into(),
+                    })?;
+                let mut tags = Vec::new();
+                for n in &it.names {
+                    let tag = docker_tag(n)?;
+                    let (repo, tg) = refname::split_repo_tag(&tag);
+                    let tg = tg.unwrap_or("latest").to_string();
+                    let mut d = base.clone();
+                    set_annotation(
+                        &mut d,
+                        refname::CONTAINERD_IMAGE_NAME,
+                        &refname::docker_normalize(&tag),
+                    );
+                    set_annotation(&mut d, refname::REF_NAME, &tg);
+                    index_entries.push(d);
+                    if let Some(top) = cfg.diff_ids.last() {
+                        let hex = top
+                            .split_once(':')
+                            .map_or(top.as_str(), |(_, h)| h)
+                            .to_string();
+                        repositories
+                            .entry(repo.to_string())
+                            .or_default()
+                            .insert(tg, hex);
+                    }
+                    // Fully qualified, as skopeo and podman write them: `docker load` accepts
+                    // them, and podman then names the image docker.io/… as Docker does,
+                    // rather than localhost/….
+                    let full = refname::docker_normalize(&tag);
+                    if !tags.contains(&full) {
+                        tags.push(full);
+                    }
+                }
+                if it.names.is_empty() {
+                    index_entries.push(base.clone());
+                }
+                manifest_json.push(json!({
+                    "Config": blob_path(&m.config.digest),
+                    "RepoTags": tags,
+                    "Layers": m.layers.iter().map(|(l, _)| blob_path(&l.digest)).collect::<Vec<_>>(),
+                }));
+            }
+        }
+    }
+
+    // Write: blobs (sorted), then the metadata, like `docker save` (lexical order).
+    let total: u64 = blobs
+        .iter()
+        .filter_map(|d| graph.nodes.get(d))
+        .map(|n| n.size)
+        .sum();
+    progress.start("export", total);
+    let mut tw = TarWriter::new(out);
+    tw.dir("blobs/")?;
+    let mut algs: Vec<&str> = blobs.iter().map(|d| d.algorithm().name()).collect();
+    algs.dedup();
+    for alg in algs {
+        tw.dir(&format!("blobs/{alg}/"))?;
+        for d in blobs.iter().filter(|d| d.algorithm().name() == alg) {
+            let size = graph.nodes[d].size;
+            let layer = diff_of.get(d).map(|(c, w)| (*c, w));
+            tw.blob(
+                layout,
+                &blob_path(d),
+                &Checked {
+                    digest: d.clone(),
+                    size,
+                },
+                layer,
+                progress,
+            )?;
+            report.blobs += 1;
+        }
+    }
+    let mut index_doc = Map::new();
+    index_doc.insert("schemaVersion".into(), Value::from(2));
+    index_doc.insert("mediaType".into(), Value::from(media::OCI_INDEX));
+    index_doc.insert("manifests".into(), Value::Array(index_entries));
+    tw.file("index.json", &ocitool_spec::canonical::to_vec(&index_doc))?;
+    if options.format == Format::Docker {
+        tw.file(
+            "manifest.json",
+            &ocitool_spec::canonical::to_vec(&manifest_json),
+        )?;
+    }
+    tw.file("oci-layout", ocitool_layout::OCI_LAYOUT_CONTENT)?;
+    if options.format == Format::Docker {
+        tw.file(
+            "repositories",
+            &ocitool_spec::canonical::to_vec(&repositories),
+        )?;
+    }
+    progress.finish();
+    report.bytes = tw.written() + 1024;
+    let out = tw.finish()?;
+    Ok((report, out))
+}
+
+/// The RepoTag Docker would show for a ref: familiar, with `:latest` when it has no tag.
+fn docker_tag(name: &str) -> Result<String> {
+    let f = refname::familiar(name);
+    let tag = match refname::split_repo_tag(f) {
+        (_, Some(_)) => f.to_string(),
+        (_, None) => format!("{f}:latest"),
+    };
+    docker::validate_repo_tag(&tag).map_err(|e| Error::Image {
+        image: format!("ref {name:?}"),
+        why: format!("cannot be a docker tag ({e}); give it a repo:tag name with `ocitool tag`, or export with --format oci"),
+    })?;
+    Ok(tag)
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/{}/{}", d.algorithm(), d.encoded())
+}
+
+fn as_descriptor(t: &Target) -> Descriptor {
+    serde_json::from_value(t.descriptor.clone()).unwrap_or(Descriptor {
+        media_type: t.media_type.clone(),
+        digest: t.digest.to_string(),
+        size: t.size as i64,
+        ..Default::default()
+    })
+}
+
+fn node_platform(g: &Graph, index: &Digest, child: &Digest) -> Option<Platform> {
+    g.nodes
+        .get(index)?
+        .platforms
+        .iter()
+        .find(|(d, _)| d == child)
+        .and_then(|(_, p)| p.clone())
+}
+
+fn strip_names(desc: &mut Value) {
+    if let Some(Value::Object(a)) = desc.get_mut("annotations") {
+        a.remove(refname::REF_NAME);
+        a.remove(refname::CONTAINERD_IMAGE_NAME);
+        if a.is_empty()
+            && let Some(o) = desc.as_object_mut()
+        {
+            o.remove("annotations");
+        }
+    }
+}
+
+fn set_annotation(desc: &mut Value, key: &str, value: &str) {
+    if let Some(o) = desc.as_object_mut() {
+        let a = o
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = a {
+            m.insert(key.to_string(), Value::from(value));
+        }
+    }
+}

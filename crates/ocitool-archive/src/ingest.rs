@@ -1,0 +1,387 @@
+//! One pass over an archive: every regular member streams into the layout's staging area (or,
+//! when the layout already holds its bytes, only through the hashers), and comes out as a
+//! `Member` with its digest, size, compression and, for a compressed member, the digest of its
+//! decompressed bytes. Links are recorded and resolved inside the archive only at the end.
+//!
+//! Real archives put `manifest.json` and `index.json` after the blobs, so nothing can be
+//! decided while streaming; the archive is never read twice and never copied whole.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Read, Write};
+
+use ocitool_compress::{BombGuard, Compression, CountingReader, DecodeOptions, PushDecoder};
+use ocitool_digest::{Algorithm, Digest, HashingWriter};
+use ocitool_layout::txn::BUF_SIZE;
+use ocitool_layout::{Progress, Transaction};
+use ocitool_spec::views::Checked;
+
+use crate::errors::{Error, Result};
+use crate::paths;
+
+/// Caps that stop hostile archives. Every one is documented in the README and can be raised.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Members in one archive.
+    pub max_entries: usize,
+    /// Links followed to reach a member.
+    pub max_link_hops: usize,
+    /// Decompressed bytes per compressed byte (outer archive and layers alike), once past
+    /// `ratio_slack` bytes.
+    pub max_ratio: u64,
+    pub ratio_slack: u64,
+    /// Largest JSON document read (`manifest.json`, `index.json`, configs, manifests).
+    pub json_limit: u64,
+    pub decode: DecodeOptions,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 1_000_000,
+            max_link_hops: 16,
+            max_ratio: 1000,
+            ratio_slack: 64 << 20,
+            json_limit: ocitool_spec::DEFAULT_JSON_LIMIT,
+            decode: DecodeOptions::default(),
+        }
+    }
+}
+
+/// A regular member of the archive.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// sha256 of its bytes.
+    pub digest: Digest,
+    pub size: u64,
+    /// Compression recognised by magic bytes.
+    pub compression: Compression,
+    /// For a compressed member, sha256 of its decompressed bytes (or why they could not be
+    /// decompressed); for an uncompressed one, `None` (its digest is its own).
+    pub uncompressed: Option<std::result::Result<Digest, String>>,
+}
+
+impl Member {
+    pub fn checked(&self) -> Checked {
+        Checked {
+            digest: self.digest.clone(),
+            size: self.size,
+        }
+    }
+
+    /// The digest of the member's uncompressed content: a layer's diff_id.
+    pub fn diff_id(&self) -> std::result::Result<&Digest, &str> {
+        match &self.uncompressed {
+            None => Ok(&self.digest),
+            Some(Ok(d)) => Ok(d),
+            Some(Err(e)) => Err(e),
+        }
+    }
+}
+
+/// What one pass found.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub members: BTreeMap<String, Member>,
+    /// Link name → the member name it points at (one hop, already checked to stay inside).
+    pub links: BTreeMap<String, String>,
+    /// Bytes of archive read (after outer decompression).
+    pub bytes: u64,
+    /// Outer compression of the archive.
+    pub compression: Option<Compression>,
+}
+
+impl Ingested {
+    /// The member a name refers to, following links (with a hop limit).
+    pub fn get(&self, name: &str, limits: &Limits) -> Result<&Member> {
+        let mut cur = paths::normalize(name.as_bytes())?;
+        for _ in 0..=limits.max_link_hops {
+            if let Some(m) = self.members.get(&cur) {
+                return Ok(m);
+            }
+            match self.links.get(&cur) {
+                Some(next) => cur = next.clone(),
+                None => return Err(Error::entry(name, "no such member in the archive")),
+            }
+        }
+        Err(Error::entry(
+            name,
+            format!(
+                "more than {} links to follow (a link loop?)",
+                limits.max_link_hops
+            ),
+        ))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.members.contains_key(name) || self.links.contains_key(name)
+    }
+}
+
+/// Reads an archive (plain, gzip or zstd, detected by magic bytes) in one pass.
+pub fn ingest(
+    input: impl Read,
+    txn: &mut Transaction<'_>,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<Ingested> {
+    let (counting, consumed) = CountingReader::new(BufReader::with_capacity(
+        BUF_SIZE,
+        ProgressRead {
+            inner: input,
+            progress,
+        },
+    ));
+    let mut buffered = BufReader::with_capacity(BUF_SIZE, counting);
+    let compression = Compression::sniff(&mut buffered).map_err(Error::io("read the archive"))?;
+    let decoded = ocitool_compress::decoder(compression, buffered, limits.decode)
+        .map_err(Error::io("read the archive"))?;
+    let guarded: Box<dyn Read> = if compression == Compression::None {
+        decoded
+    } else {
+        Box::new(BombGuard::new(
+            decoded,
+            consumed,
+            u64::MAX,
+            limits.max_ratio,
+            limits.ratio_slack,
+        ))
+    };
+    let mut archive = tar::Archive::new(guarded);
+    let mut out = Ingested {
+        compression: Some(compression),
+        ..Default::default()
+    };
+    let entries = archive.entries().map_err(Error::io("read the archive"))?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    for (n, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|e| archive_error("read the next member header", e))?;
+        if n >= limits.max_entries {
+            return Err(Error::Archive(format!(
+                "more than {} members (raise the limit with --max-entries)",
+                limits.max_entries
+            )));
+        }
+        let raw_name = entry.path_bytes().into_owned();
+        let name = paths::normalize(&raw_name)?;
+        let kind = entry.header().entry_type();
+        if name.is_empty() {
+            if kind.is_dir() {
+                continue;
+            }
+            return Err(Error::entry("", "member with an empty name"));
+        }
+        if out.members.contains_key(&name) || out.links.contains_key(&name) {
+            return Err(Error::entry(
+                &name,
+                "duplicate member (the archive holds this name twice)",
+            ));
+        }
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => continue,
+            T::Symlink | T::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| Error::entry(&name, "link without a target"))?
+                    .into_owned();
+                let resolved = if kind == T::Symlink {
+                    let t = std::str::from_utf8(&target)
+                        .map_err(|_| Error::entry(&name, "link target is not UTF-8"))?;
+                    paths::resolve_symlink(&name, t)?
+                } else {
+                    paths::resolve_hardlink(&name, &target)?
+                };
+                if resolved == name {
+                    return Err(Error::entry(&name, "link to itself"));
+                }
+                out.links.insert(name, resolved);
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let declared = entry.size();
+                let member = stream_member(&mut entry, &name, declared, txn, limits, &mut buf)?;
+                out.bytes += member.size;
+                out.members.insert(name, member);
+            }
+            T::XGlobalHeader => continue,
+            other => {
+                return Err(Error::entry(
+                    &name,
+                    format!("unsupported member type {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn archive_error(what: &str, e: io::Error) -> Error {
+    if let Some(b) = e
+        .get_ref()
+        .and_then(|x| x.downcast_ref::<ocitool_compress::BombError>())
+    {
+        return Error::Archive(format!("{b} (raise the limit with --max-ratio)"));
+    }
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return Error::Archive(format!("{what}: the archive is truncated"));
+    }
+    Error::Archive(format!("{what}: {e}"))
+}
+
+/// The digest a member's name promises (`blobs/sha256/<hex>`), if any.
+fn promised_digest(name: &str) -> Option<Digest> {
+    let rest = name.strip_prefix("blobs/")?;
+    let (alg, hex) = rest.split_once('/')?;
+    Digest::parse(&format!("{alg}:{hex}")).ok()
+}
+
+/// Destination of a member's bytes: a staged blob, or only the hasher when the layout already
+/// holds that blob.
+enum Dest {
+    Stage(ocitool_layout::txn::BlobWriter),
+    Hash(HashingWriter<io::Sink>),
+}
+
+impl Write for Dest {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Dest::Stage(w) => w.write(b),
+            Dest::Hash(h) => h.write(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn stream_member(
+    entry: &mut impl Read,
+    name: &str,
+    declared: u64,
+    txn: &mut Transaction<'_>,
+    limits: &Limits,
+    buf: &mut [u8],
+) -> Result<Member> {
+    let promised = promised_digest(name);
+    let algorithm = promised
+        .as_ref()
+        .map_or(Algorithm::Sha256, Digest::algorithm);
+    let already = match &promised {
+        Some(d) => txn.has_blob(&Checked {
+            digest: d.clone(),
+            size: declared,
+        })?,
+        None => false,
+    };
+    let mut dest = if already {
+        Dest::Hash(HashingWriter::new(io::sink(), algorithm))
+    } else {
+        Dest::Stage(txn.blob_writer(algorithm)?)
+    };
+    let read_err = |e: io::Error| match archive_error("read", e) {
+        Error::Archive(m) => Error::entry(name, m),
+        other => other,
+    };
+    // First chunk: recognise compression, then feed the decoder (if any) chunk by chunk.
+    let mut decoder: Option<PushDecoder<HashingWriter<io::Sink>>> = None;
+    let mut decode_error: Option<String> = None;
+    let mut compression = Compression::None;
+    let mut total: u64 = 0;
+    loop {
+        let n = match entry.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        if total == 0 {
+            compression = Compression::detect(&buf[..n]);
+            if compression != Compression::None {
+                decoder = Some(
+                    PushDecoder::new(
+                        compression,
+                        HashingWriter::new(io::sink(), Algorithm::Sha256),
+                        limits.decode,
+                    )
+                    .map_err(Error::io(format!("archive member {name}")))?,
+                );
+            }
+        }
+        total += n as u64;
+        dest.write_all(&buf[..n])
+            .map_err(Error::io(format!("stage archive member {name}")))?;
+        if let Some(d) = decoder.as_mut() {
+            if let Err(e) = d.write_all(&buf[..n]) {
+                decode_error = Some(e.to_string());
+                decoder = None;
+            } else {
+                let produced = d.get_ref().count();
+                if produced > limits.ratio_slack
+                    && produced
+                        > total
+                            .saturating_mul(limits.max_ratio)
+                            .saturating_add(limits.ratio_slack)
+                {
+                    return Err(Error::entry(
+                        name,
+                        format!(
+                            "decompresses more than {}:1 ({produced} bytes from {total}; raise the limit with --max-ratio)",
+                            limits.max_ratio
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if total != declared {
+        return Err(Error::entry(
+            name,
+            format!("the archive is truncated ({total} of {declared} bytes)"),
+        ));
+    }
+    let uncompressed = if compression == Compression::None {
+        None
+    } else {
+        Some(match (decoder, decode_error) {
+            (_, Some(e)) => Err(e),
+            (Some(d), None) => d.finish().map(|h| h.finish().0).map_err(|e| e.to_string()),
+            (None, None) => Err("no decoder".to_string()),
+        })
+    };
+    let checked = match dest {
+        Dest::Stage(w) => txn.finish_blob(w, None)?,
+        Dest::Hash(h) => {
+            let (digest, size, _) = h.finish();
+            Checked { digest, size }
+        }
+    };
+    if let Some(p) = promised
+        && p != checked.digest
+    {
+        return Err(Error::entry(
+            name,
+            format!(
+                "content hashes to {}, not the digest its name promises",
+                checked.digest
+            ),
+        ));
+    }
+    Ok(Member {
+        digest: checked.digest,
+        size: checked.size,
+        compression,
+        uncompressed,
+    })
+}
+
+struct ProgressRead<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for ProgressRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,107 @@
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use ocitool_archive::export::{self, ExportOptions, Format};
+use ocitool_layout::Layout;
+use ocitool_spec::Platform;
+use serde_json::json;
+
+use crate::cli::ExportFormat;
+use crate::output::human_size;
+use crate::{Ctx, exit};
+
+/// Writes to `path` through a temporary file in the same directory, renamed into place only
+/// when `f` succeeds (so a failed or killed export leaves no partial archive); `-` writes to
+/// standard output.
+pub fn write_output<T>(
+    path: &Path,
+    f: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if path.as_os_str() == "-" {
+        let stdout = io::stdout();
+        let mut w = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        let r = f(&mut w)?;
+        w.flush().context("write standard output")?;
+        return Ok(r);
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".ocitool-partial-")
+        .tempfile_in(dir)
+        .with_context(|| format!("create a temporary file in {}", dir.display()))?;
+    let mut w = io::BufWriter::with_capacity(1 << 20, tmp);
+    let r = f(&mut w)?;
+    let tmp = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("write {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("fsync {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("rename into {}", path.display()))?;
+    Ok(r)
+}
+
+pub fn run(
+    ctx: &mut Ctx,
+    layout: &Path,
+    refs: &[String],
+    output: &Path,
+    format: ExportFormat,
+    platform: Option<&str>,
+) -> anyhow::Result<i32> {
+    let platform: Option<Platform> = platform.map(str::parse).transpose()?;
+    let layout = Layout::open(layout, ctx.layout_options())?;
+    let options = ExportOptions {
+        format: match format {
+            ExportFormat::Docker => Format::Docker,
+            ExportFormat::Oci => Format::Oci,
+        },
+        platform,
+        referrers: false,
+    };
+    let progress = ctx.progress();
+    let report = write_output(output, |w| {
+        let (r, _) = export::export(&layout, refs, &options, w, &progress)?;
+        Ok(r)
+    })?;
+    let to_stdout = output.as_os_str() == "-";
+    if ctx.global.json && !to_stdout {
+        let images: Vec<_> = report
+            .images
+            .iter()
+            .map(|i| json!({"digest": i.digest.to_string(), "mediaType": i.media_type, "refs": i.names, "platforms": i.platforms}))
+            .collect();
+        ctx.out.json(&json!({"output": output, "images": images, "blobs": report.blobs, "bytes": report.bytes}))?;
+        return Ok(exit::OK);
+    }
+    for i in &report.images {
+        let names = if i.names.is_empty() {
+            "<untagged>".to_string()
+        } else {
+            i.names.join(", ")
+        };
+        ctx.diag.info(format!(
+            "exported {names} ({}, {})",
+            i.digest,
+            i.platforms.join(", ")
+        ));
+    }
+    ctx.diag.info(format!(
+        "wrote {} ({} blob(s), {})",
+        if to_stdout {
+            "standard output".to_string()
+        } else {
+            output.display().to_string()
+        },
+        report.blobs,
+        human_size(report.bytes)
+    ));
+    Ok(exit::OK)
+}
