@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod fixtures_up_to_date;
 mod gc;
+mod import_export;
 mod init;
 mod inspect;
 mod interop;
