@@ -22,12 +22,8 @@ pub enum Error {
     Image { image: String, why: String },
     #[error("invalid RepoTag {tag:?} in manifest.json: {why}")]
     RepoTag { tag: String, why: String },
-    #[error("{what} {digest} is not in the archive{hint}")]
-    Missing {
-        what: &'static str,
-        digest: Digest,
-        hint: String,
-    },
+    #[error("{} blob(s) are neither in the archive nor in the layout: {}", missing.len(), missing.iter().map(|(d, what)| format!("{d} ({what})")).collect::<Vec<_>>().join(", "))]
+    Missing { missing: Vec<(Digest, String)> },
 }
 
 impl Error {

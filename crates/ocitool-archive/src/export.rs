@@ -33,6 +33,15 @@ pub enum Format {
     Oci,
 }
 
+/// What to export.
+#[derive(Clone, Debug)]
+pub enum Selection {
+    /// Every `index.json` entry, its descriptor kept verbatim (OCI format only).
+    All,
+    /// These refs (names or digests); each name becomes a ref in the archive.
+    Refs(Vec<String>),
+}
+
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
     pub format: Format,
@@ -40,6 +49,9 @@ pub struct ExportOptions {
     pub platform: Option<Platform>,
     /// Also carry referrers (documents whose `subject` is exported). OCI format only.
     pub referrers: bool,
+    /// Blobs the receiver already has (an inventory): configs and layers listed here are left
+    /// out. Manifests and indexes are always written, so the bundle resolves its refs.
+    pub exclude: Option<BTreeMap<Digest, u64>>,
 }
 
 /// What `export` wrote.
@@ -48,6 +60,9 @@ pub struct ExportReport {
     pub images: Vec<ExportedImage>,
     pub blobs: usize,
     pub bytes: u64,
+    /// Blobs left out because the inventory lists them, and their total size.
+    pub excluded: usize,
+    pub excluded_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -62,62 +77,21 @@ pub struct ExportedImage {
 struct Item {
     target: Target,
     names: Vec<String>,
+    /// Write `target.descriptor` into `index.json` as it is (naming annotations included).
+    verbatim: bool,
 }
 
-/// Writes the archive of `refs` to `out`.
+/// Writes the archive of the selection to `out`.
 pub fn export<W: Write>(
     layout: &Layout,
-    refs: &[String],
+    selection: &Selection,
     options: &ExportOptions,
     out: W,
     progress: &dyn Progress,
 ) -> Result<(ExportReport, W)> {
     let _lock = layout.read_lock()?;
     let index = layout.read_index()?;
-    // Resolve every ref; a multi-platform ref becomes one platform's manifest for the docker
-    // format (and for the oci format when --platform is given).
-    let mut items: Vec<Item> = Vec::new();
-    for r in refs {
-        let mut t = resolve::resolve(layout, &index, r)?;
-        if t.kind() == Kind::Index
-            && (options.format == Format::Docker || options.platform.is_some())
-        {
-            let g = Graph::walk(
-                layout,
-                &[(format!("ref {r}"), as_descriptor(&t))],
-                WalkOptions {
-                    read_configs: true,
-                    check_presence: false,
-                },
-            );
-            let child = resolve::select_platform(&g, &t.digest, options.platform.as_ref())?;
-            let node = &g.nodes[&child];
-            let platform = node_platform(&g, &t.digest, &child);
-            let mut v =
-                ocitool_layout::index::descriptor_value(&node.media_type, &child, node.size);
-            if let Some(p) = platform {
-                v["platform"] = serde_json::to_value(p).unwrap_or(Value::Null);
-            }
-            t = Target {
-                digest: child,
-                size: node.size,
-                media_type: node.media_type.clone(),
-                descriptor: v,
-            };
-        }
-        let name = if Digest::parse(r).is_ok() {
-            None
-        } else {
-            Some(r.clone())
-        };
-        match items.iter_mut().find(|i| i.target.digest == t.digest) {
-            Some(i) => i.names.extend(name),
-            None => items.push(Item {
-                target: t,
-                names: name.into_iter().collect(),
-            }),
-        }
-    }
+    let items = select(layout, &index, selection, options)?;
 
     // The graph of everything exported, checked.
     let roots: Vec<(String, Descriptor)> = items
@@ -129,38 +103,26 @@ pub fn export<W: Write>(
             )
         })
         .collect();
-    let mut graph = Graph::walk(
-        layout,
-        &roots,
-        WalkOptions {
-            read_configs: true,
-            check_presence: true,
-        },
-    );
-    if options.referrers && options.format == Format::Oci {
-        let all = ocitool_layout::graph::list_blobs(layout)?;
-        let g_all = Graph::walk_index(
-            layout,
-            &index,
-            WalkOptions {
-                read_configs: true,
-                check_presence: true,
-            },
-        );
-        // Referrers listed in index.json are found through the full graph; unlisted ones by scan.
-        for (d, n) in g_all.nodes {
+    let walk = WalkOptions {
+        read_configs: true,
+        check_presence: true,
+    };
+    let mut graph = Graph::walk(layout, &roots, walk);
+    let referrers = options.referrers && options.format == Format::Oci;
+    if referrers {
+        // Referrers listed in index.json are found through its graph, unlisted ones by scan.
+        for (d, n) in Graph::walk_index(layout, &index, walk).nodes {
             graph.nodes.entry(d).or_insert(n);
         }
-        graph.add_unlisted_referrers(
-            layout,
-            &all,
-            WalkOptions {
-                read_configs: true,
-                check_presence: true,
-            },
-        );
+        graph.add_unlisted_referrers(layout, &ocitool_layout::graph::list_blobs(layout)?, walk);
     }
-    if let Some(p) = graph.problems.first() {
+    let root_digests: Vec<Digest> = items.iter().map(|i| i.target.digest.clone()).collect();
+    let reach = graph.closure(&root_digests, referrers);
+    if let Some(p) = graph
+        .problems
+        .iter()
+        .find(|p| p.digest.as_ref().is_none_or(|d| reach.contains(d)))
+    {
         return Err(Error::Image {
             image: p
                 .digest
@@ -169,20 +131,29 @@ pub fn export<W: Write>(
             why: format!("{} (run `ocitool verify`; nothing was exported)", p.problem),
         });
     }
-    let root_digests: Vec<Digest> = items.iter().map(|i| i.target.digest.clone()).collect();
-    let reach = graph.closure(
-        &root_digests,
-        options.referrers && options.format == Format::Oci,
-    );
-    let blobs: BTreeSet<Digest> = reach
-        .into_iter()
-        .filter(|d| {
-            graph
-                .nodes
-                .get(d)
-                .is_some_and(|n| n.presence == Presence::Present)
-        })
-        .collect();
+    let mut report = ExportReport::default();
+    let mut blobs: BTreeSet<Digest> = BTreeSet::new();
+    for d in reach {
+        let Some(n) = graph
+            .nodes
+            .get(&d)
+            .filter(|n| n.presence == Presence::Present)
+        else {
+            continue; // absent where the spec allows it (a sparse index)
+        };
+        let is_doc = matches!(n.kind, Kind::Index | Kind::Manifest);
+        if !is_doc
+            && options
+                .exclude
+                .as_ref()
+                .is_some_and(|ex| ex.get(&d) == Some(&n.size))
+        {
+            report.excluded += 1;
+            report.excluded_bytes += n.size;
+            continue;
+        }
+        blobs.insert(d);
+    }
 
     // Layers to check against their diff_ids on the way out.
     let mut diff_of: BTreeMap<Digest, (Compression, Digest)> = BTreeMap::new();
@@ -202,7 +173,6 @@ pub fn export<W: Write>(
         }
     }
 
-    let mut report = ExportReport::default();
     let mut manifest_json: Vec<Value> = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut index_entries: Vec<Value> = Vec::new();
@@ -219,6 +189,10 @@ pub fn export<W: Write>(
                 .map(ToString::to_string)
                 .collect(),
         });
+        if it.verbatim {
+            index_entries.push(t.descriptor.clone());
+            continue;
+        }
         let mut base = t.descriptor.clone();
         strip_names(&mut base);
         match options.format {
@@ -235,7 +209,10 @@ pub fn export<W: Write>(
             Format::Docker => {
                 let m = node.manifest.as_ref().ok_or_else(|| Error::Image {
                     image: t.digest.to_string(),
-                    why: format!("is a {}, not an image manifest; the docker format carries images only (use --format oci)", t.media_type),
+                    why: format!(
+                        "is a {}, not an image manifest; the docker format carries images only (use --format oci)",
+                        t.media_type
+                    ),
                 })?;
                 let cfg = graph
                     .nodes
@@ -340,6 +317,101 @@ pub fn export<W: Write>(
     report.bytes = tw.written() + 1024;
     let out = tw.finish()?;
     Ok((report, out))
+}
+
+/// The images to export: each ref resolved (several names of one image merged), or every
+/// `index.json` entry verbatim. A multi-platform image becomes one platform's manifest for
+/// the docker format, and for the oci format when a platform is asked for.
+fn select(
+    layout: &Layout,
+    index: &ocitool_layout::IndexDoc,
+    selection: &Selection,
+    options: &ExportOptions,
+) -> Result<Vec<Item>> {
+    let picks: Vec<(Option<String>, Target, bool)> = match selection {
+        Selection::Refs(refs) => refs
+            .iter()
+            .map(|r| {
+                let t = resolve::resolve(layout, index, r)?;
+                let name = if Digest::parse(r).is_ok() {
+                    None
+                } else {
+                    Some(r.clone())
+                };
+                Ok((name, t, false))
+            })
+            .collect::<Result<_>>()?,
+        Selection::All => {
+            if options.format == Format::Docker {
+                return Err(Error::Archive(
+                    "the docker format needs the refs to export".into(),
+                ));
+            }
+            index
+                .entries()
+                .into_iter()
+                .map(|e| {
+                    let c = e.descriptor.checked().map_err(|source| {
+                        ocitool_layout::Error::Descriptor {
+                            location: e.location(),
+                            source,
+                        }
+                    })?;
+                    let t = Target {
+                        digest: c.digest,
+                        size: c.size,
+                        media_type: e.descriptor.media_type.clone(),
+                        descriptor: index.raw_entry(e.position).cloned().unwrap_or(Value::Null),
+                    };
+                    Ok((e.display_name().map(str::to_string), t, true))
+                })
+                .collect::<Result<_>>()?
+        }
+    };
+    let mut items: Vec<Item> = Vec::new();
+    for (name, mut t, verbatim) in picks {
+        if t.kind() == Kind::Index
+            && (options.format == Format::Docker || options.platform.is_some())
+        {
+            let shown = name.clone().unwrap_or_else(|| t.digest.to_string());
+            let g = Graph::walk(
+                layout,
+                &[(format!("ref {shown}"), as_descriptor(&t))],
+                WalkOptions {
+                    read_configs: true,
+                    check_presence: false,
+                },
+            );
+            let child = resolve::select_platform(&g, &t.digest, options.platform.as_ref())?;
+            let node = &g.nodes[&child];
+            let mut v =
+                ocitool_layout::index::descriptor_value(&node.media_type, &child, node.size);
+            if let Some(p) = node_platform(&g, &t.digest, &child) {
+                v["platform"] = serde_json::to_value(p).unwrap_or(Value::Null);
+            }
+            if verbatim && let Some(a) = t.descriptor.get("annotations") {
+                v["annotations"] = a.clone();
+            }
+            t = Target {
+                digest: child,
+                size: node.size,
+                media_type: node.media_type.clone(),
+                descriptor: v,
+            };
+        }
+        match items
+            .iter_mut()
+            .find(|i| i.target.digest == t.digest && !verbatim && !i.verbatim)
+        {
+            Some(i) => i.names.extend(name),
+            None => items.push(Item {
+                target: t,
+                names: name.into_iter().collect(),
+                verbatim,
+            }),
+        }
+    }
+    Ok(items)
 }
 
 /// The RepoTag Docker would show for a ref: familiar, with `:latest` when it has no tag.

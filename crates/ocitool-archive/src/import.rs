@@ -31,12 +31,22 @@ use serde_json::Value;
 use crate::errors::{Error, Result};
 use crate::ingest::{self, Ingested, Limits, Member};
 
-/// Options of `import`.
+/// `import` (any docker-save or OCI archive; names as docker shows them) or `unpack` (an
+/// oci-archive merged as it is: refs and every blob verbatim).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Import,
+    Unpack,
+}
+
+/// Options of `import` and `unpack`.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
     /// Extra refs for the imported image (the archive must hold exactly one).
     pub tags: Vec<String>,
     pub limits: Limits,
+    pub mode: Mode,
 }
 
 /// What `import` did.
@@ -157,8 +167,14 @@ pub fn import(
     let ing = ingest::ingest(input, &mut txn, &limits, progress)?;
     progress.finish();
 
+    let unpack = options.mode == Mode::Unpack;
     let has_oci = ing.has("oci-layout") && ing.has("index.json");
-    let has_docker = ing.has("manifest.json");
+    if unpack && !has_oci {
+        return Err(Error::Archive(
+            "not an oci-archive: it lacks oci-layout or index.json (for docker-save archives use `ocitool import`)".into(),
+        ));
+    }
+    let has_docker = ing.has("manifest.json") && !unpack;
     if !has_oci && !has_docker {
         let why = if ing.has("repositories") {
             "it has only a `repositories` file: the docker-save format of Docker before 1.10, which no current tool reads"
@@ -188,6 +204,7 @@ pub fn import(
         limits: &limits,
     };
     let mut needed: BTreeSet<Digest> = BTreeSet::new();
+    let mut missing: Vec<(Digest, String)> = Vec::new();
     let mut roots: Vec<Root> = Vec::new();
     let mut generated_docs: Vec<Vec<u8>> = Vec::new();
 
@@ -210,13 +227,21 @@ pub fn import(
                 .map_err(|e| Error::entry("index.json", format!("manifests[{i}]: {e}")))?;
             let mut walk = Walk::default();
             walk_doc(&src, d, &location, false, 0, &mut walk, &mut report.skipped)?;
-            needed.extend(walk.needed);
-            let names = oci_names(d);
+            needed.extend(std::mem::take(&mut walk.needed));
+            missing.append(&mut walk.missing);
             let mut descriptor = raw_items
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| descriptor_value(&d.media_type, &c.digest, c.size));
-            strip_names(&mut descriptor);
+            let names = if unpack {
+                // Kept verbatim, naming annotations and all.
+                d.ref_name()
+                    .map(|n| vec![n.to_string()])
+                    .unwrap_or_default()
+            } else {
+                strip_names(&mut descriptor);
+                oci_names(d)
+            };
             add_root(
                 &mut roots,
                 Root {
@@ -229,6 +254,7 @@ pub fn import(
                     configs: walk.configs,
                     platforms: walk.platforms,
                 },
+                unpack,
             );
         }
     }
@@ -280,11 +306,28 @@ pub fn import(
                 needed.insert(src.ing.get(l, &limits)?.digest.clone());
             }
             generated_docs.push(doc);
-            add_root(&mut roots, root);
+            add_root(&mut roots, root, false);
         }
     }
 
-    if roots.is_empty() {
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup_by(|a, b| a.0 == b.0);
+        return Err(Error::Missing { missing });
+    }
+    if unpack {
+        // An oci-archive carries exactly what it means to deliver: every blob goes in.
+        for m in src
+            .ing
+            .members
+            .iter()
+            .filter(|(n, _)| n.starts_with("blobs/"))
+            .map(|(_, m)| m)
+        {
+            needed.insert(m.digest.clone());
+        }
+    }
+    if roots.is_empty() && !unpack {
         return Err(Error::Archive("the archive holds no image".into()));
     }
     if !options.tags.is_empty() {
@@ -328,6 +371,10 @@ pub fn import(
         .collect();
     txn.commit(|index| {
         for (names, desc) in &roots_for_commit {
+            if unpack {
+                index.put_verbatim(desc);
+                continue;
+            }
             if names.is_empty() {
                 index.ensure_listed(desc);
             }
@@ -351,9 +398,14 @@ pub fn import(
     Ok(report)
 }
 
-/// Roots with the same digest (Docker writes one descriptor per tag) are merged.
-fn add_root(roots: &mut Vec<Root>, root: Root) {
-    if let Some(r) = roots.iter_mut().find(|r| r.digest == root.digest) {
+/// Roots with the same digest (Docker writes one descriptor per tag) are merged, unless they
+/// are kept verbatim (unpack keeps every descriptor as it is).
+fn add_root(roots: &mut Vec<Root>, root: Root, verbatim: bool) {
+    if let Some(r) = roots
+        .iter_mut()
+        .find(|r| r.digest == root.digest)
+        .filter(|_| !verbatim)
+    {
         for n in root.names {
             if !r.names.contains(&n) {
                 r.names.push(n);
@@ -411,6 +463,8 @@ struct Walk {
     needed: BTreeSet<Digest>,
     configs: BTreeSet<Digest>,
     platforms: Vec<String>,
+    /// Blobs needed but neither in the archive nor in the layout, with where they are needed.
+    missing: Vec<(Digest, String)>,
 }
 
 /// Walks a document of the archive's OCI layout, checking what must be present and each
@@ -446,11 +500,9 @@ fn walk_doc(
             });
             return Ok(());
         }
-        return Err(Error::Missing {
-            what: kind_word(kind),
-            digest: c.digest,
-            hint: format!(" ({location})"),
-        });
+        walk.missing
+            .push((c.digest, format!("{}, {location}", kind_word(kind))));
+        return Ok(());
     }
     match kind {
         Kind::Index | Kind::Manifest => {
@@ -480,16 +532,16 @@ fn walk_doc(
                         .config
                         .validate(src.limits.json_limit)
                         .map_err(|e| Error::Archive(format!("{here} config: {e}")))?;
-                    if !src.available(&cc)? {
-                        return Err(Error::Missing {
-                            what: "config",
-                            digest: cc.digest,
-                            hint: format!(" (of {here})"),
-                        });
+                    let config_present = src.available(&cc)?;
+                    if config_present {
+                        walk.needed.insert(cc.digest.clone());
+                    } else {
+                        // Keep going: every missing blob is listed, not just the first.
+                        walk.missing
+                            .push((cc.digest.clone(), format!("config of {here}")));
                     }
-                    walk.needed.insert(cc.digest.clone());
                     let mut diff_ids = None;
-                    if m.config.kind() == Kind::Config {
+                    if config_present && m.config.kind() == Kind::Config {
                         let cfg_bytes = src.read_json(&cc, "config")?;
                         let cfg: ConfigView =
                             views::parse(&cfg_bytes, "image config").map_err(|e| Error::Image {
@@ -534,11 +586,9 @@ fn walk_doc(
                             {
                                 continue; // a foreign layer, fetched from its URLs by whoever needs it
                             }
-                            return Err(Error::Missing {
-                                what: "layer",
-                                digest: lc.digest,
-                                hint: format!(" ({here} layers[{i}])"),
-                            });
+                            walk.missing
+                                .push((lc.digest, format!("layer, {here} layers[{i}]")));
+                            continue;
                         }
                         walk.needed.insert(lc.digest.clone());
                         if let (Some(ids), Kind::Layer { .. }) = (&diff_ids, l.kind()) {

@@ -48,8 +48,9 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `dest` with `bytes` atomically: a temporary file in `tmp_dir` (same file system),
 /// written, fsynced, renamed over `dest`, then the parent directory fsynced. A reader sees
-/// the old content or the new, never a mix; a crash leaves one of the two.
-pub(crate) fn replace_file(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+/// the old content or the new, never a mix; a crash leaves one of the two. Without
+/// `durable` the fsyncs are skipped (a kill is still survived, a power loss may not be).
+pub(crate) fn replace_file(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(fs::Permissions::from_mode(FILE_MODE))
@@ -66,8 +67,17 @@ pub(crate) fn replace_file(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<
         path: dest.to_path_buf(),
         source: e.error,
     })?;
-    if let Some(parent) = dest.parent() {
+    if durable && let Some(parent) = dest.parent() {
         fsync_dir(parent)?;
     }
     Ok(())
+}
+
+/// Asks the kernel to start writing back a range of a file now, without waiting, so the data
+/// is mostly on disk by the time the final fsync runs (`POSIX_FADV_DONTNEED` starts writeback
+/// of dirty pages and drops the clean ones).
+pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(f, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
 }

@@ -90,8 +90,10 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
             }
             dirs.insert(layout.blob_dir(d.algorithm()));
         }
-        for d in dirs {
-            fsutil::fsync_dir(&d)?;
+        if layout.options.durable {
+            for d in dirs {
+                fsutil::fsync_dir(&d)?;
+            }
         }
     }
     // Stale staging directories and temporary files of dead writers.

@@ -198,6 +198,45 @@ impl IndexDoc {
         previous
     }
 
+    /// Adds a descriptor exactly as given (every annotation kept): an entry of the same ref
+    /// name is replaced, others of that name removed; an unnamed descriptor is added unless an
+    /// unnamed entry for its digest exists.
+    pub fn put_verbatim(&mut self, desc: &Value) {
+        match ref_name_of(desc).map(str::to_string) {
+            Some(name) => {
+                let items = self.items_mut();
+                let mut first = None;
+                let mut i = 0;
+                while i < items.len() {
+                    if ref_name_of(&items[i]) == Some(name.as_str()) {
+                        if first.is_none() {
+                            first = Some(i);
+                            i += 1;
+                        } else {
+                            items.remove(i);
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                match first {
+                    Some(i) => items[i] = desc.clone(),
+                    None => items.push(desc.clone()),
+                }
+            }
+            None => {
+                let digest = desc.get("digest");
+                let items = self.items_mut();
+                if !items
+                    .iter()
+                    .any(|v| ref_name_of(v).is_none() && v.get("digest") == digest)
+                {
+                    items.push(desc.clone());
+                }
+            }
+        }
+    }
+
     /// Removes every entry named `name`; returns how many.
     pub fn remove_ref(&mut self, name: &str) -> usize {
         let items = self.items_mut();

@@ -30,6 +30,9 @@ pub struct Options {
     pub json_limit: u64,
     /// Largest `index.json` read into memory.
     pub index_limit: u64,
+    /// fsync blobs, `index.json` and directories before a command reports success, so a power
+    /// loss cannot corrupt the layout. Off (`--no-fsync`) only a kill is survived.
+    pub durable: bool,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
             wait: WaitMode::Wait,
             json_limit: ocitool_spec::DEFAULT_JSON_LIMIT,
             index_limit: DEFAULT_INDEX_LIMIT,
+            durable: true,
         }
     }
 }
@@ -116,6 +120,7 @@ impl Layout {
                     &layout.state.tmp,
                     &root.join("index.json"),
                     &IndexDoc::empty().to_bytes(),
+                    layout.options.durable,
                 )?;
                 created = true;
             }
@@ -153,11 +158,21 @@ impl Layout {
         layout.state.ensure()?;
         let index = root.join("index.json");
         if !index.exists() {
-            fsutil::replace_file(&layout.state.tmp, &index, &IndexDoc::empty().to_bytes())?;
+            fsutil::replace_file(
+                &layout.state.tmp,
+                &index,
+                &IndexDoc::empty().to_bytes(),
+                layout.options.durable,
+            )?;
         }
         // oci-layout last: until it exists the directory is not a layout, so a crash in
         // between leaves something `init` completes and nothing else accepts.
-        fsutil::replace_file(&layout.state.tmp, &oci_layout, OCI_LAYOUT_CONTENT)?;
+        fsutil::replace_file(
+            &layout.state.tmp,
+            &oci_layout,
+            OCI_LAYOUT_CONTENT,
+            layout.options.durable,
+        )?;
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fsutil::fsync_dir(parent)?;
         }

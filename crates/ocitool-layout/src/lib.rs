@@ -9,11 +9,13 @@
 //!
 //! **All atomic-write and locking code lives in this crate** (`fsutil`, `lock`, `txn`).
 
+pub mod copy;
 mod errors;
 mod fsutil;
 pub mod gc;
 pub mod graph;
 pub mod index;
+pub mod inventory;
 mod layout;
 pub mod lock;
 mod progress;

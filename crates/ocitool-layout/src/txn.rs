@@ -37,13 +37,21 @@ pub struct Transaction<'a> {
     _gc: LockGuard,
     dir: Option<tempfile::TempDir>,
     staged: BTreeMap<Digest, tempfile::TempPath>,
+    /// Blob directories that received a rename not yet made durable.
+    dirty_dirs: Vec<PathBuf>,
 }
+
+/// Bytes between two requests to start writeback of a blob being written.
+const WRITEBACK_STEP: u64 = 32 << 20;
 
 /// A blob being written into the staging directory.
 pub struct BlobWriter {
     inner: HashingWriter<File>,
     path: tempfile::TempPath,
     algorithm: Algorithm,
+    /// Start writeback as the blob grows (durable layouts only).
+    writeback: bool,
+    written_back: u64,
 }
 
 impl BlobWriter {
@@ -61,12 +69,30 @@ impl BlobWriter {
     }
 }
 
+impl BlobWriter {
+    fn maybe_writeback(&mut self) {
+        let n = self.inner.count();
+        if self.writeback && n - self.written_back >= WRITEBACK_STEP {
+            fsutil::start_writeback(
+                self.inner.get_ref(),
+                self.written_back,
+                n - self.written_back,
+            );
+            self.written_back = n;
+        }
+    }
+}
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        let n = self.inner.write(buf)?;
+        self.maybe_writeback();
+        Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
+        self.inner.write_all(buf)?;
+        self.maybe_writeback();
+        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
@@ -84,6 +110,7 @@ impl<'a> Transaction<'a> {
             _gc: gc,
             dir: None,
             staged: BTreeMap::new(),
+            dirty_dirs: Vec::new(),
         })
     }
 
@@ -114,6 +141,13 @@ impl<'a> Transaction<'a> {
     /// Whether a blob of that digest is staged in this transaction.
     pub fn is_staged(&self, d: &Digest) -> bool {
         self.staged.contains_key(d)
+    }
+
+    /// The staging directory (created on first use), for blobs made by the kernel: a reflink,
+    /// a `copy_file_range` copy or a hard link, checked and then installed with
+    /// [`Transaction::install_verified`].
+    pub fn staging_path(&mut self) -> Result<PathBuf> {
+        Ok(self.staging_dir()?.to_path_buf())
     }
 
     /// Drops the staged blobs `keep` rejects (their temporary files are removed). For
@@ -148,6 +182,8 @@ impl<'a> Transaction<'a> {
             inner: HashingWriter::new(file, algorithm),
             path,
             algorithm,
+            writeback: self.layout.options.durable,
+            written_back: 0,
         })
     }
 
@@ -158,7 +194,16 @@ impl<'a> Transaction<'a> {
         writer: BlobWriter,
         expected: Option<&Checked>,
     ) -> Result<Checked> {
-        let BlobWriter { inner, path, .. } = writer;
+        let BlobWriter {
+            inner,
+            path,
+            written_back,
+            writeback,
+            ..
+        } = writer;
+        if writeback {
+            fsutil::start_writeback(inner.get_ref(), written_back, inner.count() - written_back);
+        }
         let (digest, size, mut file) = inner.finish();
         file.flush()
             .map_err(Error::io("write", path.to_path_buf()))?;
@@ -233,6 +278,11 @@ impl<'a> Transaction<'a> {
         let staged = std::mem::take(&mut self.staged);
         self.publish(staged)?;
         let layout = self.layout;
+        if layout.options.durable {
+            for d in std::mem::take(&mut self.dirty_dirs) {
+                fsutil::fsync_dir(&d)?;
+            }
+        }
         let _index_lock = lock::acquire(&layout.state.index_lock, true, layout.options.wait)?;
         let mut index = layout.read_index()?;
         let before = index.to_bytes();
@@ -259,60 +309,80 @@ impl<'a> Transaction<'a> {
                     });
                 }
             }
-            fsutil::replace_file(&layout.state.tmp, &layout.index_path(), &after)?;
+            fsutil::replace_file(
+                &layout.state.tmp,
+                &layout.index_path(),
+                &after,
+                layout.options.durable,
+            )?;
         }
         Ok(out)
     }
 
-    /// fsyncs every staged file (in parallel), renames each into place unless an intact blob
-    /// of that digest is already there, and fsyncs the blob directories.
+    /// fsyncs every staged file (in parallel, durable layouts only) and renames each into
+    /// place. The directories are fsynced by `commit`, before `index.json` changes.
     fn publish(&mut self, staged: BTreeMap<Digest, tempfile::TempPath>) -> Result<()> {
         if staged.is_empty() {
             return Ok(());
         }
-        let layout = self.layout;
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for alg in staged.keys().map(Digest::algorithm) {
-            let d = layout.blob_dir(alg);
-            if !dirs.contains(&d) {
-                fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
-                dirs.push(d);
-            }
-        }
         let items: Vec<(Digest, tempfile::TempPath)> = staged.into_iter().collect();
-        items.par_iter().try_for_each(|(_, p)| -> Result<()> {
-            let f = File::open(p).map_err(Error::io("open", p.to_path_buf()))?;
-            f.sync_all().map_err(Error::io("fsync", p.to_path_buf()))
-        })?;
-        for (digest, path) in items {
-            let dest = layout.blob_path(&digest);
-            let size = fs::metadata(&path)
-                .map_err(Error::io("stat", path.to_path_buf()))?
-                .len();
-            match layout.stat_blob(&digest) {
-                Ok(Some(existing)) if existing == size => continue, // keep the blob already there
-                Ok(_) => {}
-                Err(Error::NotRegularFile { .. }) => {
-                    // A directory or symlink squatting on a blob name is never replaced.
-                    return Err(Error::NotRegularFile {
-                        digest: digest.clone(),
-                        path: dest,
-                        kind: "non-file",
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-            path.persist(&dest).map_err(|e| Error::Io {
-                op: "rename into place",
-                path: dest.clone(),
-                source: e.error,
+        if self.layout.options.durable {
+            items.par_iter().try_for_each(|(_, p)| -> Result<()> {
+                let f = File::open(p).map_err(Error::io("open", p.to_path_buf()))?;
+                f.sync_all().map_err(Error::io("fsync", p.to_path_buf()))
             })?;
         }
-        for d in &dirs {
-            fsutil::fsync_dir(d)?;
+        for (digest, path) in items {
+            self.install(&digest, path)?;
         }
         Ok(())
     }
+
+    /// Renames a complete, verified (and, for durable layouts, fsynced) blob file into
+    /// `blobs/<alg>/<encoded>` at once, unless an intact blob of that digest is already there.
+    /// For copies that publish blob by blob so an interrupted run can resume; refs still change
+    /// only at `commit`.
+    pub fn install_verified(&mut self, digest: &Digest, path: tempfile::TempPath) -> Result<()> {
+        self.install(digest, path)
+    }
+
+    fn install(&mut self, digest: &Digest, path: tempfile::TempPath) -> Result<()> {
+        let layout = self.layout;
+        let dir = layout.blob_dir(digest.algorithm());
+        if !self.dirty_dirs.contains(&dir) {
+            fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+            self.dirty_dirs.push(dir);
+        }
+        let dest = layout.blob_path(digest);
+        let size = fs::metadata(&path)
+            .map_err(Error::io("stat", path.to_path_buf()))?
+            .len();
+        match layout.stat_blob(digest)? {
+            Some(existing) if existing == size => return Ok(()), // keep the blob already there
+            _ => {}
+        }
+        path.persist(&dest).map_err(|e| Error::Io {
+            op: "rename into place",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+/// Hashes a file and checks it against `expected`.
+pub fn verify_file(path: &Path, expected: &Checked) -> Result<()> {
+    let f = File::open(path).map_err(Error::io("open", path))?;
+    let mut r = ocitool_digest::VerifyingReader::new(f, expected.digest.clone(), expected.size);
+    copy_limited(&mut r, &mut io::sink(), None).map_err(|e| match VerifyError::from_io(&e) {
+        Some(v) => Error::Verify {
+            digest: expected.digest.clone(),
+            path: path.to_path_buf(),
+            source: v.clone(),
+        },
+        None => Error::io("read", path)(e),
+    })?;
+    Ok(())
 }
 
 /// Copies `reader` into `writer` with a 1 MiB buffer; with `limit`, fails as soon as more

@@ -30,6 +30,10 @@ pub struct Global {
     /// Fail with exit code 4 instead of waiting when another ocitool process holds the layout's lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
+    /// Do not fsync what is written: faster, survives a kill but not a power loss. For scratch
+    /// layouts (CI) only.
+    #[arg(long, global = true)]
+    pub no_fsync: bool,
     /// Threads for hashing and compression (default: one per core).
     #[arg(long, short = 'j', global = true, value_name = "N")]
     pub jobs: Option<usize>,
@@ -91,6 +95,58 @@ pub enum Command {
         tags: Vec<String>,
         #[command(flatten)]
         limits: ArchiveLimits,
+    },
+    /// Merge an oci-archive (or a delta bundle from `pack --exclude-inventory`) into LAYOUT,
+    /// created if missing: refs and blobs exactly as packed, every blob verified.
+    Unpack {
+        archive: PathBuf,
+        layout: PathBuf,
+        #[command(flatten)]
+        limits: ArchiveLimits,
+    },
+    /// Write a layout (all refs, or those named) as one oci-archive holding only what they
+    /// reach, referrers included.
+    Pack {
+        layout: PathBuf,
+        refs: Vec<String>,
+        /// Output file, or `-` for standard output.
+        #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+        output: PathBuf,
+        /// Leave out the blobs this inventory (from `ocitool inventory` at the receiving
+        /// site) lists: a delta bundle. Manifests and indexes are always included.
+        #[arg(long, value_name = "FILE")]
+        exclude_inventory: Option<PathBuf>,
+        /// Leave out referrers (signatures, SBOMs, attestations).
+        #[arg(long)]
+        no_referrers: bool,
+        /// For multi-platform refs: pack this platform only.
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
+    },
+    /// List the blobs a layout holds (digest and size), for delta bundles.
+    Inventory {
+        layout: PathBuf,
+        /// Write to FILE instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Copy images (all refs when none are named) with every blob they reach; blobs already
+    /// present are skipped.
+    Copy {
+        src: PathBuf,
+        dst: PathBuf,
+        refs: Vec<String>,
+        /// From multi-platform refs, copy this platform only; the ref then points at that
+        /// platform's manifest, unchanged.
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
+        /// Leave out referrers (signatures, SBOMs, attestations).
+        #[arg(long)]
+        no_referrers: bool,
+        /// Hard-link blobs instead of copying them (same file system; a shared inode spreads
+        /// later damage to both layouts).
+        #[arg(long)]
+        link: bool,
     },
     /// Write refs as one archive that `docker load`, `podman load`, `ctr import` and skopeo read.
     Export {

@@ -30,6 +30,7 @@ impl Ctx {
         if let Some(n) = self.global.max_json_size {
             o.json_limit = n;
         }
+        o.durable = !self.global.no_fsync;
         o
     }
 
@@ -127,7 +128,61 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
             layout,
             tags,
             limits,
-        } => cmd::import::run(ctx, &archive, &layout, tags, &limits),
+        } => cmd::import::run(
+            ctx,
+            &archive,
+            &layout,
+            tags,
+            &limits,
+            ocitool_archive::import::Mode::Import,
+        ),
+        Command::Unpack {
+            archive,
+            layout,
+            limits,
+        } => cmd::import::run(
+            ctx,
+            &archive,
+            &layout,
+            Vec::new(),
+            &limits,
+            ocitool_archive::import::Mode::Unpack,
+        ),
+        Command::Pack {
+            layout,
+            refs,
+            output,
+            exclude_inventory,
+            no_referrers,
+            platform,
+        } => cmd::pack::run(
+            ctx,
+            &layout,
+            &refs,
+            &output,
+            exclude_inventory.as_deref(),
+            !no_referrers,
+            platform.as_deref(),
+        ),
+        Command::Inventory { layout, output } => {
+            cmd::pack::inventory(ctx, &layout, output.as_deref())
+        }
+        Command::Copy {
+            src,
+            dst,
+            refs,
+            platform,
+            no_referrers,
+            link,
+        } => cmd::copy::run(
+            ctx,
+            &src,
+            &dst,
+            refs,
+            platform.as_deref(),
+            !no_referrers,
+            link,
+        ),
         Command::Gc {
             layout,
             dry_run,

@@ -2,7 +2,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use ocitool_archive::export::{self, ExportOptions, Format};
+use ocitool_archive::export::{self, ExportOptions, Format, Selection};
 use ocitool_layout::Layout;
 use ocitool_spec::Platform;
 use serde_json::json;
@@ -65,10 +65,17 @@ pub fn run(
         },
         platform,
         referrers: false,
+        exclude: None,
     };
     let progress = ctx.progress();
     let report = write_output(output, |w| {
-        let (r, _) = export::export(&layout, refs, &options, w, &progress)?;
+        let (r, _) = export::export(
+            &layout,
+            &Selection::Refs(refs.to_vec()),
+            &options,
+            w,
+            &progress,
+        )?;
         Ok(r)
     })?;
     let to_stdout = output.as_os_str() == "-";

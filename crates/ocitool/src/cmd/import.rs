@@ -3,7 +3,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use anyhow::Context;
-use ocitool_archive::import::{self, ImportOptions};
+use ocitool_archive::import::{self, ImportOptions, Mode};
 use ocitool_archive::ingest::Limits;
 use ocitool_layout::Layout;
 use serde_json::json;
@@ -33,6 +33,7 @@ pub fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, u64)> {
 
 /// Runs `f` on a layout that is created if missing; if it was created here and `f` fails,
 /// the directory is removed again, so a failed command leaves the destination as it was.
+/// (`copy` keeps it: what it verified and published there is what a rerun resumes from.)
 pub fn with_destination<T>(
     ctx: &Ctx,
     path: &Path,
@@ -53,11 +54,18 @@ pub fn run(
     layout_path: &Path,
     tags: Vec<String>,
     l: &ArchiveLimits,
+    mode: Mode,
 ) -> anyhow::Result<i32> {
     let (input, size) = open_input(archive)?;
     let options = ImportOptions {
         tags,
         limits: limits(ctx, l),
+        mode,
+    };
+    let verb = if mode == Mode::Unpack {
+        "unpack"
+    } else {
+        "import"
     };
     let progress = ctx.progress();
     let shown = if archive.as_os_str() == "-" {
@@ -67,9 +75,9 @@ pub fn run(
     };
     let report = with_destination(ctx, layout_path, |layout| {
         use ocitool_layout::Progress;
-        progress.start("import", size);
+        progress.start(verb, size);
         let r = import::import(layout, input, &options, &progress)
-            .with_context(|| format!("import {shown}"));
+            .with_context(|| format!("{verb} {shown}"));
         progress.finish();
         r
     })?;
@@ -116,7 +124,7 @@ pub fn run(
             format!(" ({})", i.platforms.join(", "))
         };
         ctx.out.line(format!("{names} -> {}{plat}", i.digest))?;
-        if i.refs.is_empty() {
+        if i.refs.is_empty() && mode == Mode::Import {
             ctx.diag.note(format!(
                 "the archive gives {} no tag; it is listed untagged; name it with `ocitool tag {} {} NAME`",
                 i.digest,
@@ -134,7 +142,7 @@ pub fn run(
         ));
     }
     ctx.diag.info(format!(
-        "imported {} image(s) from {shown} ({}{}): {} blob(s) added, {} already present, {} read",
+        "{verb}ed {} image(s) from {shown} ({}{}): {} blob(s) added, {} already present, {} read",
         report.images.len(),
         report.dialect,
         if report.compression == "none" {

@@ -1,10 +1,12 @@
 pub mod blob;
+pub mod copy;
 pub mod export;
 pub mod gc;
 pub mod import;
 pub mod init;
 pub mod inspect;
 pub mod ls;
+pub mod pack;
 pub mod tag;
 pub mod untag;
 pub mod verify;

@@ -349,3 +349,78 @@ fn peers_load_what_ocitool_exports() {
     let full = sh(ctrd.ctr().args(["images", "ls"]));
     assert!(full.contains(&amd.manifest.digest.to_string()), "{full}");
 }
+
+/// skopeo and podman read ocitool's packs; ocitool unpacks skopeo's and podman's
+/// oci-archives; layouts ocitool copies pass `umoci stat` and `skopeo inspect`.
+#[test]
+fn packs_copies_and_oci_archives_interoperate() {
+    if !peer("skopeo") || !peer("podman") || !peer("umoci") {
+        return;
+    }
+    let fx = fixture("minimal");
+    let img = ocitool_testkit::fixtures::minimal_image();
+    let d = empty_dir();
+    let pack = d.path().join("pack.tar");
+    ok([
+        "pack".as_ref(),
+        fx.path.as_os_str(),
+        "app:1.0".as_ref(),
+        "-o".as_ref(),
+        pack.as_os_str(),
+    ]);
+    let y = d.path().join("y");
+    sh(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci-archive:{}", pack.display()))
+        .arg(format!("oci:{}:from-pack", y.display())));
+    assert_eq!(
+        json(["inspect".as_ref(), y.as_os_str(), "from-pack".as_ref()])["digest"],
+        img.manifest.digest.to_string()
+    );
+    let out = sh(podman(d.path()).args(["load", "-i"]).arg(&pack));
+    assert!(out.contains("app:1.0"), "{out}");
+    let id = sh(podman(d.path()).args(["image", "inspect", "--format", "{{.Id}}", "app:1.0"]));
+    assert_eq!(id.trim(), img.config.digest.encoded());
+
+    // skopeo's and podman's oci-archives unpack, digests kept.
+    let sk = d.path().join("sk.tar");
+    sh(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:app:1.0", fx.path.display()))
+        .arg(format!("oci-archive:{}:app:1.0", sk.display())));
+    let u = d.path().join("u");
+    ok(["unpack".as_ref(), sk.as_os_str(), u.as_os_str()]);
+    assert_eq!(refs(&u)["app:1.0"], img.manifest.digest.to_string());
+    verify_clean(&u);
+    let po = d.path().join("po.tar");
+    sh(podman(d.path())
+        .args(["save", "-q", "--format", "oci-archive", "-o"])
+        .arg(&po)
+        .arg("localhost/app:1.0"));
+    ok(["unpack".as_ref(), po.as_os_str(), u.as_os_str()]);
+    verify_clean(&u);
+    assert!(
+        refs(&u)
+            .keys()
+            .any(|k| k.ends_with("app:1.0") && k != "app:1.0"),
+        "{:?}",
+        refs(&u)
+    );
+
+    // A layout ocitool copied passes umoci stat and skopeo inspect.
+    let c = d.path().join("c");
+    ok([
+        "copy".as_ref(),
+        fx.path.as_os_str(),
+        c.as_os_str(),
+        "app:1.0".as_ref(),
+    ]);
+    sh(Command::new("umoci")
+        .args(["stat", "--image"])
+        .arg(format!("{}:app:1.0", c.display())));
+    let v: serde_json::Value = serde_json::from_str(&sh(Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:app:1.0", c.display()))))
+    .unwrap();
+    assert_eq!(v["Digest"], img.manifest.digest.to_string());
+}

@@ -14,5 +14,6 @@ mod inspect;
 mod interop;
 mod ls;
 mod tag;
+mod transfer;
 mod untag;
 mod verify;

@@ -1,0 +1,355 @@
+//! `copy`: images from one layout to another with every blob they reach.
+//!
+//! Blobs the destination already has (same digest and size) are skipped. Every other blob is
+//! copied by the kernel when it can (a reflink where the file system shares extents, else
+//! `copy_file_range`), or hard-linked with `--link`, and the copy is hashed before it is
+//! accepted; across file systems it is read, hashed and written in one pass. Blobs are
+//! published as they are verified, so an interrupted copy run again copies only what had not
+//! arrived; refs change only at the end, after every blob is present and verified.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Mutex;
+
+use ocitool_digest::Digest;
+use ocitool_spec::Platform;
+use ocitool_spec::media::Kind;
+use ocitool_spec::views::Checked;
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::errors::{Error, Result};
+use crate::fsutil::FILE_MODE;
+use crate::graph::{Graph, Presence, WalkOptions, list_blobs};
+use crate::index::descriptor_value;
+use crate::layout::Layout;
+use crate::resolve::{self, Target};
+use crate::txn::{BUF_SIZE, Transaction};
+
+use crate::Progress;
+
+/// What to copy.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    /// Refs to copy; empty: every `index.json` entry.
+    pub refs: Vec<String>,
+    /// From multi-platform refs, copy this platform only (the destination ref then points at
+    /// that platform's manifest, unchanged).
+    pub platform: Option<Platform>,
+    /// Also copy referrers (documents whose `subject` is copied).
+    pub referrers: bool,
+    /// Hard-link blobs instead of copying them (same file system only).
+    pub link: bool,
+}
+
+/// How blobs were copied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    #[default]
+    None,
+    Reflink,
+    CopyFileRange,
+    HardLink,
+    ReadWrite,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::None => "none",
+            Method::Reflink => "reflink",
+            Method::CopyFileRange => "copy_file_range",
+            Method::HardLink => "hard link",
+            Method::ReadWrite => "read and write",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CopyReport {
+    /// `(name or None, digest)` of every `index.json` entry written at the destination.
+    pub refs: Vec<(Option<String>, Digest)>,
+    pub copied: usize,
+    pub bytes_copied: u64,
+    pub skipped: usize,
+    pub methods: Vec<Method>,
+}
+
+/// One entry to create at the destination.
+struct Entry {
+    name: Option<String>,
+    descriptor: Value,
+    digest: Digest,
+}
+
+pub fn copy(
+    src: &Layout,
+    dst: &Layout,
+    options: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
+    let _src_lock = src.read_lock()?;
+    let index = src.read_index()?;
+    let walk = WalkOptions {
+        read_configs: false,
+        check_presence: true,
+    };
+    let mut graph = Graph::walk_index(src, &index, walk);
+    if options.referrers {
+        graph.add_unlisted_referrers(src, &list_blobs(src)?, walk);
+    }
+
+    // The entries to write at the destination.
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut targets: Vec<(Option<String>, Target)> = Vec::new();
+    if options.refs.is_empty() {
+        for e in index.entries() {
+            let Some(raw) = index.raw_entry(e.position) else {
+                continue;
+            };
+            let c = e.descriptor.checked().map_err(|source| Error::Descriptor {
+                location: e.location(),
+                source,
+            })?;
+            let t = Target {
+                digest: c.digest,
+                size: c.size,
+                media_type: e.descriptor.media_type.clone(),
+                descriptor: raw.clone(),
+            };
+            targets.push((e.descriptor.ref_name().map(str::to_string), t));
+        }
+    } else {
+        for r in &options.refs {
+            let t = resolve::resolve(src, &index, r)?;
+            let name = if Digest::parse(r).is_ok() {
+                None
+            } else {
+                Some(r.clone())
+            };
+            targets.push((name, t));
+        }
+    }
+    for (name, mut t) in targets {
+        if let (Some(p), Kind::Index) = (&options.platform, t.kind()) {
+            let child = resolve::select_platform(&graph, &t.digest, Some(p))?;
+            let node = &graph.nodes[&child];
+            let mut v = descriptor_value(&node.media_type, &child, node.size);
+            if let Some(pl) = graph.nodes[&t.digest]
+                .platforms
+                .iter()
+                .find(|(d, _)| *d == child)
+                .and_then(|(_, p)| p.clone())
+            {
+                v["platform"] = serde_json::to_value(pl).unwrap_or(Value::Null);
+            }
+            t = Target {
+                digest: child,
+                size: node.size,
+                media_type: node.media_type.clone(),
+                descriptor: v,
+            };
+        }
+        entries.push(Entry {
+            name,
+            digest: t.digest.clone(),
+            descriptor: t.descriptor,
+        });
+    }
+
+    // Everything they reach, checked.
+    let roots: Vec<Digest> = entries.iter().map(|e| e.digest.clone()).collect();
+    let reach = graph.closure(&roots, options.referrers);
+    let relevant = |p: &&crate::Problem| {
+        p.digest
+            .as_ref()
+            .map_or(options.refs.is_empty(), |d| reach.contains(d))
+    };
+    if let Some(p) = graph.problems.iter().find(relevant) {
+        return Err(Error::Invalid(format!(
+            "cannot copy: {}: {} (nothing was copied; run `ocitool verify`)",
+            p.digest
+                .as_ref()
+                .map_or_else(|| p.path.clone(), ToString::to_string),
+            p.problem
+        )));
+    }
+    let mut todo: Vec<Checked> = Vec::new();
+    let mut report = CopyReport::default();
+    for d in &reach {
+        let n = &graph.nodes[d];
+        if n.presence != Presence::Present {
+            continue; // absent where the spec allows it (a sparse index)
+        }
+        let c = Checked {
+            digest: d.clone(),
+            size: n.size,
+        };
+        if dst.stat_blob(d)? == Some(n.size) {
+            report.skipped += 1;
+        } else {
+            todo.push(c);
+        }
+    }
+    todo.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
+
+    let mut txn = Transaction::begin(dst)?;
+    let staging = txn.staging_path()?;
+    progress.start("copy", todo.iter().map(|c| c.size).sum());
+    let durable = dst.options().durable;
+    let txn_cell = Mutex::new(&mut txn);
+    let methods = Mutex::new(Vec::new());
+    // Each blob: copied, hashed, fsynced by a worker, then renamed into place at once.
+    todo.par_iter().try_for_each(|c| -> Result<()> {
+        let (p, m) = copy_blob(src, c, &staging, options.link, progress)?;
+        if durable && m != Method::HardLink {
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io("fsync", p.to_path_buf()))?;
+        }
+        txn_cell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .install_verified(&c.digest, p)?;
+        let mut ms = methods.lock().unwrap_or_else(|e| e.into_inner());
+        if !ms.contains(&m) {
+            ms.push(m);
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    report.copied = todo.len();
+    report.bytes_copied = todo.iter().map(|c| c.size).sum();
+    report.methods = methods.into_inner().unwrap_or_default();
+
+    let written: Vec<(Option<String>, Digest)> = entries
+        .iter()
+        .map(|e| (e.name.clone(), e.digest.clone()))
+        .collect();
+    txn.commit(|idx| {
+        for e in &entries {
+            match &e.name {
+                Some(n) => {
+                    idx.set_ref(n, &e.descriptor);
+                }
+                None => {
+                    idx.ensure_listed(&e.descriptor);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    report.refs = written;
+    Ok(report)
+}
+
+/// Copies one blob into the staging directory and verifies the copy.
+fn copy_blob(
+    src: &Layout,
+    c: &Checked,
+    staging: &std::path::Path,
+    link: bool,
+    progress: &dyn Progress,
+) -> Result<(tempfile::TempPath, Method)> {
+    let src_path = src.blob_path(&c.digest);
+    let (src_file, size) = src.open_blob(&c.digest)?;
+    if size != c.size {
+        return Err(Error::Verify {
+            digest: c.digest.clone(),
+            path: src_path,
+            source: ocitool_digest::VerifyError::SizeMismatch {
+                expected: c.size,
+                actual: size,
+            },
+        });
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("copy-")
+        .permissions(fs::Permissions::from_mode(FILE_MODE))
+        .tempfile_in(staging)
+        .map_err(Error::io("create a temporary blob in", staging))?;
+    let (mut dst_file, dst_path) = tmp.into_parts();
+    if link {
+        drop(dst_file);
+        fs::remove_file(&dst_path).map_err(Error::io("remove", dst_path.to_path_buf()))?;
+        match fs::hard_link(&src_path, &dst_path) {
+            Ok(()) => {
+                verify_named(&dst_path, c, &src_path)?;
+                progress.advance(c.size);
+                return Ok((dst_path, Method::HardLink));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                // Another file system: fall back to a copy.
+                dst_file =
+                    File::create(&dst_path).map_err(Error::io("create", dst_path.to_path_buf()))?;
+                fs::set_permissions(&dst_path, fs::Permissions::from_mode(FILE_MODE))
+                    .map_err(Error::io("chmod", dst_path.to_path_buf()))?;
+            }
+            Err(e) => return Err(Error::io("hard link", dst_path.to_path_buf())(e)),
+        }
+    }
+    if reflink_copy::reflink_file(&src_file, &dst_file).is_ok() {
+        verify_named(&dst_path, c, &src_path)?;
+        progress.advance(c.size);
+        return Ok((dst_path, Method::Reflink));
+    }
+    // copy_file_range: the kernel copies, possibly without touching user space at all.
+    let mut copied: u64 = 0;
+    let mut kernel_ok = true;
+    while copied < c.size {
+        match rustix::fs::copy_file_range(
+            &src_file,
+            None,
+            &dst_file,
+            None,
+            (c.size - copied).min(1 << 30) as usize,
+        ) {
+            Ok(0) => break,
+            Ok(n) => {
+                copied += n as u64;
+                progress.advance(n as u64);
+            }
+            Err(_) if copied == 0 => {
+                kernel_ok = false;
+                break;
+            }
+            Err(e) => {
+                return Err(Error::io("copy_file_range", dst_path.to_path_buf())(
+                    e.into(),
+                ));
+            }
+        }
+    }
+    if kernel_ok {
+        verify_named(&dst_path, c, &src_path)?;
+        return Ok((dst_path, Method::CopyFileRange));
+    }
+    // Read, hash and write in one pass.
+    let mut r = ocitool_digest::VerifyingReader::new(src_file, c.digest.clone(), c.size);
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| src.read_error(&c.digest, e))?;
+        if n == 0 {
+            break;
+        }
+        dst_file
+            .write_all(&buf[..n])
+            .map_err(Error::io("write", dst_path.to_path_buf()))?;
+        progress.advance(n as u64);
+    }
+    Ok((dst_path, Method::ReadWrite))
+}
+
+/// Hashes the copy; a mismatch means the *source* blob is corrupt (the kernel copied it
+/// faithfully), so the error names the source file.
+fn verify_named(copy: &std::path::Path, c: &Checked, src_path: &std::path::Path) -> Result<()> {
+    crate::txn::verify_file(copy, c).map_err(|e| match e {
+        Error::Verify { digest, source, .. } => Error::Verify {
+            digest,
+            path: src_path.to_path_buf(),
+            source,
+        },
+        other => other,
+    })
+}

@@ -1,0 +1,72 @@
+use std::path::Path;
+
+use ocitool_layout::Layout;
+use ocitool_layout::copy::{self, CopyOptions};
+use ocitool_spec::Platform;
+use serde_json::json;
+
+use crate::output::human_size;
+use crate::{Ctx, exit};
+
+pub fn run(
+    ctx: &mut Ctx,
+    src: &Path,
+    dst: &Path,
+    refs: Vec<String>,
+    platform: Option<&str>,
+    referrers: bool,
+    link: bool,
+) -> anyhow::Result<i32> {
+    let platform: Option<Platform> = platform.map(str::parse).transpose()?;
+    let src = Layout::open(src, ctx.layout_options())?;
+    let options = CopyOptions {
+        refs,
+        platform,
+        referrers,
+        link,
+    };
+    let progress = ctx.progress();
+    // Created if missing and kept on failure: the blobs a failed copy verified and published
+    // there are what a rerun resumes from.
+    let dst = Layout::open_or_init(dst, ctx.layout_options())?;
+    let report = copy::copy(&src, &dst, &options, &progress)?;
+    if ctx.global.json {
+        let refs: Vec<_> = report
+            .refs
+            .iter()
+            .map(|(n, d)| json!({"ref": n.clone().unwrap_or_default(), "digest": d.to_string()}))
+            .collect();
+        ctx.out.json(&json!({
+            "refs": refs,
+            "copied": report.copied,
+            "bytesCopied": report.bytes_copied,
+            "skipped": report.skipped,
+            "methods": report.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        }))?;
+        return Ok(exit::OK);
+    }
+    for (n, d) in &report.refs {
+        ctx.out
+            .line(format!("{} -> {d}", n.as_deref().unwrap_or("<untagged>")))?;
+    }
+    ctx.diag.info(format!(
+        "copied {} blob(s) ({}), skipped {} already present{}",
+        report.copied,
+        human_size(report.bytes_copied),
+        report.skipped,
+        if report.methods.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; by {}",
+                report
+                    .methods
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ));
+    Ok(exit::OK)
+}
