@@ -47,6 +47,8 @@ pub struct ImportOptions {
     pub tags: Vec<String>,
     pub limits: Limits,
     pub mode: Mode,
+    /// Move tags the layout's policy protects.
+    pub force: bool,
 }
 
 /// What `import` did.
@@ -163,6 +165,7 @@ pub fn import(
     let mut limits = options.limits.clone();
     limits.json_limit = limits.json_limit.min(layout.options().json_limit).max(1);
     let mut txn = Transaction::begin(layout)?;
+    txn.set_force(options.force);
     progress.start("import", 0);
     let ing = ingest::ingest(input, &mut txn, &limits, progress)?;
     progress.finish();

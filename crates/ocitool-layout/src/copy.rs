@@ -41,6 +41,8 @@ pub struct CopyOptions {
     pub referrers: bool,
     /// Hard-link blobs instead of copying them (same file system only).
     pub link: bool,
+    /// Move tags the destination's policy protects.
+    pub force: bool,
 }
 
 /// How blobs were copied.
@@ -195,6 +197,7 @@ pub fn copy(
     todo.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
 
     let mut txn = Transaction::begin(dst)?;
+    txn.set_force(options.force);
     let staging = txn.staging_path()?;
     progress.start("copy", todo.iter().map(|c| c.size).sum());
     let durable = dst.options().durable;

@@ -102,6 +102,13 @@ pub enum Error {
         "refusing to collect garbage: the layout has damaged documents that may reference blobs ({first}); run `ocitool verify` (or pass --force)"
     )]
     GcUnsafe { first: String },
+    #[error("tag {name:?} is protected ({why}): it points at {current}; {} needs --force", match new { Some(n) => format!("moving it to {n}"), None => "removing it".to_string() })]
+    Protected {
+        name: String,
+        why: String,
+        current: String,
+        new: Option<String>,
+    },
     #[error("{0}")]
     Invalid(String),
 }

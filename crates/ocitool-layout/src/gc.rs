@@ -15,6 +15,7 @@ use ocitool_digest::Digest;
 use crate::errors::{Error, Result};
 use crate::fsutil;
 use crate::graph::{Graph, Presence, WalkOptions, list_blobs};
+use crate::index::IndexDoc;
 use crate::layout::Layout;
 use crate::lock;
 
@@ -42,43 +43,8 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
     layout.state.ensure()?;
     let _gc = lock::acquire(&layout.state.gc_lock, true, layout.options.wait)?;
     let index = layout.read_index()?;
-    let walk = WalkOptions::default();
-    let mut graph = Graph::walk_index(layout, &index, walk);
-    let blobs = list_blobs(layout)?;
-    graph.add_unlisted_referrers(layout, &blobs, walk);
-
-    if !options.force {
-        // Missing blobs are fine (nothing below them to keep); damaged documents are not.
-        let damaged = graph.problems.iter().find(|p| {
-            p.digest
-                .as_ref()
-                .and_then(|d| graph.nodes.get(d))
-                .is_none_or(|n| n.presence != Presence::Missing)
-        });
-        if let Some(p) = damaged {
-            let what = p
-                .digest
-                .as_ref()
-                .map_or_else(|| p.path.clone(), ToString::to_string);
-            return Err(Error::GcUnsafe {
-                first: format!("{what}: {}", p.problem),
-            });
-        }
-    }
-
-    let marked: BTreeSet<&Digest> = graph.nodes.keys().collect();
-    let mut report = GcReport {
-        dry_run: options.dry_run,
-        ..Default::default()
-    };
-    for (d, size) in &blobs {
-        if marked.contains(d) {
-            report.kept += 1;
-        } else {
-            report.removed.push((d.clone(), *size));
-            report.freed_bytes += size;
-        }
-    }
+    let mut report = plan(layout, &index, options.force)?;
+    report.dry_run = options.dry_run;
     if !options.dry_run {
         let mut dirs = BTreeSet::new();
         for (d, _) in &report.removed {
@@ -109,6 +75,47 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
                 };
                 r.map_err(Error::io("remove", p))?;
             }
+        }
+    }
+    Ok(report)
+}
+
+/// What `gc` would remove if `index` were the layout's `index.json` (used by `prune` to say
+/// what it frees). Marks from every entry through the graph and unlisted referrers; refuses,
+/// unless `force`, when a document it must read is damaged.
+pub fn plan(layout: &Layout, index: &IndexDoc, force: bool) -> Result<GcReport> {
+    let walk = WalkOptions::default();
+    let mut graph = Graph::walk_index(layout, index, walk);
+    let blobs = list_blobs(layout)?;
+    graph.add_unlisted_referrers(layout, &blobs, walk);
+    if !force {
+        // Missing blobs are fine (nothing below them to keep); damaged documents are not.
+        let damaged = graph.problems.iter().find(|p| {
+            p.digest
+                .as_ref()
+                .and_then(|d| graph.nodes.get(d))
+                .is_none_or(|n| n.presence != Presence::Missing)
+        });
+        if let Some(p) = damaged {
+            let what = p
+                .digest
+                .as_ref()
+                .map_or_else(|| p.path.clone(), ToString::to_string);
+            return Err(Error::GcUnsafe {
+                first: format!("{what}: {}", p.problem),
+            });
+        }
+    }
+    let mut report = GcReport {
+        dry_run: true,
+        ..Default::default()
+    };
+    for (d, size) in &blobs {
+        if graph.nodes.contains_key(d) {
+            report.kept += 1;
+        } else {
+            report.removed.push((d.clone(), *size));
+            report.freed_bytes += size;
         }
     }
     Ok(report)

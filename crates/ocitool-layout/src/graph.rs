@@ -80,6 +80,7 @@ pub struct ManifestInfo {
 pub struct ConfigInfo {
     pub platform: Platform,
     pub diff_ids: Vec<String>,
+    pub created: Option<String>,
 }
 
 /// The graph reachable from a set of roots.
@@ -227,6 +228,7 @@ impl Graph {
                     Ok(c) => {
                         node.config = Some(ConfigInfo {
                             platform: c.platform(),
+                            created: c.created.clone(),
                             diff_ids: c.rootfs.diff_ids,
                         })
                     }
@@ -512,6 +514,22 @@ impl Graph {
             .filter_map(|d| self.nodes.get(d))
             .map(|n| n.size)
             .sum()
+    }
+
+    /// When an image was created: its config's `created`, or for an index the newest of its
+    /// platforms' (RFC 3339 strings compare in time order).
+    pub fn created_of(&self, digest: &Digest) -> Option<String> {
+        let n = self.nodes.get(digest)?;
+        match n.kind {
+            Kind::Manifest => n
+                .manifest
+                .as_ref()
+                .and_then(|m| self.nodes.get(&m.config.digest))
+                .and_then(|c| c.config.as_ref())
+                .and_then(|c| c.created.clone()),
+            Kind::Index => n.children.iter().filter_map(|c| self.created_of(c)).max(),
+            _ => None,
+        }
     }
 
     /// The platforms of an image: a manifest's config platform, or an index's platform

@@ -5,12 +5,14 @@
 //! (sorted keys, compact), so the same edits give the same bytes; a file that an edit leaves
 //! unchanged is not rewritten at all.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ocitool_digest::Digest;
 use ocitool_spec::Descriptor;
 use ocitool_spec::media;
 use ocitool_spec::refname::{CONTAINERD_IMAGE_NAME, REF_NAME};
+use ocitool_spec::tags::{POLICY_ANNOTATION, Policy};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -288,6 +290,31 @@ impl IndexDoc {
         }
         self.items_mut().push(desc);
         true
+    }
+
+    /// `ref.name` → digest for every named entry (the first entry wins for a duplicated name).
+    pub fn ref_digests(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        for v in self.items() {
+            if let (Some(n), Some(d)) = (ref_name_of(v), v.get("digest").and_then(Value::as_str)) {
+                m.entry(n.to_string()).or_insert_with(|| d.to_string());
+            }
+        }
+        m
+    }
+
+    /// The tag protection policy stored on the index.
+    pub fn policy(&self) -> Result<Policy> {
+        let v = self
+            .annotations()
+            .and_then(|a| a.get(POLICY_ANNOTATION))
+            .and_then(Value::as_str);
+        Policy::from_annotation(v).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
+    /// Stores the policy on the index (an empty policy removes the annotation).
+    pub fn set_policy(&mut self, p: &Policy) {
+        self.set_annotation(POLICY_ANNOTATION, p.to_annotation().as_deref());
     }
 
     /// The top-level annotations of the index.

@@ -39,6 +39,8 @@ pub struct Transaction<'a> {
     staged: BTreeMap<Digest, tempfile::TempPath>,
     /// Blob directories that received a rename not yet made durable.
     dirty_dirs: Vec<PathBuf>,
+    /// Allow moving or removing protected tags.
+    force: bool,
 }
 
 /// Bytes between two requests to start writeback of a blob being written.
@@ -111,11 +113,17 @@ impl<'a> Transaction<'a> {
             dir: None,
             staged: BTreeMap::new(),
             dirty_dirs: Vec::new(),
+            force: false,
         })
     }
 
     pub fn layout(&self) -> &Layout {
         self.layout
+    }
+
+    /// Allows the edit to move or remove tags the layout's policy protects (`--force`).
+    pub fn set_force(&mut self, force: bool) {
+        self.force = force;
     }
 
     fn staging_dir(&mut self) -> Result<&Path> {
@@ -274,14 +282,20 @@ impl<'a> Transaction<'a> {
     /// Makes the staged blobs durable and visible, then applies `edit` to `index.json` under
     /// the index lock. `index.json` is rewritten only if the edit changed it. Every descriptor
     /// the edit adds or changes must name a blob present in the layout.
+    ///
+    /// Order: the staged files are fsynced first, outside the lock (the slow part); then, under
+    /// the index lock, the edit runs on a fresh read of `index.json` and is checked (protected
+    /// tags); only if it succeeds are the blobs renamed into place, their directories fsynced,
+    /// and `index.json` replaced. A refused edit therefore leaves no new blob behind.
     pub fn commit<T>(mut self, edit: impl FnOnce(&mut IndexDoc) -> Result<T>) -> Result<T> {
-        let staged = std::mem::take(&mut self.staged);
-        self.publish(staged)?;
+        let staged: Vec<(Digest, tempfile::TempPath)> =
+            std::mem::take(&mut self.staged).into_iter().collect();
         let layout = self.layout;
         if layout.options.durable {
-            for d in std::mem::take(&mut self.dirty_dirs) {
-                fsutil::fsync_dir(&d)?;
-            }
+            staged.par_iter().try_for_each(|(_, p)| -> Result<()> {
+                let f = File::open(p).map_err(Error::io("open", p.to_path_buf()))?;
+                f.sync_all().map_err(Error::io("fsync", p.to_path_buf()))
+            })?;
         }
         let _index_lock = lock::acquire(&layout.state.index_lock, true, layout.options.wait)?;
         let mut index = layout.read_index()?;
@@ -291,9 +305,23 @@ impl<'a> Transaction<'a> {
             .into_iter()
             .map(|e| e.descriptor.digest)
             .collect();
+        let refs_before = index.ref_digests();
+        let policy = index.policy()?;
         let out = edit(&mut index)?;
         let after = index.to_bytes();
-        if after != before {
+        let changed = after != before;
+        if changed && !self.force {
+            check_protected(&index, &refs_before, &policy)?;
+        }
+        for (digest, path) in staged {
+            self.install(&digest, path)?;
+        }
+        if layout.options.durable {
+            for d in std::mem::take(&mut self.dirty_dirs) {
+                fsutil::fsync_dir(&d)?;
+            }
+        }
+        if changed {
             for e in index.entries() {
                 if before_digests.contains(&e.descriptor.digest) {
                     continue;
@@ -317,25 +345,6 @@ impl<'a> Transaction<'a> {
             )?;
         }
         Ok(out)
-    }
-
-    /// fsyncs every staged file (in parallel, durable layouts only) and renames each into
-    /// place. The directories are fsynced by `commit`, before `index.json` changes.
-    fn publish(&mut self, staged: BTreeMap<Digest, tempfile::TempPath>) -> Result<()> {
-        if staged.is_empty() {
-            return Ok(());
-        }
-        let items: Vec<(Digest, tempfile::TempPath)> = staged.into_iter().collect();
-        if self.layout.options.durable {
-            items.par_iter().try_for_each(|(_, p)| -> Result<()> {
-                let f = File::open(p).map_err(Error::io("open", p.to_path_buf()))?;
-                f.sync_all().map_err(Error::io("fsync", p.to_path_buf()))
-            })?;
-        }
-        for (digest, path) in items {
-            self.install(&digest, path)?;
-        }
-        Ok(())
     }
 
     /// Renames a complete, verified (and, for durable layouts, fsynced) blob file into
@@ -368,6 +377,35 @@ impl<'a> Transaction<'a> {
         })?;
         Ok(())
     }
+}
+
+/// Refuses an edit that moves or removes a protected tag. The policy read is the one in force
+/// before the edit, inside the same locked read-modify-write, so no concurrent change of the
+/// policy can slip between the check and the write.
+fn check_protected(
+    after: &IndexDoc,
+    before: &BTreeMap<String, String>,
+    policy: &ocitool_spec::tags::Policy,
+) -> Result<()> {
+    if before.is_empty() || policy.is_empty() {
+        return Ok(());
+    }
+    let now = after.ref_digests();
+    for (name, old) in before {
+        let new = now.get(name);
+        if new == Some(old) {
+            continue;
+        }
+        if let Some(why) = policy.protects(name) {
+            return Err(Error::Protected {
+                name: name.clone(),
+                why,
+                current: old.clone(),
+                new: new.cloned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Hashes a file and checks it against `expected`.

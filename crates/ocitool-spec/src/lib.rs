@@ -11,6 +11,7 @@ mod errors;
 pub mod media;
 pub mod platform;
 pub mod refname;
+pub mod tags;
 pub mod views;
 
 pub use errors::SpecError;

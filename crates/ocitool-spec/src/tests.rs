@@ -302,3 +302,70 @@ fn manifest_json_with_nulls() {
     assert!(items[0].repo_tags.is_empty());
     assert_eq!(items[0].layer_sources.len(), 1);
 }
+
+#[test]
+fn version_tags() {
+    use crate::tags::VersionTag;
+    for ok in [
+        "1.2.3",
+        "v1.2.3",
+        "1.3.0-rc.1",
+        "1.2.3+build.5",
+        "0.0.1",
+        "10.20.30-alpha.beta+exp.sha.5114f85",
+    ] {
+        assert!(VersionTag::parse(ok).is_some(), "{ok}");
+    }
+    for bad in [
+        "1.2", "1", "latest", "01.2.3", "1.2.3.4", "v", "vv1.2.3", "1.2.3-", "main",
+    ] {
+        assert!(VersionTag::parse(bad).is_none(), "{bad}");
+    }
+    let v = VersionTag::parse("v1.2.3").unwrap();
+    assert_eq!(
+        v.aliases(),
+        ["v1.2".to_string(), "v1".to_string(), "latest".to_string()]
+    );
+    assert!(
+        v.in_group("v1.2")
+            && v.in_group("1")
+            && v.in_group("latest")
+            && !v.in_group("1.3")
+            && !v.in_group("2")
+    );
+    let a = VersionTag::parse("1.2.3+a").unwrap();
+    let b = VersionTag::parse("1.2.3+b").unwrap();
+    assert_eq!(
+        a.precedence(&b),
+        std::cmp::Ordering::Equal,
+        "build metadata has no precedence"
+    );
+    let rc = VersionTag::parse("1.2.3-rc.1").unwrap();
+    assert_eq!(rc.precedence(&a), std::cmp::Ordering::Less);
+}
+
+#[test]
+fn protection_policy() {
+    use crate::tags::Policy;
+    let p = Policy {
+        semver: true,
+        sha: true,
+        patterns: vec!["*:release-*".into(), "prod".into()],
+    };
+    assert!(p.protects("app:1.2.3").is_some());
+    assert!(p.protects("app:v1.2.3-rc.1").is_some());
+    assert!(p.protects("app:1.2").is_none());
+    assert!(p.protects("app:latest").is_none());
+    assert!(p.protects("app:0123abc").is_some());
+    assert!(
+        p.protects("app:0123ab").is_none(),
+        "6 hex digits are not a SHA"
+    );
+    assert!(p.protects("app:release-7").unwrap().contains("release-"));
+    assert!(p.protects("prod").is_some());
+    let a = p.to_annotation().unwrap();
+    assert_eq!(Policy::from_annotation(Some(&a)).unwrap(), p);
+    assert_eq!(Policy::default().to_annotation(), None);
+    assert!(Policy::from_annotation(Some("{")).is_err());
+    assert!(crate::tags::check_pattern("[").is_err());
+}

@@ -45,137 +45,256 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create an empty layout (a no-op on an existing valid layout).
-    Init { layout: PathBuf },
+    Init(InitArgs),
     /// List refs: ref, digest, media type, platforms, total size.
-    Ls { layout: PathBuf },
+    Ls(LsArgs),
     /// Show a manifest, its config and layers; for an index, its platforms.
-    Inspect {
-        layout: PathBuf,
-        /// A ref name or a digest (sha256:...).
-        reference: String,
-        /// For an index: inspect the manifest of this platform (os/arch[/variant]).
-        #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
-        /// Print the exact bytes of the manifest or index, nothing else.
-        #[arg(long, conflicts_with_all = ["config"])]
-        raw: bool,
-        /// Print the exact bytes of the image config, nothing else.
-        #[arg(long)]
-        config: bool,
-    },
+    Inspect(InspectArgs),
     /// Point every TARGET ref at what SOURCE (a ref or a digest) points at.
-    Tag {
-        layout: PathBuf,
-        source: String,
-        #[arg(required = true)]
-        targets: Vec<String>,
-        /// Show what would change without changing anything.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Tag(TagArgs),
     /// Remove refs (a digest removes every entry for it); blobs stay until gc.
-    Untag {
-        layout: PathBuf,
-        #[arg(required = true)]
-        refs: Vec<String>,
-    },
+    Untag(UntagArgs),
+    /// Declare immutable tags (exact semver versions, commit SHAs, glob patterns); moving one
+    /// to another digest then needs --force. Without rules, shows the policy.
+    Protect(ProtectArgs),
+    /// Remove the version tags of each repository beyond the newest N, keeping what aliases
+    /// and protection need, and report what gc would free.
+    Prune(PruneArgs),
     /// Check structure, descriptors, blob hashes and layer diff_ids; exit 1 on problems.
-    Verify {
-        layout: PathBuf,
-        /// Verify only what these refs reach (default: the whole layout, unreferenced blobs included).
-        refs: Vec<String>,
-    },
+    Verify(VerifyArgs),
     /// Add every image of a docker-save or OCI archive (plain, gzip or zstd; `-` reads standard
     /// input) to LAYOUT, created if missing, with a ref for each of its tags.
-    Import {
-        archive: PathBuf,
-        layout: PathBuf,
-        /// An extra ref for the imported image (repeatable; the archive must hold one image).
-        #[arg(long = "tag", value_name = "REF")]
-        tags: Vec<String>,
-        #[command(flatten)]
-        limits: ArchiveLimits,
-    },
+    Import(ImportArgs),
     /// Merge an oci-archive (or a delta bundle from `pack --exclude-inventory`) into LAYOUT,
     /// created if missing: refs and blobs exactly as packed, every blob verified.
-    Unpack {
-        archive: PathBuf,
-        layout: PathBuf,
-        #[command(flatten)]
-        limits: ArchiveLimits,
-    },
+    Unpack(UnpackArgs),
     /// Write a layout (all refs, or those named) as one oci-archive holding only what they
     /// reach, referrers included.
-    Pack {
-        layout: PathBuf,
-        refs: Vec<String>,
-        /// Output file, or `-` for standard output.
-        #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
-        output: PathBuf,
-        /// Leave out the blobs this inventory (from `ocitool inventory` at the receiving
-        /// site) lists: a delta bundle. Manifests and indexes are always included.
-        #[arg(long, value_name = "FILE")]
-        exclude_inventory: Option<PathBuf>,
-        /// Leave out referrers (signatures, SBOMs, attestations).
-        #[arg(long)]
-        no_referrers: bool,
-        /// For multi-platform refs: pack this platform only.
-        #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
-    },
+    Pack(PackArgs),
     /// List the blobs a layout holds (digest and size), for delta bundles.
-    Inventory {
-        layout: PathBuf,
-        /// Write to FILE instead of standard output.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
+    Inventory(InventoryArgs),
     /// Copy images (all refs when none are named) with every blob they reach; blobs already
     /// present are skipped.
-    Copy {
-        src: PathBuf,
-        dst: PathBuf,
-        refs: Vec<String>,
-        /// From multi-platform refs, copy this platform only; the ref then points at that
-        /// platform's manifest, unchanged.
-        #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
-        /// Leave out referrers (signatures, SBOMs, attestations).
-        #[arg(long)]
-        no_referrers: bool,
-        /// Hard-link blobs instead of copying them (same file system; a shared inode spreads
-        /// later damage to both layouts).
-        #[arg(long)]
-        link: bool,
-    },
+    Copy(CopyArgs),
     /// Write refs as one archive that `docker load`, `podman load`, `ctr import` and skopeo read.
-    Export {
-        layout: PathBuf,
-        #[arg(required = true)]
-        refs: Vec<String>,
-        /// Output file, or `-` for standard output. A file appears only when complete.
-        #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
-        output: PathBuf,
-        /// docker: Docker 25+ and classic at once; oci: an oci-archive.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Docker)]
-        format: ExportFormat,
-        /// For multi-platform refs: the platform to export (default: the host's, if present).
-        #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
-    },
+    Export(ExportArgs),
     /// Low-level blob access: store a file as a blob, or print a blob verified.
     #[command(subcommand)]
     Blob(BlobCommand),
     /// Delete blobs no ref reaches, and stale temporary files.
-    Gc {
-        layout: PathBuf,
-        /// Print what would be deleted, delete nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Sweep even when some documents are damaged (their blobs may be deleted).
-        #[arg(long)]
-        force: bool,
-    },
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    pub layout: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    pub layout: PathBuf,
+    /// Group refs by repository, versions by semver, with the aliases pointing at each.
+    #[arg(long)]
+    pub tree: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub layout: PathBuf,
+    /// A ref name or a digest (sha256:...).
+    pub reference: String,
+    /// For an index: inspect the manifest of this platform (os/arch[/variant]).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Print the exact bytes of the manifest or index, nothing else.
+    #[arg(long, conflicts_with_all = ["config"])]
+    pub raw: bool,
+    /// Print the exact bytes of the image config, nothing else.
+    #[arg(long)]
+    pub config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    pub layout: PathBuf,
+    pub source: String,
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// Show what would change without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Each TARGET is a version (app:1.2.3): also point app:1.2, app:1 and app:latest at
+    /// SOURCE, each only where it is the highest release of its group.
+    #[arg(long)]
+    pub semver: bool,
+    /// Move tags the layout's policy protects.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UntagArgs {
+    pub layout: PathBuf,
+    #[arg(required = true)]
+    pub refs: Vec<String>,
+    /// Remove tags the layout's policy protects.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProtectArgs {
+    pub layout: PathBuf,
+    /// Glob patterns on the whole ref name, e.g. 'app:release-*'.
+    pub patterns: Vec<String>,
+    /// Protect exact semver versions (1.2.3, v1.2.3-rc.1), not aliases such as 1.2 or latest.
+    #[arg(long)]
+    pub semver: bool,
+    /// Protect commit-SHA tags (7 to 40 hex digits).
+    #[arg(long)]
+    pub sha: bool,
+    /// Remove the given rules instead of adding them.
+    #[arg(long)]
+    pub remove: bool,
+    /// Show the policy.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    pub layout: PathBuf,
+    /// Version tags to keep per repository.
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+    /// Only these repositories (repeatable; default: all).
+    #[arg(long = "repo", value_name = "NAME")]
+    pub repos: Vec<String>,
+    /// Order versions by semver precedence or by the config's `created`.
+    #[arg(long, value_enum, default_value_t = PruneOrder::Semver)]
+    pub by: PruneOrder,
+    /// Show the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run gc afterwards.
+    #[arg(long)]
+    pub gc: bool,
+    /// Remove protected tags too.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub layout: PathBuf,
+    /// Verify only what these refs reach (default: the whole layout, unreferenced blobs included).
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub archive: PathBuf,
+    pub layout: PathBuf,
+    /// An extra ref for the imported image (repeatable; the archive must hold one image).
+    #[arg(long = "tag", value_name = "REF")]
+    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub limits: ArchiveLimits,
+    /// Move tags the layout's policy protects.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    pub archive: PathBuf,
+    pub layout: PathBuf,
+    #[command(flatten)]
+    pub limits: ArchiveLimits,
+    /// Move tags the layout's policy protects.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    pub layout: PathBuf,
+    pub refs: Vec<String>,
+    /// Output file, or `-` for standard output.
+    #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+    pub output: PathBuf,
+    /// Leave out the blobs this inventory (from `ocitool inventory` at the receiving
+    /// site) lists: a delta bundle. Manifests and indexes are always included.
+    #[arg(long, value_name = "FILE")]
+    pub exclude_inventory: Option<PathBuf>,
+    /// Leave out referrers (signatures, SBOMs, attestations).
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// For multi-platform refs: pack this platform only.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    pub layout: PathBuf,
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub refs: Vec<String>,
+    /// From multi-platform refs, copy this platform only; the ref then points at that
+    /// platform's manifest, unchanged.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Leave out referrers (signatures, SBOMs, attestations).
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Hard-link blobs instead of copying them (same file system; a shared inode spreads
+    /// later damage to both layouts).
+    #[arg(long)]
+    pub link: bool,
+    /// Move tags the destination's policy protects.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    pub layout: PathBuf,
+    #[arg(required = true)]
+    pub refs: Vec<String>,
+    /// Output file, or `-` for standard output. A file appears only when complete.
+    #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
+    pub output: PathBuf,
+    /// docker: Docker 25+ and classic at once; oci: an oci-archive.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Docker)]
+    pub format: ExportFormat,
+    /// For multi-platform refs: the platform to export (default: the host's, if present).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    pub layout: PathBuf,
+    /// Print what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Sweep even when some documents are damaged (their blobs may be deleted).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PruneOrder {
+    Semver,
+    Created,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -97,97 +97,40 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
+    use ocitool_archive::import::Mode;
     match command {
-        Command::Init { layout } => cmd::init::run(ctx, &layout),
-        Command::Ls { layout } => cmd::ls::run(ctx, &layout),
-        Command::Inspect {
-            layout,
-            reference,
-            platform,
-            raw,
-            config,
-        } => cmd::inspect::run(ctx, &layout, &reference, platform.as_deref(), raw, config),
-        Command::Tag {
-            layout,
-            source,
-            targets,
-            dry_run,
-        } => cmd::tag::run(ctx, &layout, &source, &targets, dry_run),
-        Command::Untag { layout, refs } => cmd::untag::run(ctx, &layout, &refs),
-        Command::Verify { layout, refs } => cmd::verify::run(ctx, &layout, &refs),
+        Command::Init(a) => cmd::init::run(ctx, &a.layout),
+        Command::Ls(a) => cmd::ls::run(ctx, &a),
+        Command::Inspect(a) => cmd::inspect::run(ctx, &a),
+        Command::Tag(a) => cmd::tag::run(ctx, &a),
+        Command::Untag(a) => cmd::untag::run(ctx, &a),
+        Command::Protect(a) => cmd::lifecycle::protect(ctx, &a),
+        Command::Prune(a) => cmd::lifecycle::prune(ctx, &a),
+        Command::Verify(a) => cmd::verify::run(ctx, &a.layout, &a.refs),
         Command::Blob(b) => cmd::blob::run(ctx, b),
-        Command::Export {
-            layout,
-            refs,
-            output,
-            format,
-            platform,
-        } => cmd::export::run(ctx, &layout, &refs, &output, format, platform.as_deref()),
-        Command::Import {
-            archive,
-            layout,
-            tags,
-            limits,
-        } => cmd::import::run(
+        Command::Export(a) => cmd::export::run(ctx, &a),
+        Command::Import(a) => cmd::import::run(
             ctx,
-            &archive,
-            &layout,
-            tags,
-            &limits,
-            ocitool_archive::import::Mode::Import,
+            &a.archive,
+            &a.layout,
+            a.tags,
+            &a.limits,
+            Mode::Import,
+            a.force,
         ),
-        Command::Unpack {
-            archive,
-            layout,
-            limits,
-        } => cmd::import::run(
+        Command::Unpack(a) => cmd::import::run(
             ctx,
-            &archive,
-            &layout,
+            &a.archive,
+            &a.layout,
             Vec::new(),
-            &limits,
-            ocitool_archive::import::Mode::Unpack,
+            &a.limits,
+            Mode::Unpack,
+            a.force,
         ),
-        Command::Pack {
-            layout,
-            refs,
-            output,
-            exclude_inventory,
-            no_referrers,
-            platform,
-        } => cmd::pack::run(
-            ctx,
-            &layout,
-            &refs,
-            &output,
-            exclude_inventory.as_deref(),
-            !no_referrers,
-            platform.as_deref(),
-        ),
-        Command::Inventory { layout, output } => {
-            cmd::pack::inventory(ctx, &layout, output.as_deref())
-        }
-        Command::Copy {
-            src,
-            dst,
-            refs,
-            platform,
-            no_referrers,
-            link,
-        } => cmd::copy::run(
-            ctx,
-            &src,
-            &dst,
-            refs,
-            platform.as_deref(),
-            !no_referrers,
-            link,
-        ),
-        Command::Gc {
-            layout,
-            dry_run,
-            force,
-        } => cmd::gc::run(ctx, &layout, dry_run, force),
+        Command::Pack(a) => cmd::pack::run(ctx, &a),
+        Command::Inventory(a) => cmd::pack::inventory(ctx, &a.layout, a.output.as_deref()),
+        Command::Copy(a) => cmd::copy::run(ctx, a),
+        Command::Gc(a) => cmd::gc::run(ctx, &a.layout, a.dry_run, a.force),
     }
 }
 

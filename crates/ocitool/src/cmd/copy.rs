@@ -1,4 +1,4 @@
-use std::path::Path;
+use crate::cli::CopyArgs;
 
 use ocitool_layout::Layout;
 use ocitool_layout::copy::{self, CopyOptions};
@@ -8,21 +8,16 @@ use serde_json::json;
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
-pub fn run(
-    ctx: &mut Ctx,
-    src: &Path,
-    dst: &Path,
-    refs: Vec<String>,
-    platform: Option<&str>,
-    referrers: bool,
-    link: bool,
-) -> anyhow::Result<i32> {
-    let platform: Option<Platform> = platform.map(str::parse).transpose()?;
-    let src = Layout::open(src, ctx.layout_options())?;
+pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
+    let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
+    let src = Layout::open(&a.src, ctx.layout_options())?;
+    let dst = &a.dst;
+    let link = a.link;
     let options = CopyOptions {
-        refs,
+        refs: a.refs,
         platform,
-        referrers,
+        referrers: !a.no_referrers,
+        force: a.force,
         link,
     };
     let progress = ctx.progress();

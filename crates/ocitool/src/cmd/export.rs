@@ -7,7 +7,7 @@ use ocitool_layout::Layout;
 use ocitool_spec::Platform;
 use serde_json::json;
 
-use crate::cli::ExportFormat;
+use crate::cli::{ExportArgs, ExportFormat};
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
@@ -48,15 +48,9 @@ pub fn write_output<T>(
     Ok(r)
 }
 
-pub fn run(
-    ctx: &mut Ctx,
-    layout: &Path,
-    refs: &[String],
-    output: &Path,
-    format: ExportFormat,
-    platform: Option<&str>,
-) -> anyhow::Result<i32> {
-    let platform: Option<Platform> = platform.map(str::parse).transpose()?;
+pub fn run(ctx: &mut Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
+    let (layout, refs, output, format) = (&a.layout, &a.refs, a.output.as_path(), a.format);
+    let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let layout = Layout::open(layout, ctx.layout_options())?;
     let options = ExportOptions {
         format: match format {

@@ -55,12 +55,14 @@ pub fn run(
     tags: Vec<String>,
     l: &ArchiveLimits,
     mode: Mode,
+    force: bool,
 ) -> anyhow::Result<i32> {
     let (input, size) = open_input(archive)?;
     let options = ImportOptions {
         tags,
         limits: limits(ctx, l),
         mode,
+        force,
     };
     let verb = if mode == Mode::Unpack {
         "unpack"

@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use anyhow::Context;
 use ocitool_digest::Digest;
 use ocitool_layout::resolve::{self, Target};
@@ -9,18 +7,14 @@ use ocitool_spec::views::{self, Checked};
 use ocitool_spec::{ConfigView, Document, Platform};
 use serde_json::{Value, json};
 
+use crate::cli::InspectArgs;
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
-pub fn run(
-    ctx: &mut Ctx,
-    path: &Path,
-    reference: &str,
-    platform: Option<&str>,
-    raw: bool,
-    raw_config: bool,
-) -> anyhow::Result<i32> {
-    let wanted: Option<Platform> = platform.map(str::parse).transpose()?;
+pub fn run(ctx: &mut Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
+    let (path, reference, raw, raw_config) =
+        (a.layout.as_path(), a.reference.as_str(), a.raw, a.config);
+    let wanted: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let layout = Layout::open(path, ctx.layout_options())?;
     let _lock = layout.read_lock()?;
     let index = layout.read_index()?;

@@ -1,10 +1,9 @@
-use std::path::Path;
-
 use ocitool_digest::Digest;
 use ocitool_layout::{Graph, Layout, WalkOptions};
 use ocitool_spec::media;
 use serde::Serialize;
 
+use crate::cli::LsArgs;
 use crate::output::{human_size, table};
 use crate::{Ctx, exit};
 
@@ -20,10 +19,14 @@ struct Row {
     size: u64,
 }
 
-pub fn run(ctx: &mut Ctx, path: &Path) -> anyhow::Result<i32> {
+pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
+    let path = a.layout.as_path();
     let layout = Layout::open(path, ctx.layout_options())?;
     let _lock = layout.read_lock()?;
     let index = layout.read_index()?;
+    if a.tree {
+        return tree(ctx, &index);
+    }
     let entries = index.entries();
     let graph = Graph::walk_index(
         &layout,
@@ -120,4 +123,53 @@ pub fn short_type(mt: &str) -> &str {
         media::DOCKER_MANIFEST => "docker-manifest",
         other => other,
     }
+}
+
+/// `ls --tree`: refs by repository, versions by semver precedence, each with the aliases that
+/// point at its digest and the refs of other repositories sharing it.
+fn tree(ctx: &mut Ctx, index: &ocitool_layout::IndexDoc) -> anyhow::Result<i32> {
+    let repos = ocitool_lifecycle::tree(&index.ref_digests());
+    if ctx.global.json {
+        let v: Vec<_> = repos
+            .iter()
+            .map(|r| {
+                let rows = |rows: &[ocitool_lifecycle::Row]| -> Vec<serde_json::Value> {
+                    rows.iter()
+                        .map(|x| serde_json::json!({"tag": x.tag, "digest": x.digest, "aliases": x.aliases, "sharedWith": x.shared_with}))
+                        .collect()
+                };
+                serde_json::json!({"repository": r.name, "versions": rows(&r.versions), "others": rows(&r.others)})
+            })
+            .collect();
+        ctx.out.json(&v)?;
+        return Ok(exit::OK);
+    }
+    for r in &repos {
+        ctx.out.line(if r.name.is_empty() {
+            "(no repository)".to_string()
+        } else {
+            r.name.clone()
+        })?;
+        let mut t = Vec::new();
+        for x in r.versions.iter().chain(&r.others) {
+            let mut extra = Vec::new();
+            if !x.aliases.is_empty() {
+                extra.push(format!("<- {}", x.aliases.join(", ")));
+            }
+            if !x.shared_with.is_empty() {
+                extra.push(format!("(= {})", x.shared_with.join(", ")));
+            }
+            t.push(vec![
+                format!("  {}", x.tag),
+                Digest::parse(&x.digest)
+                    .map(|d| d.short())
+                    .unwrap_or_else(|_| x.digest.clone()),
+                extra.join(" "),
+            ]);
+        }
+        for line in table(&t) {
+            ctx.out.line(line)?;
+        }
+    }
+    Ok(exit::OK)
 }

@@ -5,6 +5,7 @@ pub mod gc;
 pub mod import;
 pub mod init;
 pub mod inspect;
+pub mod lifecycle;
 pub mod ls;
 pub mod pack;
 pub mod tag;

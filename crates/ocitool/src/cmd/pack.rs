@@ -7,20 +7,20 @@ use ocitool_layout::inventory::{self, Inventory};
 use ocitool_spec::Platform;
 use serde_json::json;
 
+use crate::cli::PackArgs;
 use crate::cmd::export::write_output;
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
-pub fn run(
-    ctx: &mut Ctx,
-    layout: &Path,
-    refs: &[String],
-    output: &Path,
-    exclude: Option<&Path>,
-    referrers: bool,
-    platform: Option<&str>,
-) -> anyhow::Result<i32> {
-    let platform: Option<Platform> = platform.map(str::parse).transpose()?;
+pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
+    let (layout, refs, output, exclude, referrers) = (
+        a.layout.as_path(),
+        &a.refs,
+        a.output.as_path(),
+        a.exclude_inventory.as_deref(),
+        !a.no_referrers,
+    );
+    let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let layout = Layout::open(layout, ctx.layout_options())?;
     let exclude = match exclude {
         Some(p) => {

@@ -1,10 +1,10 @@
-use std::path::Path;
-
 use ocitool_layout::resolve;
-use ocitool_layout::{Layout, Transaction};
+use ocitool_layout::{IndexDoc, Layout, Transaction};
+use ocitool_lifecycle::cascade;
 use ocitool_spec::refname;
 use serde::Serialize;
 
+use crate::cli::TagArgs;
 use crate::{Ctx, exit};
 
 #[derive(Serialize, Clone)]
@@ -17,45 +17,70 @@ pub struct Move {
     pub previous: Option<String>,
 }
 
-pub fn run(
-    ctx: &mut Ctx,
-    path: &Path,
-    source: &str,
-    targets: &[String],
-    dry_run: bool,
-) -> anyhow::Result<i32> {
-    for t in targets {
+pub fn run(ctx: &mut Ctx, a: &TagArgs) -> anyhow::Result<i32> {
+    for t in &a.targets {
         refname::validate(t)?;
     }
-    let layout = Layout::open(path, ctx.layout_options())?;
-    let moves = if dry_run {
+    let layout = Layout::open(&a.layout, ctx.layout_options())?;
+    let moves = if a.dry_run {
         let _lock = layout.read_lock()?;
         let mut index = layout.read_index()?;
-        apply(&layout, &mut index, source, targets)?
+        let moves = apply(&layout, &mut index, &a.source, &a.targets, a.semver)?;
+        // A dry run still says what protection would refuse.
+        if !a.force {
+            let policy = layout.read_index()?.policy()?;
+            for m in &moves {
+                if let (Some(prev), Some(why)) = (&m.previous, policy.protects(&m.reference))
+                    && *prev != m.digest
+                {
+                    ctx.diag.warn(format!(
+                        "{} is protected ({why}); moving it would need --force",
+                        m.reference
+                    ));
+                }
+            }
+        }
+        moves
     } else {
-        let txn = Transaction::begin(&layout)?;
-        txn.commit(|index| apply(&layout, index, source, targets))?
+        let mut txn = Transaction::begin(&layout)?;
+        txn.set_force(a.force);
+        txn.commit(|index| apply(&layout, index, &a.source, &a.targets, a.semver))?
     };
-    report(ctx, &moves, dry_run)?;
+    report(ctx, &moves, a.dry_run)?;
     Ok(exit::OK)
 }
 
-/// Points every target at what `source` resolves to, in one edit of `index`.
+/// Points every target (and, with `semver`, the aliases each one feeds) at what `source`
+/// resolves to, in one edit of `index`.
 pub fn apply(
     layout: &Layout,
-    index: &mut ocitool_layout::IndexDoc,
+    index: &mut IndexDoc,
     source: &str,
     targets: &[String],
+    semver: bool,
 ) -> ocitool_layout::Result<Vec<Move>> {
     // A name resolves to an index.json entry (whatever its media type); a digest only to a
     // document that parses as a manifest or an index.
     let target = resolve::resolve(layout, index, source)?;
-    let mut moves = Vec::new();
+    let digest = target.digest.to_string();
+    let mut names: Vec<String> = Vec::new();
     for t in targets {
-        let previous = index.set_ref(t, &target.descriptor);
+        if semver {
+            let refs = index.ref_digests();
+            let plan = cascade(&refs, t, &digest)
+                .map_err(|e| ocitool_layout::Error::Invalid(e.to_string()))?;
+            names.extend(plan.into_iter().map(|m| m.name));
+        } else {
+            names.push(t.clone());
+        }
+    }
+    let mut moves = Vec::new();
+    for n in names {
+        refname::validate(&n)?;
+        let previous = index.set_ref(&n, &target.descriptor);
         moves.push(Move {
-            reference: t.clone(),
-            digest: target.digest.to_string(),
+            reference: n,
+            digest: digest.clone(),
             previous,
         });
     }

@@ -1,4 +1,4 @@
-use std::path::Path;
+use crate::cli::UntagArgs;
 
 use ocitool_digest::Digest;
 use ocitool_layout::resolve::match_name;
@@ -14,9 +14,11 @@ struct Removed {
     digests: Vec<String>,
 }
 
-pub fn run(ctx: &mut Ctx, path: &Path, refs: &[String]) -> anyhow::Result<i32> {
-    let layout = Layout::open(path, ctx.layout_options())?;
-    let txn = Transaction::begin(&layout)?;
+pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
+    let refs = &a.refs;
+    let layout = Layout::open(&a.layout, ctx.layout_options())?;
+    let mut txn = Transaction::begin(&layout)?;
+    txn.set_force(a.force);
     let removed = txn.commit(|index| {
         let entries = index.entries();
         let mut positions = Vec::new();

@@ -12,6 +12,7 @@ mod import_export;
 mod init;
 mod inspect;
 mod interop;
+mod lifecycle;
 mod ls;
 mod tag;
 mod transfer;

@@ -132,8 +132,8 @@ where
     err
 }
 
-/// Every file of a layout (but ocitool's private state) with its bytes.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+/// Every file of a layout (but ocitool's private state) with the digest of its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -150,10 +150,13 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             } else if ft.is_symlink() {
                 out.insert(
                     rel,
-                    format!("-> {}", std::fs::read_link(&p).unwrap().display()).into_bytes(),
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
                 );
             } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
+                out.insert(
+                    rel,
+                    ocitool_digest::Digest::sha256(&std::fs::read(&p).unwrap()).to_string(),
+                );
             }
         }
     }
