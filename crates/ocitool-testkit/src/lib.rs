@@ -5,6 +5,7 @@
 //! on every run and machine (a fixed PRNG, fixed tar headers, sorted JSON keys, a pinned
 //! gzip backend and level).
 
+pub mod archives;
 pub mod big;
 pub mod fixtures;
 pub mod image;
