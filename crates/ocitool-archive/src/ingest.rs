@@ -39,7 +39,7 @@ impl Default for Limits {
         Limits {
             max_entries: 1_000_000,
             max_link_hops: 16,
-            max_ratio: 1000,
+            max_ratio: 100,
             ratio_slack: 64 << 20,
             json_limit: ocitool_spec::DEFAULT_JSON_LIMIT,
             decode: DecodeOptions::default(),

@@ -9,6 +9,7 @@
 //!
 //! **All atomic-write and locking code lives in this crate** (`fsutil`, `lock`, `txn`).
 
+pub mod convert;
 pub mod copy;
 mod errors;
 mod fsutil;

@@ -81,6 +81,8 @@ pub enum Command {
     /// Low-level blob access: store a file as a blob, or print a blob verified.
     #[command(subcommand)]
     Blob(BlobCommand),
+    /// A new image whose layers are recompressed (config and diff_ids unchanged), tagged TARGET.
+    Convert(ConvertArgs),
     /// Delete blobs no ref reaches, and stale temporary files.
     Gc(GcArgs),
 }
@@ -291,6 +293,45 @@ pub struct GcArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    pub layout: PathBuf,
+    /// The image to convert (a ref or a digest); it is not changed.
+    pub source: String,
+    /// The ref to give the converted image.
+    pub target: String,
+    /// Layer compression of the result (default: keep each layer's). Layers already in that
+    /// form are reused as they are.
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// Compression level: gzip 0-9 (default 6), zstd 1-22 (default 3).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub level: Option<i32>,
+    /// Media type family of the result (default: keep the source's).
+    #[arg(long, value_enum)]
+    pub media_types: Option<MediaTypesArg>,
+    /// From a multi-platform source, convert only this platform; TARGET then points at its
+    /// converted manifest.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Move TARGET even if the layout's policy protects it.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum MediaTypesArg {
+    Oci,
+    Docker,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PruneOrder {
     Semver,
@@ -307,7 +348,7 @@ pub enum ExportFormat {
 #[derive(Debug, Args, Clone)]
 pub struct ArchiveLimits {
     /// Most decompressed bytes per compressed byte, for the archive and each layer.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 100)]
     pub max_ratio: u64,
     /// Most members in an archive.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]

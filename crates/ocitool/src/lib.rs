@@ -130,6 +130,7 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Pack(a) => cmd::pack::run(ctx, &a),
         Command::Inventory(a) => cmd::pack::inventory(ctx, &a.layout, a.output.as_deref()),
         Command::Copy(a) => cmd::copy::run(ctx, a),
+        Command::Convert(a) => cmd::convert::run(ctx, &a),
         Command::Gc(a) => cmd::gc::run(ctx, &a.layout, a.dry_run, a.force),
     }
 }

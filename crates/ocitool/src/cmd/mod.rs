@@ -1,4 +1,5 @@
 pub mod blob;
+pub mod convert;
 pub mod copy;
 pub mod export;
 pub mod gc;

@@ -5,7 +5,9 @@ mod util;
 
 mod blob;
 mod concurrency;
+mod convert;
 mod crash;
+mod dialects;
 mod fixtures_up_to_date;
 mod gc;
 mod import_export;

@@ -1,0 +1,529 @@
+//! `convert`: a new image whose layers are recompressed (gzip, zstd or uncompressed) and/or
+//! whose media types move between the OCI and Docker families. The config blob is untouched,
+//! so the image ID and the diff_ids stay the same; every produced layer is checked against its
+//! diff_id before a manifest refers to it; SOURCE is untouched and TARGET is tagged at the end
+//! in one `index.json` update.
+//!
+//! One pass per layer: the source blob is read once, verified against its digest, decoded,
+//! hashed (the diff_id check) and re-encoded into a staged blob hashed as it is written.
+//! zstd uses the library's multi-threaded mode on every core, one layer at a time; gzip and
+//! decompression run one layer per core.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+
+use ocitool_compress::{Compression, DecodeOptions, EncodeOptions, Encoder};
+use ocitool_digest::{Algorithm, Digest, Hasher, HashingWriter};
+use ocitool_spec::media::{self, Kind};
+use ocitool_spec::views::Checked;
+use ocitool_spec::{Descriptor, Platform};
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::Progress;
+use crate::errors::{Error, Result};
+use crate::fsutil::FILE_MODE;
+use crate::graph::{Graph, Presence, WalkOptions};
+use crate::index::descriptor_value;
+use crate::layout::Layout;
+use crate::resolve::{self, Target};
+use crate::txn::{BUF_SIZE, Transaction};
+
+/// Media type families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Oci,
+    Docker,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConvertOptions {
+    /// Target layer compression (default: keep each layer's).
+    pub compression: Option<Compression>,
+    /// Compression level (gzip 0-9, default 6; zstd 1-22, default 3).
+    pub level: Option<i32>,
+    /// Target media type family (default: keep the source's).
+    pub family: Option<Family>,
+    /// From a multi-platform source, convert only this platform; TARGET then points at its
+    /// converted manifest.
+    pub platform: Option<Platform>,
+    /// Move TARGET even if the layout's policy protects it.
+    pub force: bool,
+}
+
+/// One layer of the result.
+#[derive(Clone, Debug)]
+pub struct LayerResult {
+    pub from: Checked,
+    pub from_media_type: String,
+    pub to: Checked,
+    pub to_media_type: String,
+    /// The source blob was used as it is.
+    pub reused: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConvertReport {
+    pub source: Option<Digest>,
+    pub target_digest: Option<Digest>,
+    pub target_media_type: String,
+    /// Manifests written (0 when nothing had to change: TARGET then names SOURCE's bytes).
+    pub manifests_written: usize,
+    pub layers: Vec<LayerResult>,
+}
+
+/// A layer to re-encode.
+#[derive(Clone, Debug)]
+struct Job {
+    blob: Checked,
+    from: Compression,
+    diff_id: Digest,
+}
+
+pub fn convert(
+    layout: &Layout,
+    source: &str,
+    target: &str,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
+    ocitool_spec::refname::validate(target)?;
+    if let (Some(Compression::Zstd), Some(Family::Docker)) = (options.compression, options.family) {
+        return Err(Error::Invalid(
+            "Docker v2s2 manifests have no zstd layer media type that docker and skopeo accept; use --media-types oci for zstd".into(),
+        ));
+    }
+    if let Some(c) = options.compression
+        && let Some(l) = options.level
+    {
+        let (min, max) = ocitool_compress::level_range(c);
+        if c != Compression::None && !(min..=max).contains(&l) {
+            return Err(Error::Invalid(format!(
+                "--level {l} is out of range for {c} ({min}..={max})"
+            )));
+        }
+    }
+    let mut txn = Transaction::begin(layout)?;
+    txn.set_force(options.force);
+    let index = layout.read_index()?;
+    let src = resolve::resolve(layout, &index, source)?;
+    let walk = WalkOptions {
+        read_configs: true,
+        check_presence: true,
+    };
+    let graph = Graph::walk(
+        layout,
+        &[(format!("ref {source}"), as_descriptor(&src))],
+        walk,
+    );
+    if let Some(p) = graph.problems.first() {
+        return Err(Error::Invalid(format!(
+            "cannot convert {source}: {}: {} (run `ocitool verify`)",
+            p.digest
+                .as_ref()
+                .map_or_else(|| p.path.clone(), ToString::to_string),
+            p.problem
+        )));
+    }
+
+    // The manifests to convert.
+    let root_kind = src.kind();
+    let mut root = src.clone();
+    if root_kind == Kind::Index && options.platform.is_some() {
+        let child = resolve::select_platform(&graph, &src.digest, options.platform.as_ref())?;
+        let n = &graph.nodes[&child];
+        let mut v = descriptor_value(&n.media_type, &child, n.size);
+        if let Some(p) = graph.nodes[&src.digest]
+            .platforms
+            .iter()
+            .find(|(d, _)| *d == child)
+            .and_then(|(_, p)| p.clone())
+        {
+            v["platform"] = serde_json::to_value(p).unwrap_or(Value::Null);
+        }
+        root = Target {
+            digest: child,
+            size: n.size,
+            media_type: n.media_type.clone(),
+            descriptor: v,
+        };
+    }
+    let manifests: Vec<Digest> = match root.kind() {
+        Kind::Manifest => vec![root.digest.clone()],
+        Kind::Index => graph.nodes[&root.digest]
+            .children
+            .iter()
+            .filter(|d| {
+                graph
+                    .nodes
+                    .get(*d)
+                    .is_some_and(|n| n.kind == Kind::Manifest && n.presence == Presence::Present)
+            })
+            .cloned()
+            .collect(),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{source} is a {}, not an image manifest or index",
+                root.media_type
+            )));
+        }
+    };
+
+    // Plan each layer.
+    let mut jobs: BTreeMap<(Digest, Compression), Job> = BTreeMap::new();
+    for md in &manifests {
+        let node = &graph.nodes[md];
+        let m = node
+            .manifest
+            .as_ref()
+            .ok_or_else(|| Error::Invalid(format!("{md} is not an image manifest")))?;
+        let cfg = graph
+            .nodes
+            .get(&m.config.digest)
+            .and_then(|c| c.config.as_ref())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{md} is an artifact (its config is {}), not an image: it is not converted",
+                    m.config_media_type
+                ))
+            })?;
+        for (i, (l, kind)) in m.layers.iter().enumerate() {
+            let Kind::Layer {
+                compression,
+                distributable,
+            } = *kind
+            else {
+                return Err(Error::Invalid(format!(
+                    "{md} layers[{i}] has a media type ocitool cannot convert"
+                )));
+            };
+            if !distributable {
+                return Err(Error::Invalid(format!(
+                    "{md} layers[{i}] ({}) is a non-distributable (foreign) layer; it is not converted",
+                    l.digest
+                )));
+            }
+            let to = options.compression.unwrap_or(compression);
+            if to != compression {
+                let want = cfg
+                    .diff_ids
+                    .get(i)
+                    .and_then(|d| Digest::parse(d).ok())
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{md}: config {} has no valid diff_id for layer {i}",
+                            m.config.digest
+                        ))
+                    })?;
+                jobs.entry((l.digest.clone(), to)).or_insert(Job {
+                    blob: l.clone(),
+                    from: compression,
+                    diff_id: want,
+                });
+            }
+        }
+    }
+
+    // Re-encode.
+    let mut job_list: Vec<((Digest, Compression), Job)> = jobs.into_iter().collect();
+    job_list.sort_by(|a, b| b.1.blob.size.cmp(&a.1.blob.size));
+    progress.start("convert", job_list.iter().map(|(_, j)| j.blob.size).sum());
+    let staging = txn.staging_path()?;
+    let threads = rayon::current_num_threads().max(1) as u32;
+    let encode = |(key, job): &((Digest, Compression), Job),
+                  workers: u32|
+     -> Result<((Digest, Compression), Checked, tempfile::TempPath)> {
+        let (made, path) = reencode(
+            layout,
+            job,
+            key.1,
+            options.level,
+            workers,
+            &staging,
+            progress,
+        )?;
+        Ok((key.clone(), made, path))
+    };
+    let results: Vec<((Digest, Compression), Checked, tempfile::TempPath)> =
+        if job_list.iter().any(|((_, c), _)| *c == Compression::Zstd) {
+            // zstd parallelises inside each stream.
+            job_list
+                .iter()
+                .map(|j| {
+                    encode(
+                        j,
+                        if j.0.1 == Compression::Zstd {
+                            threads
+                        } else {
+                            0
+                        },
+                    )
+                })
+                .collect::<Result<_>>()?
+        } else {
+            job_list
+                .par_iter()
+                .map(|j| encode(j, 0))
+                .collect::<Result<_>>()?
+        };
+    progress.finish();
+    let mut produced: BTreeMap<(Digest, Compression), Checked> = BTreeMap::new();
+    for (key, made, path) in results {
+        txn.stage_hashed(made.digest.clone(), path);
+        produced.insert(key, made);
+    }
+
+    // New manifests.
+    let mut report = ConvertReport {
+        source: Some(src.digest.clone()),
+        ..Default::default()
+    };
+    let mut new_manifests: BTreeMap<Digest, (Checked, String)> = BTreeMap::new();
+    for md in &manifests {
+        let raw = layout.read_json_blob(&Checked {
+            digest: md.clone(),
+            size: graph.nodes[md].size,
+        })?;
+        let mut doc: Value =
+            serde_json::from_slice(&raw).map_err(|e| Error::Invalid(format!("{md}: {e}")))?;
+        let from_family = if media::is_docker(&graph.nodes[md].media_type) {
+            Family::Docker
+        } else {
+            Family::Oci
+        };
+        let family = options.family.unwrap_or(from_family);
+        let mut changed = family != from_family;
+        let layers = doc
+            .get_mut("layers")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| Error::Invalid(format!("{md}: no layers array")))?;
+        let m = graph.nodes[md].manifest.as_ref().expect("checked above");
+        for (l, (c, kind)) in layers.iter_mut().zip(&m.layers) {
+            let Kind::Layer { compression, .. } = *kind else {
+                continue;
+            };
+            let to = options.compression.unwrap_or(compression);
+            let (out, reused) = if to == compression {
+                (c.clone(), true)
+            } else {
+                changed = true;
+                (produced[&(c.digest.clone(), to)].clone(), false)
+            };
+            let mt = media::layer_media_type(to, family == Family::Docker);
+            if let Some(o) = l.as_object_mut() {
+                if !reused {
+                    drop_compression_annotations(o);
+                }
+                o.insert("mediaType".into(), Value::from(mt));
+                o.insert("digest".into(), Value::from(out.digest.to_string()));
+                o.insert("size".into(), Value::from(out.size));
+            }
+            report.layers.push(LayerResult {
+                from: c.clone(),
+                from_media_type: media_type_of(compression, from_family),
+                to: out,
+                to_media_type: mt.to_string(),
+                reused,
+            });
+        }
+        if !changed {
+            continue; // the manifest stays as it is, bytes and digest
+        }
+        let (mmt, cmt) = match family {
+            Family::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG),
+            Family::Docker => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG),
+        };
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("mediaType".into(), Value::from(mmt));
+            if let Some(cfg) = o.get_mut("config").and_then(Value::as_object_mut) {
+                cfg.insert("mediaType".into(), Value::from(cmt));
+            }
+        }
+        let bytes = ocitool_spec::canonical::to_vec(&doc);
+        let c = txn.stage_bytes(&bytes, None)?;
+        report.manifests_written += 1;
+        new_manifests.insert(md.clone(), (c, mmt.to_string()));
+    }
+
+    // The new root: a manifest, or an index over the converted manifests.
+    let (new_root, root_mt) = match root.kind() {
+        Kind::Manifest => match new_manifests.get(&root.digest) {
+            Some((c, mt)) => (c.clone(), mt.clone()),
+            None => (root.checked(), root.media_type.clone()),
+        },
+        _ => {
+            if new_manifests.is_empty() && options.family.is_none() {
+                (root.checked(), root.media_type.clone())
+            } else {
+                let raw = layout.read_json_blob(&root.checked())?;
+                let mut doc: Value = serde_json::from_slice(&raw)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", root.digest)))?;
+                if let Some(children) = doc.get_mut("manifests").and_then(Value::as_array_mut) {
+                    for ch in children.iter_mut() {
+                        let Some(d) = ch
+                            .get("digest")
+                            .and_then(Value::as_str)
+                            .and_then(|d| Digest::parse(d).ok())
+                        else {
+                            continue;
+                        };
+                        if let (Some((c, mt)), Some(o)) =
+                            (new_manifests.get(&d), ch.as_object_mut())
+                        {
+                            o.insert("mediaType".into(), Value::from(mt.as_str()));
+                            o.insert("digest".into(), Value::from(c.digest.to_string()));
+                            o.insert("size".into(), Value::from(c.size));
+                        }
+                    }
+                }
+                let imt = match options.family {
+                    Some(Family::Docker) => media::DOCKER_MANIFEST_LIST,
+                    Some(Family::Oci) => media::OCI_INDEX,
+                    None => root.media_type.as_str(),
+                }
+                .to_string();
+                if let Some(o) = doc.as_object_mut() {
+                    o.insert("mediaType".into(), Value::from(imt.as_str()));
+                }
+                let bytes = ocitool_spec::canonical::to_vec(&doc);
+                (txn.stage_bytes(&bytes, None)?, imt)
+            }
+        }
+    };
+    let mut desc = root.descriptor.clone();
+    if let Some(o) = desc.as_object_mut() {
+        o.insert("mediaType".into(), Value::from(root_mt.as_str()));
+        o.insert("digest".into(), Value::from(new_root.digest.to_string()));
+        o.insert("size".into(), Value::from(new_root.size));
+        o.remove("annotations");
+    }
+    report.target_digest = Some(new_root.digest.clone());
+    report.target_media_type = root_mt;
+    txn.commit(|idx| {
+        idx.set_ref(target, &desc);
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+/// Reads a layer once: verified against its digest, decoded, hashed for the diff_id check,
+/// re-encoded into a staged file hashed as it is written.
+fn reencode(
+    layout: &Layout,
+    job: &Job,
+    to: Compression,
+    level: Option<i32>,
+    zstd_workers: u32,
+    staging: &std::path::Path,
+    progress: &dyn Progress,
+) -> Result<(Checked, tempfile::TempPath)> {
+    let d = &job.blob.digest;
+    let mut src = layout.open_verified(&job.blob)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("convert-")
+        .permissions(fs::Permissions::from_mode(FILE_MODE))
+        .tempfile_in(staging)
+        .map_err(Error::io("create a temporary blob in", staging))?;
+    let (file, path) = tmp.into_parts();
+    let out = HashingWriter::new(
+        io::BufWriter::with_capacity(BUF_SIZE, file),
+        Algorithm::Sha256,
+    );
+    let mut enc = Encoder::new(
+        to,
+        out,
+        EncodeOptions {
+            level,
+            zstd_workers,
+        },
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut diff = Hasher::new(Algorithm::Sha256);
+    {
+        let counted = ProgressRead {
+            inner: &mut src,
+            progress,
+        };
+        let mut dec = ocitool_compress::decoder(
+            job.from,
+            BufReader::with_capacity(BUF_SIZE, counted),
+            DecodeOptions::default(),
+        )
+        .map_err(|e| layout.read_error(d, e))?;
+        let mut buf = vec![0u8; BUF_SIZE];
+        loop {
+            let n =
+                dec.read(&mut buf)
+                    .map_err(|e| match ocitool_digest::VerifyError::from_io(&e) {
+                        Some(_) => layout.read_error(d, e),
+                        None => Error::Invalid(format!(
+                            "layer {d} does not decompress as {}: {e}",
+                            job.from
+                        )),
+                    })?;
+            if n == 0 {
+                break;
+            }
+            diff.update(&buf[..n]);
+            enc.write_all(&buf[..n])
+                .map_err(Error::io("write", path.to_path_buf()))?;
+        }
+    }
+    // Whatever the decoder left unread is still checked against the blob's digest.
+    src.drain().map_err(|e| layout.read_error(d, e))?;
+    let got = diff.finish();
+    if got != job.diff_id {
+        return Err(Error::Invalid(format!(
+            "layer {d} decompresses to {got}, but the config's diff_id is {}; nothing was converted",
+            job.diff_id
+        )));
+    }
+    let out = enc
+        .finish()
+        .map_err(Error::io("write", path.to_path_buf()))?;
+    let (digest, size, mut w) = out.finish();
+    w.flush().map_err(Error::io("write", path.to_path_buf()))?;
+    Ok((Checked { digest, size }, path))
+}
+
+/// Annotations that describe one compressed form of a layer (zstd:chunked and eStargz tables
+/// of contents) are wrong for another and are dropped when a layer is re-encoded.
+fn drop_compression_annotations(o: &mut Map<String, Value>) {
+    if let Some(Value::Object(a)) = o.get_mut("annotations") {
+        a.retain(|k, _| {
+            !(k.starts_with("io.github.containers.zstd-chunked.")
+                || k.starts_with("containerd.io/snapshot/stargz/"))
+        });
+        if a.is_empty() {
+            o.remove("annotations");
+        }
+    }
+}
+
+fn media_type_of(c: Compression, f: Family) -> String {
+    media::layer_media_type(c, f == Family::Docker).to_string()
+}
+
+fn as_descriptor(t: &Target) -> Descriptor {
+    serde_json::from_value(t.descriptor.clone()).unwrap_or(Descriptor {
+        media_type: t.media_type.clone(),
+        digest: t.digest.to_string(),
+        size: t.size as i64,
+        ..Default::default()
+    })
+}
+
+struct ProgressRead<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for ProgressRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
