@@ -48,35 +48,18 @@ pub fn run() -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
-    let sample = root.join("testdata/layouts/multi-arch");
-    copy_dir(&sample, &dir.join("layout"))?;
-    println!(
-        "# The sample: a copy of testdata/layouts/multi-arch in {}\n",
-        dir.display()
-    );
+    std::fs::copy(root.join("testdata/archives/docker-save.tar"), dir.join("docker-save.tar"))?;
+    println!("# The main job on the sample testdata/archives/docker-save.tar (what `docker save` writes),");
+    println!("# in {}: import it into a layout, tag it, verify it, and send it on.\n", dir.display());
+    step(&bin, &dir, &["import", "docker-save.tar", "layout"], 0)?;
     step(&bin, &dir, &["ls", "layout"], 0)?;
-    step(
-        &bin,
-        &dir,
-        &["tag", "layout", "multi:1.0", "app:1.0", "app:latest"],
-        0,
-    )?;
-    step(
-        &bin,
-        &dir,
-        &[
-            "inspect",
-            "layout",
-            "app:latest",
-            "--platform",
-            "linux/arm64",
-        ],
-        0,
-    )?;
+    step(&bin, &dir, &["tag", "layout", "app:1.0", "app:1.0.1", "registry.example.com/team/app:1.0"], 0)?;
+    step(&bin, &dir, &["inspect", "layout", "app:1.0.1"], 0)?;
     step(&bin, &dir, &["verify", "layout"], 0)?;
-    step(&bin, &dir, &["untag", "layout", "multi:1.0"], 0)?;
-    step(&bin, &dir, &["ls", "layout"], 0)?;
-    step(&bin, &dir, &["gc", "layout"], 0)?;
+    step(&bin, &dir, &["export", "layout", "app:1.0.1", "-o", "app.tar"], 0)?;
+    step(&bin, &dir, &["pack", "layout", "-o", "bundle.tar"], 0)?;
+    step(&bin, &dir, &["unpack", "bundle.tar", "other-site"], 0)?;
+    step(&bin, &dir, &["verify", "other-site"], 0)?;
     println!("# demo finished: every step exited as expected");
     Ok(())
 }

@@ -62,8 +62,9 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     ctx.diag.info(format!(
-        "packed {} image(s) into {}: {} blob(s), {}{}",
+        "packed {} ref(s) ({} image(s)) into {}: {} blob(s), {}{}",
         report.images.len(),
+        report.images.iter().map(|i| &i.digest).collect::<std::collections::BTreeSet<_>>().len(),
         if output.as_os_str() == "-" {
             "standard output".to_string()
         } else {
