@@ -63,17 +63,3 @@ pub fn run() -> anyhow::Result<()> {
     println!("# demo finished: every step exited as expected");
     Ok(())
 }
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let t = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &t)?;
-        } else {
-            std::fs::copy(e.path(), &t)?;
-        }
-    }
-    Ok(())
-}
