@@ -361,7 +361,7 @@ fn select(
                         digest: c.digest,
                         size: c.size,
                         media_type: e.descriptor.media_type.clone(),
-                        descriptor: index.raw_entry(e.position).cloned().unwrap_or(Value::Null),
+                        descriptor: index.raw_entry(e.position).unwrap_or(Value::Null),
                     };
                     Ok((e.display_name().map(str::to_string), t, true))
                 })

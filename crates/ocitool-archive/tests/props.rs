@@ -134,7 +134,7 @@ proptest! {
         import::import(&dst, &archive[..], &ImportOptions { mode: Mode::Unpack, ..Default::default() }, &NoProgress).unwrap();
         let a = src.read_index().unwrap();
         let b = dst.read_index().unwrap();
-        let entries = |i: &ocitool_layout::IndexDoc| -> Vec<Value> { (0..i.len()).map(|p| i.raw_entry(p).cloned().unwrap()).collect() };
+        let entries = |i: &ocitool_layout::IndexDoc| -> Vec<Value> { (0..i.len()).map(|p| i.raw_entry(p).unwrap()).collect() };
         prop_assert_eq!(entries(&a), entries(&b));
         let blobs = |l: &Layout| ocitool_layout::graph::list_blobs(l).unwrap();
         prop_assert_eq!(blobs(&src), blobs(&dst));

@@ -228,7 +228,7 @@ pub fn convert(
 
     // Re-encode.
     let mut job_list: Vec<((Digest, Compression), Job)> = jobs.into_iter().collect();
-    job_list.sort_by(|a, b| b.1.blob.size.cmp(&a.1.blob.size));
+    job_list.sort_by_key(|j| std::cmp::Reverse(j.1.blob.size));
     progress.start("convert", job_list.iter().map(|(_, j)| j.blob.size).sum());
     let staging = txn.staging_path()?;
     let threads = rayon::current_num_threads().max(1) as u32;

@@ -1,9 +1,12 @@
 //! `index.json` as an editable document.
 //!
-//! The file is held as a JSON object so that every field ocitool does not know (vendor keys,
-//! index annotations, unknown descriptor members) survives an edit. Output is canonical JSON
-//! (sorted keys, compact), so the same edits give the same bytes; a file that an edit leaves
-//! unchanged is not rewritten at all.
+//! Every member ocitool does not edit is kept as its raw JSON text: vendor keys, index
+//! annotations, and each descriptor (unknown members, annotations, even its formatting). An
+//! edit replaces only the descriptors it touches; new ones are written compact with sorted
+//! keys. The top-level members are written in sorted order, so the same file and the same
+//! edits always give the same bytes, and a document that no edit changed is not rewritten at
+//! all. Holding descriptors as raw text also keeps large indexes cheap: 10,000 refs parse,
+//! edit and serialize in a few milliseconds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use ocitool_spec::media;
 use ocitool_spec::refname::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use ocitool_spec::tags::{POLICY_ANNOTATION, Policy};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::errors::{Error, Result};
@@ -24,8 +28,22 @@ pub const DEFAULT_MAX_DESCRIPTORS: usize = 1_000_000;
 /// A parsed `index.json`.
 #[derive(Clone, Debug)]
 pub struct IndexDoc {
-    obj: Map<String, Value>,
+    /// Top-level members other than `manifests`, as raw JSON.
+    top: BTreeMap<String, Box<RawValue>>,
+    /// The descriptors, raw and parsed.
+    items: Vec<Item>,
+    /// Whether `manifests` was present (possibly `null`) in the file.
+    had_manifests: bool,
+    changed: bool,
     path: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+struct Item {
+    raw: Box<RawValue>,
+    descriptor: Descriptor,
+    /// Added or replaced by an edit of this document.
+    fresh: bool,
 }
 
 /// One descriptor of `index.json`, with its position.
@@ -49,65 +67,98 @@ impl Entry {
     }
 }
 
+fn json_err(path: &Path, message: String, at: String) -> Error {
+    Error::Json {
+        path: path.to_path_buf(),
+        source: ocitool_spec::SpecError::Json {
+            what: "index.json",
+            path: at,
+            message,
+        },
+    }
+}
+
+fn raw(v: &impl serde::Serialize) -> Box<RawValue> {
+    // Serializing a JSON value to text cannot fail.
+    serde_json::value::to_raw_value(v).expect("JSON values serialize")
+}
+
+impl Item {
+    fn from_value(v: &Value) -> Result<Item> {
+        let descriptor =
+            Descriptor::deserialize(v).map_err(|e| Error::Invalid(format!("descriptor: {e}")))?;
+        Ok(Item {
+            raw: raw(v),
+            descriptor,
+            fresh: true,
+        })
+    }
+}
+
 impl IndexDoc {
     /// The index of a new, empty layout.
     pub fn empty() -> IndexDoc {
-        let mut obj = Map::new();
-        obj.insert("schemaVersion".into(), Value::from(2));
-        obj.insert("mediaType".into(), Value::from(media::OCI_INDEX));
-        obj.insert("manifests".into(), Value::Array(Vec::new()));
+        let mut top = BTreeMap::new();
+        top.insert("schemaVersion".to_string(), raw(&2));
+        top.insert("mediaType".to_string(), raw(&media::OCI_INDEX));
         IndexDoc {
-            obj,
+            top,
+            items: Vec::new(),
+            had_manifests: true,
+            changed: false,
             path: PathBuf::from("index.json"),
         }
     }
 
     /// Parses `index.json` bytes. The top level must be an object, `manifests` an array, null
-    /// or absent, and every entry an object; anything else is reported with its location.
+    /// or absent, and every entry a descriptor; anything else is reported with its location.
     pub fn parse(bytes: Vec<u8>, path: &Path) -> Result<IndexDoc> {
-        let json_err = |message: String, at: String| Error::Json {
-            path: path.to_path_buf(),
-            source: ocitool_spec::SpecError::Json {
-                what: "index.json",
-                path: at,
-                message,
-            },
-        };
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| json_err(e.to_string(), String::new()))?;
-        let Value::Object(obj) = value else {
-            return Err(json_err(
-                "the top level is not a JSON object".into(),
-                String::new(),
-            ));
-        };
-        match obj.get("manifests") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(items)) => {
-                if items.len() > DEFAULT_MAX_DESCRIPTORS {
-                    return Err(json_err(
-                        format!(
-                            "{} descriptors exceed the limit of {DEFAULT_MAX_DESCRIPTORS}",
-                            items.len()
-                        ),
-                        "manifests".into(),
-                    ));
-                }
-                for (i, item) in items.iter().enumerate() {
-                    if let Err(e) = Descriptor::deserialize(item) {
-                        return Err(json_err(e.to_string(), format!("manifests[{i}]")));
-                    }
-                }
-            }
-            Some(_) => {
+        let mut top: BTreeMap<String, Box<RawValue>> =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                json_err(
+                    path,
+                    format!("{e} (the top level must be a JSON object)"),
+                    String::new(),
+                )
+            })?;
+        let manifests = top.remove("manifests");
+        let had_manifests = manifests.is_some();
+        let mut items = Vec::new();
+        if let Some(m) = manifests {
+            let raws: Option<Vec<Box<RawValue>>> = serde_json::from_str(m.get()).map_err(|e| {
+                json_err(
+                    path,
+                    format!("\"manifests\" is not an array: {e}"),
+                    "manifests".into(),
+                )
+            })?;
+            let raws = raws.unwrap_or_default();
+            if raws.len() > DEFAULT_MAX_DESCRIPTORS {
                 return Err(json_err(
-                    "\"manifests\" is not an array".into(),
+                    path,
+                    format!(
+                        "{} descriptors exceed the limit of {DEFAULT_MAX_DESCRIPTORS}",
+                        raws.len()
+                    ),
                     "manifests".into(),
                 ));
             }
+            items.reserve(raws.len());
+            for (i, r) in raws.into_iter().enumerate() {
+                let descriptor: Descriptor = serde_json::from_str(r.get())
+                    .map_err(|e| json_err(path, e.to_string(), format!("manifests[{i}]")))?;
+                items.push(Item {
+                    raw: r,
+                    descriptor,
+                    fresh: false,
+                });
+            }
         }
         Ok(IndexDoc {
-            obj,
+            top,
+            items,
+            had_manifests,
+            changed: false,
             path: path.to_path_buf(),
         })
     }
@@ -116,54 +167,109 @@ impl IndexDoc {
         &self.path
     }
 
-    fn items(&self) -> &[Value] {
-        match self.obj.get("manifests") {
-            Some(Value::Array(a)) => a,
-            _ => &[],
-        }
+    /// Whether an edit changed the document since it was read.
+    pub fn changed(&self) -> bool {
+        self.changed
     }
 
-    fn items_mut(&mut self) -> &mut Vec<Value> {
-        let slot = self.obj.entry("manifests").or_insert(Value::Null);
-        if !slot.is_array() {
-            *slot = Value::Array(Vec::new());
-        }
-        match slot {
-            Value::Array(a) => a,
-            _ => unreachable!("just set to an array"),
-        }
-    }
-
-    /// Every descriptor (already checked to parse when the document was read).
+    /// Every descriptor, in order (cheap: no copy of the descriptors).
     pub fn entries(&self) -> Vec<Entry> {
-        self.items()
+        self.items
             .iter()
             .enumerate()
-            .filter_map(|(position, v)| {
-                Descriptor::deserialize(v).ok().map(|descriptor| Entry {
-                    position,
-                    descriptor,
-                })
+            .map(|(position, it)| Entry {
+                position,
+                descriptor: it.descriptor.clone(),
             })
             .collect()
     }
 
+    /// The descriptor at `position`, parsed.
+    pub fn descriptor(&self, position: usize) -> Option<&Descriptor> {
+        self.items.get(position).map(|it| &it.descriptor)
+    }
+
+    /// Iterates `(position, descriptor)` without copying.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Descriptor)> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (i, &it.descriptor))
+    }
+
+    /// Descriptors added or replaced by edits of this document.
+    pub fn fresh(&self) -> impl Iterator<Item = (usize, &Descriptor)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.fresh)
+            .map(|(i, it)| (i, &it.descriptor))
+    }
+
     pub fn len(&self) -> usize {
-        self.items().len()
+        self.items.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items().is_empty()
+        self.items.is_empty()
     }
 
-    /// The raw JSON of the descriptor at `position`.
-    pub fn raw_entry(&self, position: usize) -> Option<&Value> {
-        self.items().get(position)
+    /// The raw JSON of the descriptor at `position`, as a value.
+    pub fn raw_entry(&self, position: usize) -> Option<Value> {
+        self.items
+            .get(position)
+            .and_then(|it| serde_json::from_str(it.raw.get()).ok())
     }
 
-    /// The canonical bytes of the document.
+    /// The bytes of the document: top-level members sorted, untouched descriptors as they were.
     pub fn to_bytes(&self) -> Vec<u8> {
-        ocitool_spec::canonical::to_vec(&self.obj)
+        let mut out = String::with_capacity(
+            self.items
+                .iter()
+                .map(|i| i.raw.get().len() + 1)
+                .sum::<usize>()
+                + 256,
+        );
+        out.push('{');
+        let mut first = true;
+        let mut manifests_done = false;
+        let emit_manifests = |out: &mut String, first: &mut bool| {
+            if !*first {
+                out.push(',');
+            }
+            *first = false;
+            out.push_str("\"manifests\":[");
+            for (i, it) in self.items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(it.raw.get());
+            }
+            out.push(']');
+        };
+        for (k, v) in &self.top {
+            if !manifests_done && k.as_str() > "manifests" {
+                emit_manifests(&mut out, &mut first);
+                manifests_done = true;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&serde_json::to_string(k).expect("strings serialize"));
+            out.push(':');
+            out.push_str(v.get());
+        }
+        if !manifests_done {
+            emit_manifests(&mut out, &mut first);
+        }
+        out.push('}');
+        out.into_bytes()
+    }
+
+    fn mark(&mut self) {
+        self.changed = true;
+        self.had_manifests = true;
     }
 
     /// Points `name` at `target` (a descriptor as raw JSON): the first entry already named
@@ -173,67 +279,83 @@ impl IndexDoc {
     pub fn set_ref(&mut self, name: &str, target: &Value) -> Option<String> {
         let mut desc = target.clone();
         set_name(&mut desc, name);
-        let items = self.items_mut();
-        let mut previous = None;
-        let mut first = None;
-        let mut i = 0;
-        while i < items.len() {
-            if ref_name_of(&items[i]) == Some(name) {
-                if first.is_none() {
-                    previous = items[i]
-                        .get("digest")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                    first = Some(i);
-                    i += 1;
-                } else {
-                    items.remove(i);
-                }
-            } else {
-                i += 1;
+        let positions: Vec<usize> = self.positions_named(name);
+        let previous = positions
+            .first()
+            .map(|&i| self.items[i].descriptor.digest.clone());
+        if let Some(&first) = positions.first() {
+            let same = positions.len() == 1
+                && serde_json::from_str::<Value>(self.items[first].raw.get())
+                    .ok()
+                    .as_ref()
+                    == Some(&desc);
+            if same {
+                return previous;
             }
         }
-        match first {
-            Some(i) => items[i] = desc,
-            None => items.push(desc),
+        let Ok(item) = Item::from_value(&desc) else {
+            return previous;
+        };
+        self.mark();
+        match positions.first() {
+            Some(&first) => {
+                self.items[first] = item;
+                for &i in positions[1..].iter().rev() {
+                    self.items.remove(i);
+                }
+            }
+            None => self.items.push(item),
         }
         previous
+    }
+
+    fn positions_named(&self, name: &str) -> Vec<usize> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.descriptor.ref_name() == Some(name))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Adds a descriptor exactly as given (every annotation kept): an entry of the same ref
     /// name is replaced, others of that name removed; an unnamed descriptor is added unless an
     /// unnamed entry for its digest exists.
     pub fn put_verbatim(&mut self, desc: &Value) {
-        match ref_name_of(desc).map(str::to_string) {
+        let Ok(item) = Item::from_value(desc) else {
+            return;
+        };
+        match item.descriptor.ref_name().map(str::to_string) {
             Some(name) => {
-                let items = self.items_mut();
-                let mut first = None;
-                let mut i = 0;
-                while i < items.len() {
-                    if ref_name_of(&items[i]) == Some(name.as_str()) {
-                        if first.is_none() {
-                            first = Some(i);
-                            i += 1;
-                        } else {
-                            items.remove(i);
-                        }
-                    } else {
-                        i += 1;
-                    }
+                let positions = self.positions_named(&name);
+                if positions.len() == 1
+                    && serde_json::from_str::<Value>(self.items[positions[0]].raw.get())
+                        .ok()
+                        .as_ref()
+                        == Some(desc)
+                {
+                    return;
                 }
-                match first {
-                    Some(i) => items[i] = desc.clone(),
-                    None => items.push(desc.clone()),
+                self.mark();
+                match positions.first() {
+                    Some(&first) => {
+                        self.items[first] = item;
+                        for &i in positions[1..].iter().rev() {
+                            self.items.remove(i);
+                        }
+                    }
+                    None => self.items.push(item),
                 }
             }
             None => {
-                let digest = desc.get("digest");
-                let items = self.items_mut();
-                if !items
+                let digest = item.descriptor.digest.clone();
+                if !self
+                    .items
                     .iter()
-                    .any(|v| ref_name_of(v).is_none() && v.get("digest") == digest)
+                    .any(|it| it.descriptor.ref_name().is_none() && it.descriptor.digest == digest)
                 {
-                    items.push(desc.clone());
+                    self.mark();
+                    self.items.push(item);
                 }
             }
         }
@@ -241,32 +363,39 @@ impl IndexDoc {
 
     /// Removes every entry named `name`; returns how many.
     pub fn remove_ref(&mut self, name: &str) -> usize {
-        let items = self.items_mut();
-        let before = items.len();
-        items.retain(|v| ref_name_of(v) != Some(name));
-        before - items.len()
+        self.remove_where(|d| d.ref_name() == Some(name))
     }
 
     /// Removes the entries at these positions; returns how many.
     pub fn remove_positions(&mut self, positions: &[usize]) -> usize {
-        let items = self.items_mut();
-        let before = items.len();
         let mut i = 0;
-        items.retain(|_| {
+        let before = self.items.len();
+        self.items.retain(|_| {
             let keep = !positions.contains(&i);
             i += 1;
             keep
         });
-        before - items.len()
+        let n = before - self.items.len();
+        if n > 0 {
+            self.mark();
+        }
+        n
     }
 
     /// Removes every entry pointing at `digest`, named or not; returns how many.
     pub fn remove_digest(&mut self, digest: &Digest) -> usize {
         let d = digest.to_string();
-        let items = self.items_mut();
-        let before = items.len();
-        items.retain(|v| v.get("digest").and_then(Value::as_str) != Some(d.as_str()));
-        before - items.len()
+        self.remove_where(|x| x.digest == d)
+    }
+
+    fn remove_where(&mut self, f: impl Fn(&Descriptor) -> bool) -> usize {
+        let before = self.items.len();
+        self.items.retain(|it| !f(&it.descriptor));
+        let n = before - self.items.len();
+        if n > 0 {
+            self.mark();
+        }
+        n
     }
 
     /// Adds an untagged entry for `target` unless some entry already points at its digest.
@@ -274,9 +403,9 @@ impl IndexDoc {
     pub fn ensure_listed(&mut self, target: &Value) -> bool {
         let digest = target.get("digest").and_then(Value::as_str);
         if self
-            .items()
+            .items
             .iter()
-            .any(|v| v.get("digest").and_then(Value::as_str) == digest)
+            .any(|it| Some(it.descriptor.digest.as_str()) == digest)
         {
             return false;
         }
@@ -288,16 +417,21 @@ impl IndexDoc {
                 desc.as_object_mut().map(|o| o.remove("annotations"));
             }
         }
-        self.items_mut().push(desc);
+        let Ok(item) = Item::from_value(&desc) else {
+            return false;
+        };
+        self.mark();
+        self.items.push(item);
         true
     }
 
     /// `ref.name` → digest for every named entry (the first entry wins for a duplicated name).
     pub fn ref_digests(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
-        for v in self.items() {
-            if let (Some(n), Some(d)) = (ref_name_of(v), v.get("digest").and_then(Value::as_str)) {
-                m.entry(n.to_string()).or_insert_with(|| d.to_string());
+        for it in &self.items {
+            if let Some(n) = it.descriptor.ref_name() {
+                m.entry(n.to_string())
+                    .or_insert_with(|| it.descriptor.digest.clone());
             }
         }
         m
@@ -305,11 +439,17 @@ impl IndexDoc {
 
     /// The tag protection policy stored on the index.
     pub fn policy(&self) -> Result<Policy> {
-        let v = self
-            .annotations()
-            .and_then(|a| a.get(POLICY_ANNOTATION))
-            .and_then(Value::as_str);
-        Policy::from_annotation(v).map_err(|e| Error::Invalid(e.to_string()))
+        let Some(a) = self.top.get("annotations") else {
+            return Ok(Policy::default());
+        };
+        #[derive(Deserialize)]
+        struct Ann {
+            #[serde(rename = "dev.ocitool.protect")]
+            protect: Option<String>,
+        }
+        let ann: Option<Ann> = serde_json::from_str(a.get()).ok();
+        Policy::from_annotation(ann.and_then(|a| a.protect).as_deref())
+            .map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// Stores the policy on the index (an empty policy removes the annotation).
@@ -318,39 +458,34 @@ impl IndexDoc {
     }
 
     /// The top-level annotations of the index.
-    pub fn annotations(&self) -> Option<&Map<String, Value>> {
-        self.obj.get("annotations").and_then(Value::as_object)
+    pub fn annotations(&self) -> Option<Map<String, Value>> {
+        self.top
+            .get("annotations")
+            .and_then(|a| serde_json::from_str(a.get()).ok())
     }
 
     /// Sets or removes a top-level annotation of the index.
     pub fn set_annotation(&mut self, key: &str, value: Option<&str>) {
+        let mut ann = self.annotations().unwrap_or_default();
+        let before = ann.get(key).cloned();
         match value {
             Some(v) => {
-                let slot = self
-                    .obj
-                    .entry("annotations")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !slot.is_object() {
-                    *slot = Value::Object(Map::new());
-                }
-                if let Value::Object(m) = slot {
-                    m.insert(key.to_string(), Value::from(v));
-                }
+                ann.insert(key.to_string(), Value::from(v));
             }
             None => {
-                if let Some(Value::Object(m)) = self.obj.get_mut("annotations") {
-                    m.remove(key);
-                    if m.is_empty() {
-                        self.obj.remove("annotations");
-                    }
-                }
+                ann.remove(key);
             }
         }
+        if ann.get(key).cloned() == before {
+            return;
+        }
+        self.changed = true;
+        if ann.is_empty() {
+            self.top.remove("annotations");
+        } else {
+            self.top.insert("annotations".to_string(), raw(&ann));
+        }
     }
-}
-
-fn ref_name_of(v: &Value) -> Option<&str> {
-    v.get("annotations")?.get(REF_NAME)?.as_str()
 }
 
 /// Gives a descriptor exactly one name: `org.opencontainers.image.ref.name` = `name`; the
@@ -378,4 +513,81 @@ pub fn descriptor_value(media_type: &str, digest: &Digest, size: u64) -> Value {
     m.insert("digest".into(), Value::from(digest.to_string()));
     m.insert("size".into(), Value::from(size));
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29";
+
+    fn doc(s: &str) -> IndexDoc {
+        IndexDoc::parse(s.as_bytes().to_vec(), Path::new("index.json")).unwrap()
+    }
+
+    #[test]
+    fn untouched_documents_keep_their_bytes_and_edits_keep_the_rest() {
+        let src = format!(
+            r#"{{"schemaVersion":2,"zz":{{"b":1,"a":[1.5,null]}},"manifests":[ {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{D}","size":1,"x-vendor":true}} ],"annotations":{{"k":"v"}}}}"#
+        );
+        let mut d = doc(&src);
+        assert!(!d.changed());
+        d.set_ref(
+            "a:1",
+            &descriptor_value(
+                "application/vnd.oci.image.manifest.v1+json",
+                &Digest::parse(D).unwrap(),
+                1,
+            ),
+        );
+        assert!(d.changed());
+        let out = String::from_utf8(d.to_bytes()).unwrap();
+        // sorted top level; the untouched descriptor verbatim (spaces around it were outside it)
+        assert!(
+            out.starts_with(r#"{"annotations":{"k":"v"},"manifests":[{"mediaType""#),
+            "{out}"
+        );
+        assert!(out.contains(r#""x-vendor":true}"#), "{out}");
+        assert!(
+            out.ends_with(r#""schemaVersion":2,"zz":{"b":1,"a":[1.5,null]}}"#),
+            "{out}"
+        );
+        let again = doc(&out);
+        assert_eq!(again.ref_digests().get("a:1").map(String::as_str), Some(D));
+        assert_eq!(again.to_bytes(), out.as_bytes(), "stable");
+    }
+
+    #[test]
+    fn null_and_absent_manifests() {
+        for s in [
+            r#"{"schemaVersion":2,"manifests":null}"#,
+            r#"{"schemaVersion":2}"#,
+        ] {
+            let mut d = doc(s);
+            assert!(d.is_empty());
+            d.set_ref("x", &descriptor_value("a/b", &Digest::parse(D).unwrap(), 3));
+            let out = String::from_utf8(d.to_bytes()).unwrap();
+            assert!(out.starts_with(r#"{"manifests":[{"#), "{out}");
+        }
+        assert!(IndexDoc::parse(br#"{"manifests":{}}"#.to_vec(), Path::new("i")).is_err());
+        assert!(IndexDoc::parse(br#"[]"#.to_vec(), Path::new("i")).is_err());
+        assert!(
+            IndexDoc::parse(br#"{"manifests":[{"size":"x"}]}"#.to_vec(), Path::new("i"))
+                .unwrap_err()
+                .to_string()
+                .contains("manifests[0]")
+        );
+    }
+
+    #[test]
+    fn retagging_to_the_same_descriptor_changes_nothing() {
+        let mut d = IndexDoc::empty();
+        let v = descriptor_value("a/b", &Digest::parse(D).unwrap(), 3);
+        d.set_ref("x", &v);
+        let bytes = d.to_bytes();
+        let mut d = IndexDoc::parse(bytes.clone(), Path::new("i")).unwrap();
+        d.set_ref("x", &v);
+        assert!(!d.changed());
+        assert_eq!(d.to_bytes(), bytes);
+    }
 }

@@ -45,28 +45,27 @@ impl Target {
 
 /// Positions of the `index.json` entries a name matches (see the module docs).
 pub fn match_name(index: &IndexDoc, name: &str) -> Vec<usize> {
-    let entries = index.entries();
-    let tier1: Vec<usize> = entries
+    let tier1: Vec<usize> = index
         .iter()
-        .filter(|e| e.descriptor.ref_name() == Some(name))
-        .map(|e| e.position)
+        .filter(|(_, d)| d.ref_name() == Some(name))
+        .map(|(p, _)| p)
         .collect();
     if !tier1.is_empty() {
         return tier1;
     }
-    let tier2: Vec<usize> = entries
+    let tier2: Vec<usize> = index
         .iter()
-        .filter(|e| e.descriptor.containerd_name() == Some(name))
-        .map(|e| e.position)
+        .filter(|(_, d)| d.containerd_name() == Some(name))
+        .map(|(p, _)| p)
         .collect();
     if !tier2.is_empty() {
         return tier2;
     }
     let want = refname::familiar(name);
-    entries
+    index
         .iter()
-        .filter(|e| e.descriptor.containerd_name().map(refname::familiar) == Some(want))
-        .map(|e| e.position)
+        .filter(|(_, d)| d.containerd_name().map(refname::familiar) == Some(want))
+        .map(|(p, _)| p)
         .collect()
 }
 
@@ -81,7 +80,7 @@ pub fn resolve(layout: &Layout, index: &IndexDoc, reference: &str) -> Result<Tar
         let Some(raw) = index.raw_entry(p) else {
             continue;
         };
-        let t = target_from_value(raw, &format!("index.json manifests[{p}]"))?;
+        let t = target_from_value(&raw, &format!("index.json manifests[{p}]"))?;
         if !targets.iter().any(|x| x.digest == t.digest) {
             targets.push(t);
         }
@@ -118,11 +117,11 @@ fn target_from_value(raw: &Value, location: &str) -> Result<Target> {
 
 fn resolve_digest(layout: &Layout, index: &IndexDoc, digest: &Digest) -> Result<Target> {
     let ds = digest.to_string();
-    for e in index.entries() {
-        if e.descriptor.digest == ds
-            && let Some(raw) = index.raw_entry(e.position)
+    for (p, d) in index.iter() {
+        if d.digest == ds
+            && let Some(raw) = index.raw_entry(p)
         {
-            return target_from_value(raw, &e.location());
+            return target_from_value(&raw, &format!("index.json manifests[{p}]"));
         }
     }
     // A child of an index (one platform of a multi-platform image), found by walking.

@@ -305,17 +305,14 @@ impl<'a> Transaction<'a> {
         }
         let _index_lock = lock::acquire(&layout.state.index_lock, true, layout.options.wait)?;
         let mut index = layout.read_index()?;
-        let before = index.to_bytes();
-        let before_digests: std::collections::BTreeSet<String> = index
-            .entries()
-            .into_iter()
-            .map(|e| e.descriptor.digest)
-            .collect();
-        let refs_before = index.ref_digests();
         let policy = index.policy()?;
+        let refs_before = if policy.is_empty() {
+            BTreeMap::new()
+        } else {
+            index.ref_digests()
+        };
         let out = edit(&mut index)?;
-        let after = index.to_bytes();
-        let changed = after != before;
+        let changed = index.changed();
         if changed && !self.force {
             check_protected(&index, &refs_before, &policy)?;
         }
@@ -328,12 +325,10 @@ impl<'a> Transaction<'a> {
             }
         }
         if changed {
-            for e in index.entries() {
-                if before_digests.contains(&e.descriptor.digest) {
-                    continue;
-                }
-                let c = e.descriptor.checked().map_err(|source| Error::Descriptor {
-                    location: e.location(),
+            // Every descriptor the edit added or replaced names a blob that is there.
+            for (p, d) in index.fresh() {
+                let c = d.checked().map_err(|source| Error::Descriptor {
+                    location: format!("index.json manifests[{p}]"),
                     source,
                 })?;
                 if layout.stat_blob(&c.digest)?.is_none() {
@@ -346,7 +341,7 @@ impl<'a> Transaction<'a> {
             fsutil::replace_file(
                 &layout.state.tmp,
                 &layout.index_path(),
-                &after,
+                &index.to_bytes(),
                 layout.options.durable,
             )?;
         }

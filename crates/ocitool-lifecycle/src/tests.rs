@@ -155,6 +155,9 @@ fn tree_groups_versions_and_aliases() {
     assert_eq!(t[0].name, "app");
     assert_eq!(t[0].versions[0].tag, "1.2.3");
     assert_eq!(t[0].versions[0].aliases, ["1.2", "latest"]);
+    assert_eq!(t[0].versions[0].shared_with, ["mirror:x"]);
+    assert_eq!(t[0].versions[1].tag, "1.1.9");
+    assert_eq!(t[0].others[0].tag, "main");
     let t = tree(&refs(&[
         ("app:1.2.3", "d"),
         ("app:latest", "d"),
@@ -163,9 +166,6 @@ fn tree_groups_versions_and_aliases() {
         ("app:edge", "d"),
     ]));
     assert_eq!(t[0].versions[0].aliases, ["1.2", "1", "latest", "edge"]);
-    assert_eq!(t[0].versions[0].shared_with, ["mirror:x"]);
-    assert_eq!(t[0].versions[1].tag, "1.1.9");
-    assert_eq!(t[0].others[0].tag, "main");
 }
 
 /// A model of the cascade: after any sequence of releases, every alias points at the
