@@ -34,6 +34,23 @@ impl Ctx {
         o
     }
 
+    /// A line on standard error, after what standard output already holds, so a terminal
+    /// shows results and summaries in order.
+    pub fn info(&mut self, s: impl AsRef<str>) {
+        let _ = self.out.flush();
+        self.diag.info(s);
+    }
+
+    pub fn note(&mut self, s: impl AsRef<str>) {
+        let _ = self.out.flush();
+        self.diag.note(s);
+    }
+
+    pub fn warn(&mut self, s: impl AsRef<str>) {
+        let _ = self.out.flush();
+        self.diag.warn(s);
+    }
+
     pub fn progress(&self) -> output::TermProgress {
         output::TermProgress::new(!self.global.quiet && !self.global.json)
     }

@@ -44,7 +44,7 @@ pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         ctx.out
             .line(format!("{} -> {d}", n.as_deref().unwrap_or("<untagged>")))?;
     }
-    ctx.diag.info(format!(
+    ctx.info(format!(
         "copied {} blob(s) ({}), skipped {} already present{}",
         report.copied,
         human_size(report.bytes_copied),

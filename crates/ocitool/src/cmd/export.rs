@@ -88,13 +88,13 @@ pub fn run(ctx: &mut Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
         } else {
             i.names.join(", ")
         };
-        ctx.diag.info(format!(
+        ctx.info(format!(
             "exported {names} ({}, {})",
             i.digest,
             i.platforms.join(", ")
         ));
     }
-    ctx.diag.info(format!(
+    ctx.info(format!(
         "wrote {} ({} blob(s), {})",
         if to_stdout {
             "standard output".to_string()

@@ -127,7 +127,7 @@ pub fn run(
         };
         ctx.out.line(format!("{names} -> {}{plat}", i.digest))?;
         if i.refs.is_empty() && mode == Mode::Import {
-            ctx.diag.note(format!(
+            ctx.note(format!(
                 "the archive gives {} no tag; it is listed untagged; name it with `ocitool tag {} {} NAME`",
                 i.digest,
                 layout_path.display(),
@@ -136,14 +136,14 @@ pub fn run(
         }
     }
     for s in &report.skipped {
-        ctx.diag.note(format!(
+        ctx.note(format!(
             "skipped {} ({}): {}",
             s.platform.as_deref().unwrap_or("a manifest"),
             s.digest,
             s.reason
         ));
     }
-    ctx.diag.info(format!(
+    ctx.info(format!(
         "{verb}ed {} image(s) from {shown} ({}{}): {} blob(s) added, {} already present, {} read",
         report.images.len(),
         report.dialect,

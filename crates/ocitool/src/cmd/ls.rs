@@ -68,7 +68,7 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
         });
     }
     if !graph.problems.is_empty() {
-        ctx.diag.warn(format!(
+        ctx.warn(format!(
             "{} problem(s) found while reading the layout; `ocitool verify {}` lists them",
             graph.problems.len(),
             path.display()
@@ -79,7 +79,7 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        ctx.diag.info(format!("{}: no refs", path.display()));
+        ctx.info(format!("{}: no refs", path.display()));
         return Ok(exit::OK);
     }
     let mut t = vec![vec![

@@ -61,7 +61,7 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
         }))?;
         return Ok(exit::OK);
     }
-    ctx.diag.info(format!(
+    ctx.info(format!(
         "packed {} ref(s) ({} image(s)) into {}: {} blob(s), {}{}",
         report.images.len(),
         report.images.iter().map(|i| &i.digest).collect::<std::collections::BTreeSet<_>>().len(),
@@ -97,7 +97,7 @@ pub fn inventory(ctx: &mut Ctx, layout: &Path, output: Option<&Path>) -> anyhow:
                     .with_context(|| format!("write {}", p.display()))?;
                 Ok(())
             })?;
-            ctx.diag.info(format!(
+            ctx.info(format!(
                 "{}: {} blob(s), {}",
                 p.display(),
                 inv.blobs.len(),

@@ -33,7 +33,7 @@ pub fn run(ctx: &mut Ctx, a: &TagArgs) -> anyhow::Result<i32> {
                 if let (Some(prev), Some(why)) = (&m.previous, policy.protects(&m.reference))
                     && *prev != m.digest
                 {
-                    ctx.diag.warn(format!(
+                    ctx.warn(format!(
                         "{} is protected ({why}); moving it would need --force",
                         m.reference
                     ));

@@ -64,7 +64,7 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
                 r.digests.join(", ")
             ))?;
         }
-        ctx.diag.info("blobs stay until `ocitool gc`");
+        ctx.info("blobs stay until `ocitool gc`");
     }
     Ok(exit::OK)
 }

@@ -57,17 +57,17 @@ pub fn run(ctx: &mut Ctx, path: &Path, refs: &[String]) -> anyhow::Result<i32> {
             ctx.out.line(problem_line(p))?;
         }
         for n in &report.notes {
-            ctx.diag.note(n);
+            ctx.note(n);
         }
         ctx.out.flush()?;
         if report.ok() {
-            ctx.diag.info(format!(
+            ctx.info(format!(
                 "ok: {} blobs verified ({})",
                 report.checked,
                 human_size(report.bytes)
             ));
         } else {
-            ctx.diag.info(format!(
+            ctx.info(format!(
                 "{} problem(s); {} blobs checked ({})",
                 report.problems.len(),
                 report.checked,
