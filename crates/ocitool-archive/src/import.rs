@@ -49,6 +49,8 @@ pub struct ImportOptions {
     pub mode: Mode,
     /// Move tags the layout's policy protects.
     pub force: bool,
+    /// Re-encode uncompressed layers on the way in (`import --compression`).
+    pub compression: Option<ingest::ConvertTo>,
 }
 
 /// What `import` did.
@@ -167,7 +169,13 @@ pub fn import(
     let mut txn = Transaction::begin(layout)?;
     txn.set_force(options.force);
     progress.start("import", 0);
-    let ing = ingest::ingest(input, &mut txn, &limits, progress)?;
+    if options.mode == Mode::Unpack && options.compression.is_some() {
+        return Err(Error::Archive(
+            "unpack keeps an oci-archive as it is; convert afterwards with `ocitool convert`"
+                .into(),
+        ));
+    }
+    let ing = ingest::ingest(input, &mut txn, &limits, options.compression, progress)?;
     progress.finish();
 
     let unpack = options.mode == Mode::Unpack;
@@ -306,7 +314,13 @@ pub fn import(
             needed.insert(root.digest.clone());
             needed.insert(cfg_member.digest.clone());
             for l in &item.layers {
-                needed.insert(src.ing.get(l, &limits)?.digest.clone());
+                let m = src.ing.get(l, &limits)?;
+                needed.insert(
+                    m.converted
+                        .as_ref()
+                        .map_or(&m.digest, |(c, _)| &c.digest)
+                        .clone(),
+                );
             }
             generated_docs.push(doc);
             add_root(&mut roots, root, false);
@@ -351,6 +365,31 @@ pub fn import(
     for r in &roots {
         for n in &r.names {
             refname::validate(n).map_err(ocitool_layout::Error::from)?;
+        }
+    }
+
+    if options.compression.is_some() {
+        // Manifests (and the indexes above them) that name converted layers are rewritten to
+        // name the re-encoded blobs; the blobs they replace are no longer needed.
+        let mut replaced: BTreeMap<Digest, Digest> = BTreeMap::new();
+        for r in roots.iter_mut().filter(|r| !r.generated) {
+            let d: Descriptor = serde_json::from_value(r.descriptor.clone())
+                .map_err(|e| Error::Archive(e.to_string()))?;
+            if let Some(new) = rewrite(&src, &d, &mut generated_docs, &mut replaced)? {
+                r.digest = new.digest.clone();
+                r.size = new.size;
+                if let Some(o) = r.descriptor.as_object_mut() {
+                    o.insert("digest".into(), Value::from(new.digest.to_string()));
+                    o.insert("size".into(), Value::from(new.size));
+                }
+            }
+        }
+        needed = needed
+            .into_iter()
+            .map(|d| replaced.get(&d).cloned().unwrap_or(d))
+            .collect();
+        for doc in &generated_docs {
+            needed.insert(Digest::sha256(doc));
         }
     }
 
@@ -647,6 +686,96 @@ fn check_diff_id(src: &Source<'_, '_>, layer: &Digest, want: &str, location: &st
     }
 }
 
+/// With `import --compression`: the new descriptor of a document whose layers (or whose
+/// children's layers) were re-encoded on the way in, after staging its rewritten bytes; `None`
+/// when nothing under it changed. Only uncompressed-tar layer descriptors are rewritten;
+/// everything else in the document is kept.
+fn rewrite(
+    src: &Source<'_, '_>,
+    d: &Descriptor,
+    docs: &mut Vec<Vec<u8>>,
+    replaced: &mut BTreeMap<Digest, Digest>,
+) -> Result<Option<Checked>> {
+    let Ok(c) = d.checked() else { return Ok(None) };
+    if let Some(new) = replaced.get(&c.digest) {
+        let size = docs
+            .iter()
+            .find(|b| Digest::sha256(b) == *new)
+            .map_or(0, |b| b.len() as u64);
+        return Ok(Some(Checked {
+            digest: new.clone(),
+            size,
+        }));
+    }
+    let kind = d.kind();
+    if !matches!(kind, Kind::Index | Kind::Manifest) || !src.available(&c)? {
+        return Ok(None);
+    }
+    let bytes = src.read_json(&c, "document")?;
+    let mut doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Image {
+        image: c.digest.to_string(),
+        why: e.to_string(),
+    })?;
+    let docker = media::is_docker(&d.media_type);
+    let mut changed = false;
+    let list = if kind == Kind::Index {
+        "manifests"
+    } else {
+        "layers"
+    };
+    if let Some(items) = doc.get_mut(list).and_then(Value::as_array_mut) {
+        for item in items.iter_mut() {
+            let Ok(child) = serde_json::from_value::<Descriptor>(item.clone()) else {
+                continue;
+            };
+            let new = if kind == Kind::Index {
+                rewrite(src, &child, docs, replaced)?.map(|n| (n, child.media_type.clone()))
+            } else {
+                let Ok(lc) = child.checked() else { continue };
+                match (
+                    child.kind(),
+                    src.member(&lc.digest).and_then(|m| m.converted.clone()),
+                ) {
+                    (
+                        Kind::Layer {
+                            compression: ocitool_compress::Compression::None,
+                            ..
+                        },
+                        Some((made, to)),
+                    ) => {
+                        if docker && to == ocitool_compress::Compression::Zstd {
+                            return Err(Error::Image {
+                                image: c.digest.to_string(),
+                                why: "a Docker v2s2 manifest has no zstd layer media type; import with --compression gzip".into(),
+                            });
+                        }
+                        replaced.insert(lc.digest.clone(), made.digest.clone());
+                        Some((made, media::layer_media_type(to, docker).to_string()))
+                    }
+                    _ => None,
+                }
+            };
+            if let (Some((n, mt)), Some(o)) = (new, item.as_object_mut()) {
+                o.insert("mediaType".into(), Value::from(mt));
+                o.insert("digest".into(), Value::from(n.digest.to_string()));
+                o.insert("size".into(), Value::from(n.size));
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    let out = ocitool_spec::canonical::to_vec(&doc);
+    let new = Checked {
+        digest: Digest::sha256(&out),
+        size: out.len() as u64,
+    };
+    replaced.insert(c.digest.clone(), new.digest.clone());
+    docs.push(out);
+    Ok(Some(new))
+}
+
 /// Builds the manifest of a `manifest.json` image whose archive has no OCI manifest for it.
 fn generate(
     src: &Source<'_, '_>,
@@ -704,11 +833,15 @@ fn generate(
                 ));
             }
         }
-        let mt = media::layer_media_type(m.compression, false);
+        let (blob, c) = match &m.converted {
+            Some((made, to)) => (made.clone(), *to),
+            None => (m.checked(), m.compression),
+        };
+        let mt = media::layer_media_type(c, false);
         layers.push(oci_spec::image::Descriptor::new(
             oci_spec::image::MediaType::from(mt),
-            m.size,
-            oci_digest(&m.digest)?,
+            blob.size,
+            oci_digest(&blob.digest)?,
         ));
     }
     let config = oci_spec::image::Descriptor::new(

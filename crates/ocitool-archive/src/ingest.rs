@@ -58,6 +58,9 @@ pub struct Member {
     /// For a compressed member, sha256 of its decompressed bytes (or why they could not be
     /// decompressed); for an uncompressed one, `None` (its digest is its own).
     pub uncompressed: Option<std::result::Result<Digest, String>>,
+    /// With `import --compression`: an uncompressed tar member was re-encoded on the way in;
+    /// only this blob was staged (the member's own bytes were hashed, not kept).
+    pub converted: Option<(Checked, Compression)>,
 }
 
 impl Member {
@@ -122,6 +125,7 @@ pub fn ingest(
     input: impl Read,
     txn: &mut Transaction<'_>,
     limits: &Limits,
+    convert: Option<ConvertTo>,
     progress: &dyn Progress,
 ) -> Result<Ingested> {
     let (counting, consumed) = CountingReader::new(BufReader::with_capacity(
@@ -198,7 +202,8 @@ pub fn ingest(
             }
             T::Regular | T::Continuous | T::GNUSparse => {
                 let declared = entry.size();
-                let member = stream_member(&mut entry, &name, declared, txn, limits, &mut buf)?;
+                let member =
+                    stream_member(&mut entry, &name, declared, txn, limits, convert, &mut buf)?;
                 out.bytes += member.size;
                 out.members.insert(name, member);
             }
@@ -234,23 +239,49 @@ fn promised_digest(name: &str) -> Option<Digest> {
     Digest::parse(&format!("{alg}:{hex}")).ok()
 }
 
-/// Destination of a member's bytes: a staged blob, or only the hasher when the layout already
-/// holds that blob.
+/// Re-encoding of uncompressed tar members on the way in (`import --compression`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvertTo {
+    pub compression: Compression,
+    pub level: Option<i32>,
+    /// zstd worker threads (0: in the calling thread).
+    pub zstd_workers: u32,
+}
+
+/// Destination of a member's bytes: a staged blob, only the hasher when the layout already
+/// holds that blob, or an encoder into a staged blob when uncompressed layers are converted
+/// on the way in (the raw bytes are then only hashed).
+#[allow(clippy::large_enum_variant)] // one per member, never moved in a hot loop
 enum Dest {
     Stage(ocitool_layout::txn::BlobWriter),
     Hash(HashingWriter<io::Sink>),
+    Convert {
+        raw: ocitool_digest::Hasher,
+        count: u64,
+        enc: ocitool_compress::Encoder<ocitool_layout::txn::BlobWriter>,
+        to: Compression,
+    },
 }
 
-impl Write for Dest {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+impl Dest {
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
         match self {
-            Dest::Stage(w) => w.write(b),
-            Dest::Hash(h) => h.write(b),
+            Dest::Stage(w) => w.write_all(b),
+            Dest::Hash(h) => h.write_all(b),
+            Dest::Convert {
+                raw, count, enc, ..
+            } => {
+                raw.update(b);
+                *count += b.len() as u64;
+                enc.write_all(b)
+            }
         }
     }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+}
+
+/// An uncompressed tar stream: the ustar magic at offset 257 of its first header.
+fn is_tar(first: &[u8]) -> bool {
+    first.len() >= 262 && &first[257..262] == b"ustar"
 }
 
 fn stream_member(
@@ -259,6 +290,7 @@ fn stream_member(
     declared: u64,
     txn: &mut Transaction<'_>,
     limits: &Limits,
+    convert: Option<ConvertTo>,
     buf: &mut [u8],
 ) -> Result<Member> {
     let promised = promised_digest(name);
@@ -272,16 +304,43 @@ fn stream_member(
         })?,
         None => false,
     };
-    let mut dest = if already {
-        Dest::Hash(HashingWriter::new(io::sink(), algorithm))
-    } else {
-        Dest::Stage(txn.blob_writer(algorithm)?)
-    };
     let read_err = |e: io::Error| match archive_error("read", e) {
         Error::Archive(m) => Error::entry(name, m),
         other => other,
     };
-    // First chunk: recognise compression, then feed the decoder (if any) chunk by chunk.
+    let stage_err = |e: io::Error| Error::io(format!("stage archive member {name}"))(e);
+    // The destination is chosen on the first chunk: its magic bytes say whether the member is
+    // compressed (then decoded on the side for its diff_id) or an uncompressed tar (then
+    // re-encoded on the way in when asked).
+    let mut dest: Option<Dest> = None;
+    let choose = |first: &[u8], txn: &mut Transaction<'_>| -> Result<Dest> {
+        if let Some(c) = convert
+            && algorithm == Algorithm::Sha256
+            && is_tar(first)
+        {
+            let w = txn.blob_writer(Algorithm::Sha256)?;
+            let enc = ocitool_compress::Encoder::new(
+                c.compression,
+                w,
+                ocitool_compress::EncodeOptions {
+                    level: c.level,
+                    zstd_workers: c.zstd_workers,
+                },
+            )
+            .map_err(|e| Error::Archive(e.to_string()))?;
+            return Ok(Dest::Convert {
+                raw: ocitool_digest::Hasher::new(Algorithm::Sha256),
+                count: 0,
+                enc,
+                to: c.compression,
+            });
+        }
+        Ok(if already {
+            Dest::Hash(HashingWriter::new(io::sink(), algorithm))
+        } else {
+            Dest::Stage(txn.blob_writer(algorithm)?)
+        })
+    };
     let mut decoder: Option<PushDecoder<HashingWriter<io::Sink>>> = None;
     let mut decode_error: Option<String> = None;
     let mut compression = Compression::None;
@@ -305,10 +364,13 @@ fn stream_member(
                     .map_err(Error::io(format!("archive member {name}")))?,
                 );
             }
+            dest = Some(choose(&buf[..n], txn)?);
         }
         total += n as u64;
-        dest.write_all(&buf[..n])
-            .map_err(Error::io(format!("stage archive member {name}")))?;
+        dest.as_mut()
+            .expect("chosen on the first chunk")
+            .write_all(&buf[..n])
+            .map_err(stage_err)?;
         if let Some(d) = decoder.as_mut() {
             if let Err(e) = d.write_all(&buf[..n]) {
                 decode_error = Some(e.to_string());
@@ -347,11 +409,31 @@ fn stream_member(
             (None, None) => Err("no decoder".to_string()),
         })
     };
-    let checked = match dest {
-        Dest::Stage(w) => txn.finish_blob(w, None)?,
+    let dest = match dest {
+        Some(d) => d,
+        None => choose(&[], txn)?, // an empty member
+    };
+    let (checked, converted) = match dest {
+        Dest::Stage(w) => (txn.finish_blob(w, None)?, None),
         Dest::Hash(h) => {
             let (digest, size, _) = h.finish();
-            Checked { digest, size }
+            (Checked { digest, size }, None)
+        }
+        Dest::Convert {
+            raw,
+            count,
+            enc,
+            to,
+        } => {
+            let w = enc.finish().map_err(stage_err)?;
+            let made = txn.finish_blob(w, None)?;
+            (
+                Checked {
+                    digest: raw.finish(),
+                    size: count,
+                },
+                Some((made, to)),
+            )
         }
     };
     if let Some(p) = promised
@@ -370,6 +452,7 @@ fn stream_member(
         size: checked.size,
         compression,
         uncompressed,
+        converted,
     })
 }
 

@@ -200,6 +200,13 @@ pub struct ImportArgs {
     /// An extra ref for the imported image (repeatable; the archive must hold one image).
     #[arg(long = "tag", value_name = "REF")]
     pub tags: Vec<String>,
+    /// Compress uncompressed layers on the way in, in the same pass (their diff_ids are kept;
+    /// manifests that name them are rewritten).
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// Compression level: gzip 0-9 (default 6), zstd 1-22 (default 3).
+    #[arg(long, value_name = "N", requires = "compression")]
+    pub level: Option<i32>,
     #[command(flatten)]
     pub limits: ArchiveLimits,
     /// Move tags the layout's policy protects.

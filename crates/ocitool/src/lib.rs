@@ -114,7 +114,7 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
-    use ocitool_archive::import::Mode;
+    use ocitool_archive::import::{ImportOptions, Mode};
     match command {
         Command::Init(a) => cmd::init::run(ctx, &a.layout),
         Command::Ls(a) => cmd::ls::run(ctx, &a),
@@ -126,24 +126,25 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Verify(a) => cmd::verify::run(ctx, &a.layout, &a.refs),
         Command::Blob(b) => cmd::blob::run(ctx, b),
         Command::Export(a) => cmd::export::run(ctx, &a),
-        Command::Import(a) => cmd::import::run(
-            ctx,
-            &a.archive,
-            &a.layout,
-            a.tags,
-            &a.limits,
-            Mode::Import,
-            a.force,
-        ),
-        Command::Unpack(a) => cmd::import::run(
-            ctx,
-            &a.archive,
-            &a.layout,
-            Vec::new(),
-            &a.limits,
-            Mode::Unpack,
-            a.force,
-        ),
+        Command::Import(a) => {
+            let options = ImportOptions {
+                tags: a.tags,
+                limits: cmd::import::limits(ctx, &a.limits),
+                mode: Mode::Import,
+                force: a.force,
+                compression: cmd::import::convert_to(a.compression, a.level),
+            };
+            cmd::import::run(ctx, &a.archive, &a.layout, options)
+        }
+        Command::Unpack(a) => {
+            let options = ImportOptions {
+                limits: cmd::import::limits(ctx, &a.limits),
+                mode: Mode::Unpack,
+                force: a.force,
+                ..Default::default()
+            };
+            cmd::import::run(ctx, &a.archive, &a.layout, options)
+        }
         Command::Pack(a) => cmd::pack::run(ctx, &a),
         Command::Inventory(a) => cmd::pack::inventory(ctx, &a.layout, a.output.as_deref()),
         Command::Copy(a) => cmd::copy::run(ctx, a),

@@ -12,6 +12,24 @@ use crate::cli::ArchiveLimits;
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
+/// The `--compression`/`--level` of `import`.
+pub fn convert_to(
+    c: Option<crate::cli::CompressionArg>,
+    level: Option<i32>,
+) -> Option<ocitool_archive::ingest::ConvertTo> {
+    use ocitool_compress::Compression;
+    let compression = match c? {
+        crate::cli::CompressionArg::Gzip => Compression::Gzip,
+        crate::cli::CompressionArg::Zstd => Compression::Zstd,
+        crate::cli::CompressionArg::None => return None,
+    };
+    Some(ocitool_archive::ingest::ConvertTo {
+        compression,
+        level,
+        zstd_workers: rayon::current_num_threads() as u32,
+    })
+}
+
 pub fn limits(ctx: &Ctx, l: &ArchiveLimits) -> Limits {
     Limits {
         max_ratio: l.max_ratio.max(1),
@@ -52,18 +70,10 @@ pub fn run(
     ctx: &mut Ctx,
     archive: &Path,
     layout_path: &Path,
-    tags: Vec<String>,
-    l: &ArchiveLimits,
-    mode: Mode,
-    force: bool,
+    options: ImportOptions,
 ) -> anyhow::Result<i32> {
     let (input, size) = open_input(archive)?;
-    let options = ImportOptions {
-        tags,
-        limits: limits(ctx, l),
-        mode,
-        force,
-    };
+    let mode = options.mode;
     let verb = if mode == Mode::Unpack {
         "unpack"
     } else {

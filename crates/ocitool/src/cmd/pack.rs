@@ -64,7 +64,12 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
     ctx.info(format!(
         "packed {} ref(s) ({} image(s)) into {}: {} blob(s), {}{}",
         report.images.len(),
-        report.images.iter().map(|i| &i.digest).collect::<std::collections::BTreeSet<_>>().len(),
+        report
+            .images
+            .iter()
+            .map(|i| &i.digest)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
         if output.as_os_str() == "-" {
             "standard output".to_string()
         } else {

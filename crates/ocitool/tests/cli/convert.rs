@@ -243,3 +243,57 @@ fn artifacts_and_damaged_layers_are_refused() {
         ],
     );
 }
+
+#[test]
+fn import_compression_converts_in_the_same_pass_as_convert_would() {
+    let d = empty_dir();
+    let archive = testdata("archives/docker-save.tar");
+    // Plain import, then convert...
+    let a = d.path().join("a");
+    ok(["import".as_ref(), archive.as_os_str(), a.as_os_str()]);
+    let plain = json(["inspect".as_ref(), a.as_os_str(), "app:1.0".as_ref()]);
+    for c in ["zstd", "gzip"] {
+        let converted = convert(&a, &["app:1.0", &format!("app:{c}"), "--compression", c]);
+        // ...gives the same image as converting on the way in.
+        let b = d.path().join(format!("b-{c}"));
+        let v = json([
+            "import".as_ref(),
+            archive.as_os_str(),
+            b.as_os_str(),
+            "--compression".as_ref(),
+            c.as_ref(),
+        ]);
+        let img = v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["refs"][0] == "app:1.0")
+            .unwrap();
+        assert_eq!(img["digest"], converted["digest"], "{c}");
+        let i = json(["inspect".as_ref(), b.as_os_str(), "app:1.0".as_ref()]);
+        assert_eq!(i["config"]["digest"], plain["config"]["digest"]);
+        assert_eq!(i["config"]["diffIds"], plain["config"]["diffIds"]);
+        assert!(i["layers"][0]["mediaType"].as_str().unwrap().ends_with(c));
+        verify_clean(&b);
+        // The uncompressed layers were never stored.
+        for l in plain["layers"].as_array().unwrap() {
+            assert!(!blob_path(&b, l["digest"].as_str().unwrap()).exists());
+        }
+    }
+    // Older dialects: the generated manifest names the compressed layers.
+    let c = d.path().join("legacy");
+    ok([
+        "import".as_ref(),
+        testdata("archives/docker-legacy.tar").as_os_str(),
+        c.as_os_str(),
+        "--compression".as_ref(),
+        "gzip".as_ref(),
+    ]);
+    let i = json(["inspect".as_ref(), c.as_os_str(), "app:1.0".as_ref()]);
+    assert_eq!(
+        i["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(i["config"]["diffIds"], plain["config"]["diffIds"]);
+    verify_clean(&c);
+}
