@@ -27,7 +27,6 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     if a.tree {
         return tree(ctx, &index);
     }
-    let entries = index.entries();
     let graph = Graph::walk_index(
         &layout,
         &index,
@@ -36,31 +35,36 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
             check_presence: false,
         },
     );
-    let mut rows = Vec::with_capacity(entries.len());
-    let mut sizes: std::collections::BTreeMap<Digest, u64> = Default::default();
-    for e in &entries {
-        let d = &e.descriptor;
-        let (platforms, size) = match Digest::parse(&d.digest) {
-            Ok(digest) => {
-                let size = *sizes.entry(digest.clone()).or_insert_with(|| {
-                    graph.total_size(&graph.closure(std::slice::from_ref(&digest), false))
-                });
-                let mut p: Vec<String> = graph
-                    .platforms_of(&digest)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                if p.is_empty()
-                    && let Some(pl) = &d.platform
-                {
-                    p.push(pl.to_string());
+    // Many refs usually share few images: size and platforms are computed once per digest.
+    let mut per_digest: std::collections::HashMap<&str, (Vec<String>, u64)> = Default::default();
+    let mut rows = Vec::with_capacity(index.len());
+    for (_, d) in index.iter() {
+        let (platforms, size) = per_digest
+            .entry(d.digest.as_str())
+            .or_insert_with(|| match Digest::parse(&d.digest) {
+                Ok(digest) => {
+                    let size =
+                        graph.total_size(&graph.closure(std::slice::from_ref(&digest), false));
+                    let p: Vec<String> = graph
+                        .platforms_of(&digest)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    (p, size)
                 }
-                (p, size)
-            }
-            Err(_) => (Vec::new(), d.size.max(0) as u64),
+                Err(_) => (Vec::new(), d.size.max(0) as u64),
+            })
+            .clone();
+        let platforms = match (&d.platform, platforms.is_empty()) {
+            (Some(pl), true) => vec![pl.to_string()],
+            _ => platforms,
         };
         rows.push(Row {
-            reference: e.display_name().unwrap_or("").to_string(),
+            reference: d
+                .ref_name()
+                .or(d.containerd_name())
+                .unwrap_or("")
+                .to_string(),
             digest: d.digest.clone(),
             media_type: d.media_type.clone(),
             platforms,
