@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: project automation that needs no shell scripts.
 
+mod bench;
 mod demo;
 mod fixtures;
 
@@ -21,6 +22,8 @@ enum Task {
     },
     /// Run the main job on the sample in testdata/, showing each command and its output.
     Demo,
+    /// Time ocitool against its peers and floors on a large generated layout (warm cache).
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +31,7 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Fixtures { check } => fixtures::run(check),
         Task::Demo => demo::run(),
+        Task::Bench(args) => bench::run(args),
     }
 }
 

@@ -281,7 +281,12 @@ pub fn export<W: Write>(
         tw.dir(&format!("blobs/{alg}/"))?;
         for d in blobs.iter().filter(|d| d.algorithm().name() == alg) {
             let size = graph.nodes[d].size;
-            let layer = diff_of.get(d).map(|(c, w)| (*c, w));
+            // The docker format promises layers that decompress to their diff_ids, so each is
+            // checked on the way out; an oci-archive (pack) carries blobs, checked by digest.
+            let layer = diff_of
+                .get(d)
+                .filter(|_| options.format == Format::Docker)
+                .map(|(c, w)| (*c, w));
             tw.blob(
                 layout,
                 &blob_path(d),

@@ -175,6 +175,9 @@ pub fn import(
                 .into(),
         ));
     }
+    // unpack verifies every blob's digest; import also decompresses each compressed member
+    // (on a second thread) to check diff_ids.
+    limits.diff_ids = options.mode == Mode::Import;
     let ing = ingest::ingest(input, &mut txn, &limits, options.compression, progress)?;
     progress.finish();
 
@@ -674,8 +677,9 @@ fn check_diff_id(src: &Source<'_, '_>, layer: &Digest, want: &str, location: &st
         why: format!("config diff_id: {e}"),
     })?;
     match m.diff_id() {
-        Ok(got) if *got == want => Ok(()),
-        Ok(got) => Err(Error::Image {
+        Ok(None) => Ok(()), // not computed (unpack checks digests; `verify` checks diff_ids)
+        Ok(Some(got)) if *got == want => Ok(()),
+        Ok(Some(got)) => Err(Error::Image {
             image: location.to_string(),
             why: format!("layer {layer} decompresses to {got}, but the config's diff_id is {want}"),
         }),
@@ -816,8 +820,9 @@ fn generate(
             why: format!("rootfs.diff_ids[{i}]: {e}"),
         })?;
         match m.diff_id() {
-            Ok(got) if *got == want => {}
-            Ok(got) => {
+            Ok(Some(got)) if *got == want => {}
+            Ok(None) => return Err(Error::entry(path, "its diff_id was not computed")),
+            Ok(Some(got)) => {
                 return Err(Error::entry(
                     path,
                     format!(

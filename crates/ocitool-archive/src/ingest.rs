@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
 
-use ocitool_compress::{BombGuard, Compression, CountingReader, DecodeOptions, PushDecoder};
+use ocitool_compress::{BombGuard, Compression, CountingReader, DecodeOptions};
+
+use crate::side::{RatioLimit, SideDecoder, SideError};
 use ocitool_digest::{Algorithm, Digest, HashingWriter};
 use ocitool_layout::txn::BUF_SIZE;
 use ocitool_layout::{Progress, Transaction};
@@ -32,6 +34,8 @@ pub struct Limits {
     /// Largest JSON document read (`manifest.json`, `index.json`, configs, manifests).
     pub json_limit: u64,
     pub decode: DecodeOptions,
+    /// Decompress compressed members (on a second thread) to know their diff_ids.
+    pub diff_ids: bool,
 }
 
 impl Default for Limits {
@@ -43,6 +47,7 @@ impl Default for Limits {
             ratio_slack: 64 << 20,
             json_limit: ocitool_spec::DEFAULT_JSON_LIMIT,
             decode: DecodeOptions::default(),
+            diff_ids: true,
         }
     }
 }
@@ -56,7 +61,8 @@ pub struct Member {
     /// Compression recognised by magic bytes.
     pub compression: Compression,
     /// For a compressed member, sha256 of its decompressed bytes (or why they could not be
-    /// decompressed); for an uncompressed one, `None` (its digest is its own).
+    /// decompressed); `None` for an uncompressed one (its digest is its own) or when
+    /// decompression was not asked for.
     pub uncompressed: Option<std::result::Result<Digest, String>>,
     /// With `import --compression`: an uncompressed tar member was re-encoded on the way in;
     /// only this blob was staged (the member's own bytes were hashed, not kept).
@@ -71,11 +77,13 @@ impl Member {
         }
     }
 
-    /// The digest of the member's uncompressed content: a layer's diff_id.
-    pub fn diff_id(&self) -> std::result::Result<&Digest, &str> {
+    /// The digest of the member's uncompressed content (a layer's diff_id); `Ok(None)` when it
+    /// was not computed.
+    pub fn diff_id(&self) -> std::result::Result<Option<&Digest>, &str> {
         match &self.uncompressed {
-            None => Ok(&self.digest),
-            Some(Ok(d)) => Ok(d),
+            None if self.compression == Compression::None => Ok(Some(&self.digest)),
+            None => Ok(None),
+            Some(Ok(d)) => Ok(Some(d)),
             Some(Err(e)) => Err(e),
         }
     }
@@ -341,8 +349,7 @@ fn stream_member(
             Dest::Stage(txn.blob_writer(algorithm)?)
         })
     };
-    let mut decoder: Option<PushDecoder<HashingWriter<io::Sink>>> = None;
-    let mut decode_error: Option<String> = None;
+    let mut decoder: Option<SideDecoder> = None;
     let mut compression = Compression::None;
     let mut total: u64 = 0;
     loop {
@@ -354,15 +361,15 @@ fn stream_member(
         };
         if total == 0 {
             compression = Compression::detect(&buf[..n]);
-            if compression != Compression::None {
-                decoder = Some(
-                    PushDecoder::new(
-                        compression,
-                        HashingWriter::new(io::sink(), Algorithm::Sha256),
-                        limits.decode,
-                    )
-                    .map_err(Error::io(format!("archive member {name}")))?,
-                );
+            if compression != Compression::None && limits.diff_ids {
+                decoder = Some(SideDecoder::spawn(
+                    compression,
+                    limits.decode,
+                    RatioLimit {
+                        ratio: limits.max_ratio,
+                        slack: limits.ratio_slack,
+                    },
+                ));
             }
             dest = Some(choose(&buf[..n], txn)?);
         }
@@ -372,25 +379,21 @@ fn stream_member(
             .write_all(&buf[..n])
             .map_err(stage_err)?;
         if let Some(d) = decoder.as_mut() {
-            if let Err(e) = d.write_all(&buf[..n]) {
-                decode_error = Some(e.to_string());
-                decoder = None;
-            } else {
-                let produced = d.get_ref().count();
-                if produced > limits.ratio_slack
-                    && produced
-                        > total
-                            .saturating_mul(limits.max_ratio)
-                            .saturating_add(limits.ratio_slack)
-                {
-                    return Err(Error::entry(
-                        name,
-                        format!(
-                            "decompresses more than {}:1 ({produced} bytes from {total}; raise the limit with --max-ratio)",
-                            limits.max_ratio
-                        ),
-                    ));
-                }
+            d.feed(&buf[..n]);
+            let produced = d.produced();
+            if produced > limits.ratio_slack
+                && produced
+                    > total
+                        .saturating_mul(limits.max_ratio)
+                        .saturating_add(limits.ratio_slack)
+            {
+                return Err(Error::entry(
+                    name,
+                    format!(
+                        "decompresses more than {}:1 ({produced} bytes from {total}; raise the limit with --max-ratio)",
+                        limits.max_ratio
+                    ),
+                ));
             }
         }
     }
@@ -400,14 +403,12 @@ fn stream_member(
             format!("the archive is truncated ({total} of {declared} bytes)"),
         ));
     }
-    let uncompressed = if compression == Compression::None {
-        None
-    } else {
-        Some(match (decoder, decode_error) {
-            (_, Some(e)) => Err(e),
-            (Some(d), None) => d.finish().map(|h| h.finish().0).map_err(|e| e.to_string()),
-            (None, None) => Err("no decoder".to_string()),
-        })
+    // The diff_id of a compressed member; `None` when not computed (unpack, or uncompressed).
+    let uncompressed = match decoder.map(SideDecoder::finish) {
+        Some(Err(SideError::Bomb(msg))) => return Err(Error::entry(name, msg)),
+        Some(Err(SideError::Decode(e))) => Some(Err(e)),
+        Some(Ok(d)) => Some(Ok(d)),
+        None => None,
     };
     let dest = match dest {
         Some(d) => d,

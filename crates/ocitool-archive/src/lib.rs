@@ -10,6 +10,7 @@ pub mod export;
 pub mod import;
 pub mod ingest;
 pub mod paths;
+pub mod side;
 pub mod tarwrite;
 
 pub use errors::{Error, Result};

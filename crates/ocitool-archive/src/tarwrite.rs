@@ -5,14 +5,14 @@
 //! layout's, and memory stays bounded.
 
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
 
-use ocitool_compress::{Compression, DecodeOptions, PushDecoder};
-use ocitool_digest::{Algorithm, Digest, HashingWriter};
+use ocitool_compress::{Compression, DecodeOptions};
+use ocitool_digest::{Digest, HashPipe, VerifyError};
 use ocitool_layout::{Layout, Progress};
 use ocitool_spec::views::Checked;
 
 use crate::errors::{Error, Result};
+use crate::side::{RatioLimit, SideDecoder};
 
 /// mtime of every entry: the Unix epoch (reproducible, like `SOURCE_DATE_EPOCH=0`).
 pub const MTIME: u64 = 0;
@@ -79,39 +79,97 @@ impl<W: Write> TarWriter<W> {
         layer: Option<(Compression, &Digest)>,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let mut src = layout.open_verified(blob)?;
+        let digest = &blob.digest;
+        let (mut src, size) = layout.open_blob(digest)?;
+        if size != blob.size {
+            return Err(ocitool_layout::Error::Verify {
+                digest: digest.clone(),
+                path: layout.blob_path(digest),
+                source: VerifyError::SizeMismatch {
+                    expected: blob.size,
+                    actual: size,
+                },
+            }
+            .into());
+        }
         let h = Self::header(path, blob.size, tar::EntryType::Regular, 0o644)?;
         self.raw(h.as_bytes())?;
-        let digest = &blob.digest;
-        // The diff_id check runs on a second thread, fed the same buffers.
-        let checker = layer
-            .filter(|(c, d)| {
-                !(*c == Compression::None && d.algorithm() == digest.algorithm() && *d == digest)
-            })
-            .map(|(c, want)| DiffChecker::spawn(c, want.clone()));
+        // The digest is computed on a second thread, and a layer's diff_id on a third, both
+        // fed the buffers this thread reads and writes: one pass over the blob.
+        let mut hash = HashPipe::new(digest.algorithm());
+        let mut diff = layer
+            .filter(|(c, d)| !(*c == Compression::None && *d == digest))
+            .map(|(c, want)| {
+                (
+                    SideDecoder::spawn(
+                        c,
+                        DecodeOptions::default(),
+                        RatioLimit {
+                            ratio: u64::MAX,
+                            slack: 0,
+                        },
+                    ),
+                    want.clone(),
+                )
+            });
         let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
         let mut copied = 0u64;
-        loop {
-            let n = match src.read(&mut buf) {
+        while copied < blob.size {
+            let want = (blob.size - copied).min(buf.len() as u64) as usize;
+            let n = match src.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(layout.read_error(digest, e).into()),
             };
             self.raw(&buf[..n])?;
+            hash.update(&buf[..n]);
+            if let Some((d, _)) = diff.as_mut() {
+                d.feed(&buf[..n]);
+            }
             copied += n as u64;
             progress.advance(n as u64);
-            if let Some(c) = &checker {
-                c.feed(buf[..n].to_vec());
-            }
         }
-        debug_assert_eq!(copied, blob.size);
+        if copied != blob.size {
+            return Err(ocitool_layout::Error::Verify {
+                digest: digest.clone(),
+                path: layout.blob_path(digest),
+                source: VerifyError::SizeMismatch {
+                    expected: blob.size,
+                    actual: copied,
+                },
+            }
+            .into());
+        }
         self.pad(blob.size)?;
-        if let Some(c) = checker {
-            c.finish().map_err(|why| Error::Image {
-                image: format!("layer {digest}"),
-                why,
-            })?;
+        let actual = hash.finish();
+        if actual != *digest {
+            return Err(ocitool_layout::Error::Verify {
+                digest: digest.clone(),
+                path: layout.blob_path(digest),
+                source: VerifyError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                },
+            }
+            .into());
+        }
+        if let Some((d, want)) = diff {
+            match d.finish() {
+                Ok(got) if got == want => {}
+                Ok(got) => {
+                    return Err(Error::Image {
+                        image: format!("layer {digest}"),
+                        why: format!("decompresses to {got}, but its diff_id is {want}"),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Image {
+                        image: format!("layer {digest}"),
+                        why: format!("does not decompress: {e}"),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -125,57 +183,5 @@ impl<W: Write> TarWriter<W> {
 
     pub fn written(&self) -> u64 {
         self.written
-    }
-}
-
-/// Decompresses and hashes a layer on its own thread.
-struct DiffChecker {
-    tx: mpsc::SyncSender<Vec<u8>>,
-    handle: std::thread::JoinHandle<std::result::Result<(), String>>,
-}
-
-impl DiffChecker {
-    fn spawn(c: Compression, want: Digest) -> DiffChecker {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
-        let handle = std::thread::spawn(move || {
-            let mut d = PushDecoder::new(
-                c,
-                HashingWriter::new(io::sink(), Algorithm::Sha256),
-                DecodeOptions::default(),
-            )
-            .map_err(|e| e.to_string())?;
-            let mut failed = None;
-            for chunk in rx {
-                if failed.is_none()
-                    && let Err(e) = d.write_all(&chunk)
-                {
-                    failed = Some(format!("does not decompress as {c}: {e}"));
-                }
-            }
-            if let Some(f) = failed {
-                return Err(f);
-            }
-            let (got, _, _) = d
-                .finish()
-                .map_err(|e| format!("does not decompress as {c}: {e}"))?
-                .finish();
-            if got != want {
-                return Err(format!("decompresses to {got}, but its diff_id is {want}"));
-            }
-            Ok(())
-        });
-        DiffChecker { tx, handle }
-    }
-
-    fn feed(&self, chunk: Vec<u8>) {
-        // A send fails only if the thread ended early, which finish() reports.
-        let _ = self.tx.send(chunk);
-    }
-
-    fn finish(self) -> std::result::Result<(), String> {
-        drop(self.tx);
-        self.handle
-            .join()
-            .unwrap_or_else(|_| Err("the diff_id checker panicked".into()))
     }
 }

@@ -10,9 +10,11 @@
 
 mod errors;
 mod hash;
+mod pipe;
 
 pub use errors::{DigestError, VerifyError};
 pub use hash::{Hasher, HashingReader, HashingWriter, VerifyingReader};
+pub use pipe::HashPipe;
 
 use std::fmt;
 use std::str::FromStr;

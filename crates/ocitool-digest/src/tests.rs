@@ -169,3 +169,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn hash_pipe_agrees_with_inline_hashing() {
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut p = HashPipe::new(Algorithm::Sha256);
+    for c in data.chunks(100_000) {
+        p.update(c);
+    }
+    assert_eq!(p.count(), data.len() as u64);
+    assert_eq!(p.finish(), Digest::sha256(&data));
+    // continuing from a prefix
+    let mut h = Hasher::new(Algorithm::Sha512);
+    h.update(&data[..10]);
+    let mut p = HashPipe::spawn(h);
+    p.update(&data[10..]);
+    assert_eq!(p.finish(), Digest::of(Algorithm::Sha512, &data));
+}

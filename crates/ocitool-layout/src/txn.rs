@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ocitool_digest::{Algorithm, Digest, HashingWriter, VerifyError};
+use ocitool_digest::{Algorithm, Digest, VerifyError};
 use ocitool_spec::views::Checked;
 use rayon::prelude::*;
 
@@ -46,9 +46,23 @@ pub struct Transaction<'a> {
 /// Bytes between two requests to start writeback of a blob being written.
 const WRITEBACK_STEP: u64 = 32 << 20;
 
+/// Blobs grow past this before their hashing moves to a second thread.
+const PIPE_AFTER: u64 = 4 << 20;
+
+/// How a blob being written is hashed: in the writing thread while it is small, then on a
+/// second thread so that a large blob's write and hash overlap.
+enum BlobHash {
+    Inline(ocitool_digest::Hasher),
+    Piped(ocitool_digest::HashPipe),
+    /// Only while switching.
+    Moving,
+}
+
 /// A blob being written into the staging directory.
 pub struct BlobWriter {
-    inner: HashingWriter<File>,
+    file: File,
+    hash: BlobHash,
+    count: u64,
     path: tempfile::TempPath,
     algorithm: Algorithm,
     /// Start writeback as the blob grows (durable layouts only).
@@ -63,23 +77,44 @@ impl BlobWriter {
 
     /// Bytes written so far.
     pub fn count(&self) -> u64 {
-        self.inner.count()
+        self.count
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
 
-impl BlobWriter {
+    fn hash(&mut self, data: &[u8]) {
+        if let BlobHash::Inline(h) = &mut self.hash
+            && self.count <= PIPE_AFTER
+        {
+            h.update(data);
+            return;
+        }
+        if let BlobHash::Inline(_) = self.hash {
+            let BlobHash::Inline(h) = std::mem::replace(&mut self.hash, BlobHash::Moving) else {
+                unreachable!()
+            };
+            self.hash = BlobHash::Piped(ocitool_digest::HashPipe::spawn(h));
+        }
+        if let BlobHash::Piped(p) = &mut self.hash {
+            p.update(data);
+        }
+    }
+
+    fn digest(self) -> (Digest, u64, File, tempfile::TempPath) {
+        let d = match self.hash {
+            BlobHash::Inline(h) => h.finish(),
+            BlobHash::Piped(p) => p.finish(),
+            BlobHash::Moving => unreachable!("never left moving"),
+        };
+        (d, self.count, self.file, self.path)
+    }
+
     fn maybe_writeback(&mut self) {
-        let n = self.inner.count();
+        let n = self.count;
         if self.writeback && n - self.written_back >= WRITEBACK_STEP {
-            fsutil::start_writeback(
-                self.inner.get_ref(),
-                self.written_back,
-                n - self.written_back,
-            );
+            fsutil::start_writeback(&self.file, self.written_back, n - self.written_back);
             self.written_back = n;
         }
     }
@@ -87,17 +122,14 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.file.write(buf)?;
+        self.count += n as u64;
+        self.hash(&buf[..n]);
         self.maybe_writeback();
         Ok(n)
     }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)?;
-        self.maybe_writeback();
-        Ok(())
-    }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
 
@@ -193,7 +225,9 @@ impl<'a> Transaction<'a> {
             .map_err(Error::io("create temporary blob in", &dir))?;
         let (file, path) = tmp.into_parts();
         Ok(BlobWriter {
-            inner: HashingWriter::new(file, algorithm),
+            file,
+            hash: BlobHash::Inline(ocitool_digest::Hasher::new(algorithm)),
+            count: 0,
             path,
             algorithm,
             writeback: self.layout.options.durable,
@@ -208,17 +242,14 @@ impl<'a> Transaction<'a> {
         writer: BlobWriter,
         expected: Option<&Checked>,
     ) -> Result<Checked> {
-        let BlobWriter {
-            inner,
-            path,
-            written_back,
-            writeback,
-            ..
-        } = writer;
-        if writeback {
-            fsutil::start_writeback(inner.get_ref(), written_back, inner.count() - written_back);
+        if writer.writeback {
+            fsutil::start_writeback(
+                &writer.file,
+                writer.written_back,
+                writer.count - writer.written_back,
+            );
         }
-        let (digest, size, mut file) = inner.finish();
+        let (digest, size, mut file, path) = writer.digest();
         file.flush()
             .map_err(Error::io("write", path.to_path_buf()))?;
         drop(file);

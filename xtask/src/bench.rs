@@ -1,0 +1,994 @@
+//! `cargo xtask bench`: ocitool against its peers and floors, in the same run, on the same files.
+//!
+//! Methodology:
+//! - ocitool is built in release mode first; the data is generated deterministically under
+//!   `target/bench/` (a six-layer gzip image of `--size` bytes, see `ocitool_testkit::big`,
+//!   cached across runs by a stamp file) and small derived layouts under `target/bench/work/`.
+//! - **Warm cache.** Nothing is dropped from the page cache: every file is read once during
+//!   generation and by an untimed warm-up run of each command, so the times measure CPU and
+//!   system-call work, not the disk.
+//! - Each command runs once untimed under GNU time (`/usr/bin/time -f '%M %U %S'`), which gives
+//!   its peak RSS (`ru_maxrss`) and CPU time, then `--runs` times (3 by default) directly under
+//!   `std::process::Command`; the reported time is the best (minimum) wall time, process start
+//!   and exit included. Standard output goes to `/dev/null`.
+//! - Commands that change the layout (`tag`) create a fresh name on each run and remove it
+//!   after, untimed, so every run does the same work. Peers run on their own copies (blobs
+//!   hard-linked, so they share the page cache); gc checks that neither tool removed anything.
+//! - Targets are those of issue 2: ratios are ocitool's best time over the peer's or floor's
+//!   best time. The memory target (peak RSS under 64 MiB) applies to every ocitool measurement.
+//! - The table is printed and written as JSON to `<dir>/results.json`.
+//!
+//! New benchmarks are one more [`Measurement`]: time ocitool and its references with
+//! [`Timer::time_cmd`] or [`Timer::time_with`], attach [`Target`]s, push it onto the list.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use ocitool_testkit::big::{BigLayout, write_big_layout};
+use serde_json::{Value, json};
+
+/// Peak RSS allowed to every measured ocitool process.
+const RSS_LIMIT_KIB: u64 = 64 * 1024;
+
+/// GNU time, which reports a child's `ru_maxrss` (xtask forbids `unsafe`, so no `wait4` here).
+const GNU_TIME: &str = "/usr/bin/time";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Uncompressed layer bytes of the big image (K, M, G suffixes are powers of 1024).
+    #[arg(long)]
+    size: Option<String>,
+    /// Where the data and results go (default: target/bench in the workspace).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Timed runs of each command; the best is reported (default 3; 1 with --quick).
+    #[arg(long)]
+    runs: Option<u32>,
+    /// A smoke run: 64M of data and one timed run, unless --size or --runs say otherwise.
+    #[arg(long)]
+    quick: bool,
+    /// Refs in the many-refs layout.
+    #[arg(long, default_value_t = 10_000)]
+    refs: usize,
+    /// Time this ocitool binary instead of building one (`cargo build --release`).
+    #[arg(long, value_name = "PATH")]
+    ocitool: Option<PathBuf>,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// The outcome of timing one command.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// Best (minimum) wall time of the timed runs.
+    pub best: Duration,
+    /// Every timed run.
+    pub runs: Vec<Duration>,
+    /// Peak resident set of the warm-up run, KiB (None without GNU time).
+    pub max_rss_kib: Option<u64>,
+    /// User + system CPU time of the warm-up run (None without GNU time).
+    pub cpu: Option<Duration>,
+}
+
+/// What ocitool's time is held to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Best time under this.
+    Under(Duration),
+    /// Best time at most `max` times the best time of the reference labelled `reference`.
+    RatioAtMost { reference: String, max: f64 },
+    /// A target that covers only part of what is measured: the ratio is shown against it but
+    /// decides nothing (`why` says where the deciding measurement is).
+    Indicative {
+        reference: String,
+        max: f64,
+        why: String,
+    },
+}
+
+/// One benchmark: ocitool's timing, the peers or floors it is compared with, its targets.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    pub name: String,
+    pub ours: Timing,
+    pub reference: Vec<(String, Timing)>,
+    pub targets: Vec<Target>,
+    /// Remarks printed under the table (checks done, caveats).
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Miss,
+    Info,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Miss => "MISS",
+            Verdict::Info => "info",
+        }
+    }
+}
+
+impl Measurement {
+    fn reference(&self, label: &str) -> Option<&Timing> {
+        self.reference
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, t)| t)
+    }
+
+    fn ratio(&self, label: &str) -> Option<f64> {
+        self.reference(label)
+            .map(|t| self.ours.best.as_secs_f64() / t.best.as_secs_f64())
+    }
+
+    /// `(label shown in the target column, verdict)` of one target.
+    fn judge(&self, t: &Target) -> (String, Verdict) {
+        match t {
+            Target::Under(d) => (
+                format!("< {}", fmt_dur(*d)),
+                if self.ours.best < *d {
+                    Verdict::Pass
+                } else {
+                    Verdict::Miss
+                },
+            ),
+            Target::RatioAtMost { reference, max } => (
+                format!("<= {max:.2}x"),
+                match self.ratio(reference) {
+                    Some(r) if r <= *max => Verdict::Pass,
+                    Some(_) => Verdict::Miss,
+                    None => Verdict::Info,
+                },
+            ),
+            Target::Indicative { max, why, .. } => (format!("<= {max:.2}x ({why})"), Verdict::Info),
+        }
+    }
+
+    fn rss_ok(&self) -> Option<bool> {
+        self.ours.max_rss_kib.map(|k| k < RSS_LIMIT_KIB)
+    }
+
+    fn to_json(&self) -> Value {
+        let timing = |t: &Timing| {
+            json!({
+                "best_s": t.best.as_secs_f64(),
+                "runs_s": t.runs.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+                "max_rss_kib": t.max_rss_kib,
+                "cpu_s": t.cpu.map(|c| c.as_secs_f64()),
+            })
+        };
+        json!({
+            "name": self.name,
+            "ocitool": timing(&self.ours),
+            "references": self.reference.iter().map(|(l, t)| {
+                let mut v = timing(t);
+                v["label"] = Value::from(l.as_str());
+                v["ratio"] = Value::from(self.ratio(l));
+                v
+            }).collect::<Vec<_>>(),
+            "targets": self.targets.iter().map(|t| {
+                let (label, verdict) = self.judge(t);
+                let mut v = match t {
+                    Target::Under(d) => json!({"kind": "under", "seconds": d.as_secs_f64()}),
+                    Target::RatioAtMost { reference, max } =>
+                        json!({"kind": "ratio_at_most", "reference": reference, "max": max}),
+                    Target::Indicative { reference, max, why } =>
+                        json!({"kind": "indicative", "reference": reference, "max": max, "why": why}),
+                };
+                v["label"] = Value::from(label);
+                v["verdict"] = Value::from(verdict.as_str());
+                v
+            }).collect::<Vec<_>>(),
+            "rss_under_64mib": self.rss_ok(),
+            "notes": self.notes,
+        })
+    }
+}
+
+/// Runs commands and times them; knows whether GNU time is there.
+pub struct Timer {
+    runs: u32,
+    gnu_time: bool,
+    scratch: PathBuf,
+}
+
+impl Timer {
+    /// Times `cmd`: one untimed warm-up run, then `runs` timed runs (see [`Timer::time_with`]).
+    pub fn time_cmd(&self, cmd: &mut Command) -> anyhow::Result<Timing> {
+        let p = proto(cmd);
+        self.time_with(|_| rebuild(&p), |_| Ok(()))
+    }
+
+    /// One untimed warm-up run under GNU time (peak RSS, CPU), then `runs` timed runs; the
+    /// command of run `i` is `make(i)` (run 0 is the warm-up), and `after(i)` runs untimed after
+    /// each (to undo what the run changed). Every run must exit 0.
+    pub fn time_with(
+        &self,
+        mut make: impl FnMut(u32) -> Command,
+        mut after: impl FnMut(u32) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Timing> {
+        let mut max_rss_kib = None;
+        let mut cpu = None;
+        let warm = make(0);
+        if self.gnu_time {
+            let out = self.scratch.join("gnu-time.out");
+            let mut wrapped = Command::new(GNU_TIME);
+            wrapped.arg("-f").arg("%M %U %S").arg("-o").arg(&out);
+            wrapped.arg(warm.get_program()).args(warm.get_args());
+            copy_setup(&warm, &mut wrapped);
+            run_checked(&mut wrapped, &describe(&warm))?;
+            let text = std::fs::read_to_string(&out).context("GNU time output")?;
+            let last = text.lines().last().unwrap_or_default();
+            let f: Vec<&str> = last.split_whitespace().collect();
+            if let [m, u, s] = f[..] {
+                max_rss_kib = m.parse().ok();
+                let secs = u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0);
+                cpu = Some(Duration::from_secs_f64(secs));
+            }
+        } else {
+            let mut w = warm;
+            let d = describe(&w);
+            run_checked(&mut w, &d)?;
+        }
+        after(0)?;
+        let mut runs = Vec::new();
+        for i in 1..=self.runs {
+            let mut c = make(i);
+            let d = describe(&c);
+            c.stdout(Stdio::null()).stderr(Stdio::piped());
+            let t0 = Instant::now();
+            let out = c.output().with_context(|| format!("run {d}"))?;
+            let dt = t0.elapsed();
+            if !out.status.success() {
+                bail!(
+                    "`{d}` failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            runs.push(dt);
+            after(i)?;
+        }
+        Ok(Timing {
+            best: runs.iter().copied().min().unwrap_or_default(),
+            runs,
+            max_rss_kib,
+            cpu,
+        })
+    }
+}
+
+struct Proto {
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    dir: Option<PathBuf>,
+    envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
+}
+
+fn proto(cmd: &Command) -> Proto {
+    Proto {
+        program: cmd.get_program().to_owned(),
+        args: cmd.get_args().map(ToOwned::to_owned).collect(),
+        dir: cmd.get_current_dir().map(Path::to_path_buf),
+        envs: cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+            .collect(),
+    }
+}
+
+fn rebuild(p: &Proto) -> Command {
+    let mut c = Command::new(&p.program);
+    c.args(&p.args);
+    if let Some(d) = &p.dir {
+        c.current_dir(d);
+    }
+    for (k, v) in &p.envs {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+fn copy_setup(from: &Command, to: &mut Command) {
+    if let Some(d) = from.get_current_dir() {
+        to.current_dir(d);
+    }
+    for (k, v) in from.get_envs() {
+        match v {
+            Some(v) => to.env(k, v),
+            None => to.env_remove(k),
+        };
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let p = proto(cmd);
+    let mut s = Path::new(&p.program)
+        .file_name()
+        .unwrap_or(&p.program)
+        .to_string_lossy()
+        .into_owned();
+    for (i, a) in p.args.iter().enumerate() {
+        if i == 8 {
+            let _ = write!(s, " …({} args)", p.args.len());
+            break;
+        }
+        let _ = write!(s, " {}", a.to_string_lossy());
+    }
+    s
+}
+
+fn run_checked(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "`{what}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn has_gnu_time() -> bool {
+    Command::new(GNU_TIME)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("GNU"))
+}
+
+/// CPU ticks (USER_HZ) spent by the whole machine, and by this process and its waited-for
+/// children (Linux `/proc`): their difference over the measurements is what other processes
+/// took from the cores.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)? + f.get(7)?;
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = &me[me.rfind(')')? + 1..];
+    let g: Vec<u64> = after_comm
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime stime cutime cstime are fields 14..=17; field 3 is the first after the name.
+    let ours = g.get(11)? + g.get(12)? + g.get(13)? + g.get(14)?;
+    Some((busy, ours))
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+/// `1G`, `512M`, `64MiB`, `1000000`: K, M, G, T are powers of 1024.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 30),
+        Some('T' | 't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid size {s:?}"))?;
+    if !(n.is_finite() && n > 0.0) {
+        bail!("invalid size {s:?}");
+    }
+    Ok((n * (1u64 << shift) as f64) as u64)
+}
+
+fn fmt_dur(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 0.01 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{:.2} ms", s * 1e3)
+    }
+}
+
+fn fmt_ratio(x: f64) -> String {
+    if x >= 0.095 {
+        format!("{x:.2}x")
+    } else {
+        format!("{x:.4}x")
+    }
+}
+
+fn fmt_kib(k: Option<u64>) -> String {
+    match k {
+        Some(k) if k >= 1024 * 1024 => format!("{:.2} GiB", k as f64 / 1048576.0),
+        Some(k) => format!("{:.1} MiB", k as f64 / 1024.0),
+        None => "n/a".into(),
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 30 {
+        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// Copies a layout: blobs hard-linked (read-only for everyone here, and they share the page
+/// cache), every other file copied, `.ocitool/` left out.
+fn link_layout(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to)?;
+    }
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let t = to.join(&name);
+        if name == ".ocitool" {
+            continue;
+        }
+        if name == "blobs" {
+            for alg in std::fs::read_dir(e.path())? {
+                let alg = alg?;
+                std::fs::create_dir_all(t.join(alg.file_name()))?;
+                for b in std::fs::read_dir(alg.path())? {
+                    let b = b?;
+                    std::fs::hard_link(b.path(), t.join(alg.file_name()).join(b.file_name()))?;
+                }
+            }
+        } else {
+            std::fs::copy(e.path(), &t)?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &t)?;
+        } else {
+            std::fs::copy(e.path(), &t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sorted names of every blob file of a layout.
+fn blob_names(layout: &Path) -> anyhow::Result<Vec<String>> {
+    let mut v = Vec::new();
+    for alg in std::fs::read_dir(layout.join("blobs"))? {
+        let alg = alg?;
+        for b in std::fs::read_dir(alg.path())? {
+            v.push(format!(
+                "{}/{}",
+                alg.file_name().to_string_lossy(),
+                b?.file_name().to_string_lossy()
+            ));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn cmd(program: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Command {
+    let mut c = Command::new(program);
+    for a in args {
+        c.arg(a);
+    }
+    c
+}
+
+struct Ctx {
+    timer: Timer,
+    ocitool: PathBuf,
+    work: PathBuf,
+    big: BigLayout,
+    refs: usize,
+    notes: Vec<String>,
+}
+
+impl Ctx {
+    fn peer(&mut self, name: &str) -> Option<PathBuf> {
+        let p = which(name);
+        let note = format!("{name} is not installed: its comparisons are skipped");
+        if p.is_none() && !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+        p
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let size = parse_size(
+        args.size
+            .as_deref()
+            .unwrap_or(if args.quick { "64M" } else { "1G" }),
+    )?;
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| crate::root().join("target/bench"));
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.canonicalize()?;
+
+    let built = match &args.ocitool {
+        Some(p) => p.clone(),
+        None => {
+            eprintln!("building ocitool (release)…");
+            crate::demo::build_release()?
+        }
+    };
+    // A private copy: a concurrent `cargo build` cannot swap the binary mid-run.
+    let ocitool = dir.join("ocitool");
+    std::fs::copy(&built, &ocitool).with_context(|| format!("copy {}", built.display()))?;
+
+    let big_dir = dir.join(format!("big-{size}-seed{}", args.seed));
+    eprintln!(
+        "generating {} of layer data in {} (cached across runs)…",
+        fmt_bytes(size),
+        big_dir.display()
+    );
+    let t0 = Instant::now();
+    let big = write_big_layout(&big_dir, size, args.seed)
+        .with_context(|| format!("generate {}", big_dir.display()))?;
+    let gen_time = t0.elapsed();
+
+    let work = dir.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let gnu_time = has_gnu_time();
+    let mut ctx = Ctx {
+        timer: Timer {
+            runs,
+            gnu_time,
+            scratch: work.clone(),
+        },
+        ocitool,
+        work,
+        big,
+        refs: args.refs,
+        notes: Vec::new(),
+    };
+    if !gnu_time {
+        ctx.notes.push(format!(
+            "{GNU_TIME} is not GNU time: peak RSS and CPU time are not measured"
+        ));
+    }
+
+    let ticks_before = cpu_ticks();
+    let t_measure = Instant::now();
+    let mut ms: Vec<Measurement> = Vec::new();
+    eprintln!("timing verify and its floors…");
+    ms.extend(bench_verify(&mut ctx)?);
+    eprintln!("timing gc…");
+    ms.extend(bench_gc(&mut ctx)?);
+    eprintln!("timing {} refs: tag and ls…", ctx.refs);
+    ms.extend(bench_refs(&mut ctx)?);
+
+    // Ticks are 1/100 s on Linux (USER_HZ).
+    let others = match (ticks_before, cpu_ticks()) {
+        (Some((b0, o0)), Some((b1, o1))) => {
+            let other = (b1 - b0).saturating_sub(o1 - o0) as f64 / 100.0;
+            Some(other / t_measure.elapsed().as_secs_f64())
+        }
+        _ => None,
+    };
+    if let Some(x) = others
+        && x > 0.15
+    {
+        ctx.notes.push(format!(
+            "the machine was busy: other processes used {x:.2} cores on average while the bench ran, so the times are pessimistic; rerun on a quiet machine"
+        ));
+    }
+    let header = format!(
+        "ocitool bench: {} cores; image of {} layers, {} uncompressed ({} as blobs, gzip ratio {:.2}), {} ({:.1} s); warm cache (nothing dropped from the page cache); best of {runs} timed run(s) after one untimed warm-up{}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        ctx.big.layers.len(),
+        fmt_bytes(ctx.big.tar_bytes()),
+        fmt_bytes(ctx.big.blob_bytes()),
+        ctx.big.tar_bytes() as f64 / ctx.big.blob_bytes() as f64,
+        if ctx.big.reused {
+            "reused"
+        } else {
+            "generated"
+        },
+        gen_time.as_secs_f64(),
+        if gnu_time {
+            " (under GNU time: peak RSS, CPU)"
+        } else {
+            ""
+        },
+    );
+    let table = render(&ms);
+    println!("{header}\n");
+    print!("{table}");
+    let all_rss: Vec<(&str, u64)> = ms
+        .iter()
+        .filter_map(|m| m.ours.max_rss_kib.map(|k| (m.name.as_str(), k)))
+        .collect();
+    if let Some((name, k)) = all_rss.iter().max_by_key(|(_, k)| *k) {
+        println!(
+            "\nmemory target (ocitool peak RSS < 64 MiB in every measurement): {} (largest {} in {name})",
+            if *k < RSS_LIMIT_KIB { "PASS" } else { "MISS" },
+            fmt_kib(Some(*k)),
+        );
+    }
+    let mut notes: Vec<String> = ms
+        .iter()
+        .flat_map(|m| m.notes.iter().map(move |n| format!("{}: {n}", m.name)))
+        .collect();
+    notes.extend(ctx.notes.iter().cloned());
+    if !notes.is_empty() {
+        println!();
+        for n in &notes {
+            println!("note: {n}");
+        }
+    }
+
+    let results = json!({
+        "header": header,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "runs": runs,
+        "warm_cache": true,
+        "image": {
+            "dir": ctx.big.dir,
+            "layers": ctx.big.layers.len(),
+            "tar_bytes": ctx.big.tar_bytes(),
+            "blob_bytes": ctx.big.blob_bytes(),
+            "reused": ctx.big.reused,
+            "generation_s": gen_time.as_secs_f64(),
+        },
+        "refs": ctx.refs,
+        "other_processes_cores": others,
+        "rss_limit_kib": RSS_LIMIT_KIB,
+        "measurements": ms.iter().map(Measurement::to_json).collect::<Vec<_>>(),
+        "notes": notes,
+    });
+    let out = dir.join("results.json");
+    let mut bytes = serde_json::to_vec_pretty(&results)?;
+    bytes.push(b'\n');
+    std::fs::write(&out, bytes)?;
+    println!("\nresults: {}", out.display());
+    Ok(())
+}
+
+/// 1. Blob digests and layer diff_ids: `ocitool verify` against `openssl dgst` and `pigz -dc`.
+fn bench_verify(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let big = ctx.big.clone();
+    let openssl = ctx.peer("openssl");
+    let pigz = ctx.peer("pigz");
+    let mut refs = Vec::new();
+    const OPENSSL: &str = "openssl dgst -sha256, every blob (1 thread)";
+    const PIGZ: &str = "pigz -dc, every layer";
+    if let Some(o) = &openssl {
+        let mut c = Command::new(o);
+        c.args(["dgst", "-sha256"]).args(big.blob_paths());
+        refs.push((OPENSSL.to_string(), ctx.timer.time_cmd(&mut c)?));
+    }
+    if let Some(p) = &pigz {
+        let mut c = Command::new(p);
+        c.arg("-dc").args(big.layer_paths());
+        refs.push((PIGZ.to_string(), ctx.timer.time_cmd(&mut c)?));
+    }
+    let full = ctx
+        .timer
+        .time_cmd(&mut cmd(&ctx.ocitool, &[&"verify", &big.dir]))?;
+
+    // Digests only: the same blobs (hard links) under an index that lists nothing, so verify
+    // hashes every blob file and decompresses none.
+    let bare = ctx.work.join("digests-only");
+    link_layout(&big.dir, &bare)?;
+    std::fs::write(
+        bare.join("index.json"),
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+    )?;
+    let digests = ctx
+        .timer
+        .time_cmd(&mut cmd(&ctx.ocitool, &[&"verify", &bare]))?;
+
+    let openssl_ref: Vec<_> = refs.iter().filter(|(l, _)| l == OPENSSL).cloned().collect();
+    Ok(vec![
+        Measurement {
+            name: "verify: blob digests + diff_ids".into(),
+            ours: full,
+            reference: refs,
+            targets: vec![
+                Target::RatioAtMost {
+                    reference: PIGZ.into(),
+                    max: 1.0,
+                },
+                Target::Indicative {
+                    reference: OPENSSL.into(),
+                    max: 0.65,
+                    why: "digests-only target, see next row".into(),
+                },
+            ],
+            notes: vec![format!(
+                "ocitool verify {} (the whole layout: {} blobs, {} layers decompressed)",
+                big.dir.display(),
+                big.blob_paths().len(),
+                big.layers.len()
+            )],
+        },
+        Measurement {
+            name: "verify: blob digests only".into(),
+            ours: digests,
+            reference: openssl_ref,
+            targets: vec![Target::RatioAtMost {
+                reference: OPENSSL.into(),
+                max: 0.65,
+            }],
+            notes: vec![
+                "ocitool verify on a copy (blobs hard-linked) whose index.json lists nothing: every blob file is hashed as unreferenced, none decompressed".into(),
+            ],
+        },
+    ])
+}
+
+/// 2. gc with nothing to free.
+fn bench_gc(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let big = ctx.big.clone();
+    let before = blob_names(&big.dir)?;
+    let ours = ctx
+        .timer
+        .time_cmd(&mut cmd(&ctx.ocitool, &[&"gc", &big.dir]))?;
+    let after = blob_names(&big.dir)?;
+    if before != after {
+        bail!(
+            "ocitool gc removed {} blob(s) from the bench layout",
+            before.len() - after.len()
+        );
+    }
+    let mut reference = Vec::new();
+    let mut notes = vec![format!(
+        "nothing to free ({} blobs); checked that no blob was removed",
+        before.len()
+    )];
+    if let Some(umoci) = ctx.peer("umoci") {
+        let copy = ctx.work.join("umoci-gc");
+        link_layout(&big.dir, &copy)?;
+        let t = ctx
+            .timer
+            .time_cmd(&mut cmd(&umoci, &[&"gc", &"--layout", &copy]))?;
+        if blob_names(&copy)? != before {
+            bail!("umoci gc removed blobs from its copy of the bench layout");
+        }
+        reference.push(("umoci gc".to_string(), t));
+        notes.push("umoci runs on its own copy (blobs hard-linked)".into());
+    }
+    Ok(vec![Measurement {
+        name: "gc, nothing to free".into(),
+        ours,
+        reference,
+        targets: vec![Target::Under(Duration::from_millis(100))],
+        notes,
+    }])
+}
+
+/// 3. A layout with many refs: tag one more, list them.
+fn bench_refs(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let n = ctx.refs;
+    let layout = ctx.work.join("refs-ocitool");
+    copy_tree(&crate::root().join("testdata/layouts/minimal"), &layout)?;
+    const SRC: &str = "app:1.0";
+    let names: Vec<String> = (0..n).map(|i| format!("r{i:05}")).collect();
+    // Batched so the argument list stays far below ARG_MAX whatever --refs is.
+    for chunk in names.chunks(20_000) {
+        let mut c = Command::new(&ctx.ocitool);
+        c.arg("tag").arg(&layout).arg(SRC).args(chunk);
+        run_checked(&mut c, "ocitool tag (setting up the refs)")?;
+    }
+    let umoci = ctx.peer("umoci");
+    let ulayout = ctx.work.join("refs-umoci");
+    if umoci.is_some() {
+        copy_tree(&layout, &ulayout)?;
+        let _ = std::fs::remove_dir_all(ulayout.join(".ocitool"));
+    }
+    let ocitool = ctx.ocitool.clone();
+    let timer = &ctx.timer;
+
+    // tag: a fresh name each run, removed after it (untimed).
+    let ours = timer.time_with(
+        |i| cmd(&ocitool, &[&"tag", &layout, &SRC, &format!("new-{i}")]),
+        |i| {
+            run_checked(
+                &mut cmd(&ocitool, &[&"untag", &layout, &format!("new-{i}")]),
+                "ocitool untag",
+            )
+        },
+    )?;
+    let mut tag_refs = Vec::new();
+    let mut ls_refs = Vec::new();
+    if let Some(u) = &umoci {
+        let image = format!("{}:{}", ulayout.display(), names.first().map_or(SRC, |s| s));
+        let t = timer.time_with(
+            |i| cmd(u, &[&"tag", &"--image", &image, &format!("new-{i}")]),
+            |i| {
+                run_checked(
+                    &mut cmd(
+                        u,
+                        &[&"rm", &"--image", &format!("{}:new-{i}", ulayout.display())],
+                    ),
+                    "umoci rm",
+                )
+            },
+        )?;
+        tag_refs.push(("umoci tag".to_string(), t));
+        let t = timer.time_cmd(&mut cmd(u, &[&"ls", &"--layout", &ulayout]))?;
+        ls_refs.push(("umoci ls".to_string(), t));
+    }
+    let ls = timer.time_cmd(&mut cmd(&ocitool, &[&"ls", &layout]))?;
+    let what = format!(
+        "{} refs to one small image (testdata/layouts/minimal)",
+        n + 1
+    );
+    Ok(vec![
+        Measurement {
+            name: format!("tag one new ref, {n} refs"),
+            ours,
+            reference: tag_refs,
+            targets: vec![Target::Under(Duration::from_millis(20))],
+            notes: vec![format!(
+                "{what}; each run adds a fresh name (fsync on, the default) and it is removed after, untimed"
+            )],
+        },
+        Measurement {
+            name: format!("ls, {n} refs"),
+            ours: ls,
+            reference: ls_refs,
+            targets: vec![],
+            notes: vec![],
+        },
+    ])
+}
+
+/// The table: one row per reference (at least one per measurement).
+fn render(ms: &[Measurement]) -> String {
+    let head = [
+        "operation",
+        "ocitool",
+        "ocitool RSS",
+        "peer / floor",
+        "time",
+        "peer RSS",
+        "ratio",
+        "target",
+        "result",
+    ];
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    for m in ms {
+        let n = m.reference.len().max(1);
+        for k in 0..n {
+            let r = m.reference.get(k);
+            let mut targets = Vec::new();
+            for t in &m.targets {
+                let on_this_row = match t {
+                    Target::Under(_) => k == 0,
+                    Target::RatioAtMost { reference, .. }
+                    | Target::Indicative { reference, .. } => {
+                        r.is_some_and(|(l, _)| l == reference)
+                            || (k == 0 && m.reference(reference).is_none())
+                    }
+                };
+                if on_this_row {
+                    targets.push(m.judge(t));
+                }
+            }
+            let rss = if k == 0 {
+                let s = fmt_kib(m.ours.max_rss_kib);
+                if m.rss_ok() == Some(false) {
+                    format!("{s} (MISS)")
+                } else {
+                    s
+                }
+            } else {
+                String::new()
+            };
+            rows.push([
+                if k == 0 {
+                    m.name.clone()
+                } else {
+                    String::new()
+                },
+                if k == 0 {
+                    fmt_dur(m.ours.best)
+                } else {
+                    String::new()
+                },
+                rss,
+                r.map_or("—".into(), |(l, _)| l.clone()),
+                r.map_or(String::new(), |(_, t)| fmt_dur(t.best)),
+                r.map_or(String::new(), |(_, t)| fmt_kib(t.max_rss_kib)),
+                r.and_then(|(l, _)| m.ratio(l))
+                    .map_or(String::new(), fmt_ratio),
+                targets
+                    .iter()
+                    .map(|(l, _)| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                targets
+                    .iter()
+                    .map(|(_, v)| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ]);
+        }
+    }
+    let mut w = [0usize; 9];
+    for (i, h) in head.iter().enumerate() {
+        w[i] = h.chars().count();
+    }
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[&str]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            // Times and ratios right-aligned, text left-aligned.
+            if matches!(i, 1 | 2 | 4 | 5 | 6) {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            }
+            s.push_str("  ");
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &head);
+    let total: usize = w.iter().sum::<usize>() + 2 * (w.len() - 1);
+    out.push_str(&"-".repeat(total));
+    out.push('\n');
+    for r in &rows {
+        line(&mut out, &r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    out
+}
