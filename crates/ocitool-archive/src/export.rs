@@ -273,55 +273,123 @@ pub fn export<W: Write>(
         .map(|n| n.size)
         .sum();
     progress.start("export", total);
-    let mut tw = TarWriter::new(out);
-    tw.dir("blobs/")?;
-    let mut algs: Vec<&str> = blobs.iter().map(|d| d.algorithm().name()).collect();
-    algs.dedup();
-    for alg in algs {
-        tw.dir(&format!("blobs/{alg}/"))?;
-        for d in blobs.iter().filter(|d| d.algorithm().name() == alg) {
-            let size = graph.nodes[d].size;
-            // The docker format promises layers that decompress to their diff_ids, so each is
-            // checked on the way out; an oci-archive (pack) carries blobs, checked by digest.
-            let layer = diff_of
-                .get(d)
-                .filter(|_| options.format == Format::Docker)
-                .map(|(c, w)| (*c, w));
-            tw.blob(
-                layout,
-                &blob_path(d),
-                &Checked {
-                    digest: d.clone(),
-                    size,
-                },
-                layer,
-                progress,
-            )?;
-            report.blobs += 1;
-        }
-    }
-    let mut index_doc = Map::new();
-    index_doc.insert("schemaVersion".into(), Value::from(2));
-    index_doc.insert("mediaType".into(), Value::from(media::OCI_INDEX));
-    index_doc.insert("manifests".into(), Value::Array(index_entries));
-    tw.file("index.json", &ocitool_spec::canonical::to_vec(&index_doc))?;
-    if options.format == Format::Docker {
-        tw.file(
-            "manifest.json",
-            &ocitool_spec::canonical::to_vec(&manifest_json),
-        )?;
-    }
-    tw.file("oci-layout", ocitool_layout::OCI_LAYOUT_CONTENT)?;
-    if options.format == Format::Docker {
-        tw.file(
-            "repositories",
-            &ocitool_spec::canonical::to_vec(&repositories),
-        )?;
-    }
+    // The docker format promises layers that decompress to their diff_ids. Decompression is the
+    // slow part, so the layers are checked in parallel (one per core, each read once more from
+    // the page cache) while this thread streams the archive, hashing every blob on the way out
+    // on another thread. An oci-archive (pack) carries blobs, checked by digest only.
+    let checks: Vec<(Checked, Compression, Digest)> = if options.format == Format::Docker {
+        let mut v: Vec<(Checked, Compression, Digest)> = diff_of
+            .iter()
+            .filter(|(d, (c, w))| blobs.contains(*d) && !(*c == Compression::None && w == *d))
+            .map(|(d, (c, w))| {
+                (
+                    Checked {
+                        digest: d.clone(),
+                        size: graph.nodes[d].size,
+                    },
+                    *c,
+                    w.clone(),
+                )
+            })
+            .collect();
+        v.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.size));
+        v
+    } else {
+        Vec::new()
+    };
+    let (written, out) = std::thread::scope(|scope| -> Result<(u64, W)> {
+        let checker = scope.spawn(|| -> Result<()> {
+            use rayon::prelude::*;
+            checks
+                .par_iter()
+                .try_for_each(|(c, comp, want)| check_diff_id(layout, c, *comp, want))
+        });
+        let mut tw = TarWriter::new(out);
+        let mut write = || -> Result<()> {
+            tw.dir("blobs/")?;
+            let mut algs: Vec<&str> = blobs.iter().map(|d| d.algorithm().name()).collect();
+            algs.dedup();
+            for alg in algs {
+                tw.dir(&format!("blobs/{alg}/"))?;
+                for d in blobs.iter().filter(|d| d.algorithm().name() == alg) {
+                    let size = graph.nodes[d].size;
+                    tw.blob(
+                        layout,
+                        &blob_path(d),
+                        &Checked {
+                            digest: d.clone(),
+                            size,
+                        },
+                        progress,
+                    )?;
+                    report.blobs += 1;
+                }
+            }
+            let mut index_doc = Map::new();
+            index_doc.insert("schemaVersion".into(), Value::from(2));
+            index_doc.insert("mediaType".into(), Value::from(media::OCI_INDEX));
+            index_doc.insert(
+                "manifests".into(),
+                Value::Array(std::mem::take(&mut index_entries)),
+            );
+            tw.file("index.json", &ocitool_spec::canonical::to_vec(&index_doc))?;
+            if options.format == Format::Docker {
+                tw.file(
+                    "manifest.json",
+                    &ocitool_spec::canonical::to_vec(&manifest_json),
+                )?;
+            }
+            tw.file("oci-layout", ocitool_layout::OCI_LAYOUT_CONTENT)?;
+            if options.format == Format::Docker {
+                tw.file(
+                    "repositories",
+                    &ocitool_spec::canonical::to_vec(&repositories),
+                )?;
+            }
+            Ok(())
+        };
+        let wrote = write();
+        let checked = checker
+            .join()
+            .unwrap_or_else(|_| Err(Error::Archive("the diff_id checker panicked".into())));
+        wrote?;
+        checked?;
+        let written = tw.written() + 1024;
+        Ok((written, tw.finish()?))
+    })?;
     progress.finish();
-    report.bytes = tw.written() + 1024;
-    let out = tw.finish()?;
+    report.bytes = written;
     Ok((report, out))
+}
+
+/// Decompresses a layer of the layout and compares its digest with the diff_id.
+fn check_diff_id(
+    layout: &Layout,
+    c: &Checked,
+    compression: Compression,
+    want: &Digest,
+) -> Result<()> {
+    let (f, _) = layout.open_blob(&c.digest)?;
+    let mut dec = ocitool_compress::decoder(
+        compression,
+        std::io::BufReader::with_capacity(ocitool_layout::txn::BUF_SIZE, f),
+        ocitool_compress::DecodeOptions::default(),
+    )
+    .map_err(Error::io(format!("layer {}", c.digest)))?;
+    let mut h =
+        ocitool_digest::HashingWriter::new(std::io::sink(), ocitool_digest::Algorithm::Sha256);
+    std::io::copy(&mut dec, &mut h).map_err(|e| Error::Image {
+        image: format!("layer {}", c.digest),
+        why: format!("does not decompress as {compression}: {e}"),
+    })?;
+    let (got, _, _) = h.finish();
+    if got != *want {
+        return Err(Error::Image {
+            image: format!("layer {}", c.digest),
+            why: format!("decompresses to {got}, but its diff_id is {want}"),
+        });
+    }
+    Ok(())
 }
 
 /// The images to export: each ref resolved (several names of one image merged), or every

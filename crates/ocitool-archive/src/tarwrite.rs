@@ -1,18 +1,15 @@
 //! A deterministic tar writer for archives ocitool produces: ustar headers, fixed owner
 //! (0:0, no names), fixed mtime, fixed modes, entries in the order given. Blobs are streamed
-//! from the layout and verified on the way (digest and size, and optionally the diff_id of a
-//! layer, computed on a second thread), so an archive never carries bytes other than the
-//! layout's, and memory stays bounded.
+//! from the layout and verified on the way (size, and the digest hashed on a second thread),
+//! so an archive never carries bytes other than the layout's, and memory stays bounded.
 
 use std::io::{self, Read, Write};
 
-use ocitool_compress::{Compression, DecodeOptions};
-use ocitool_digest::{Digest, HashPipe, VerifyError};
+use ocitool_digest::{HashPipe, VerifyError};
 use ocitool_layout::{Layout, Progress};
 use ocitool_spec::views::Checked;
 
 use crate::errors::{Error, Result};
-use crate::side::{RatioLimit, SideDecoder};
 
 /// mtime of every entry: the Unix epoch (reproducible, like `SOURCE_DATE_EPOCH=0`).
 pub const MTIME: u64 = 0;
@@ -71,47 +68,35 @@ impl<W: Write> TarWriter<W> {
 
     /// Streams a blob of the layout into the archive, checking its digest and size, and, for a
     /// layer with `diff_id`, that its decompressed content hashes to it.
+
+    /// Streams a blob of the layout into the archive, checking its size and, on a second
+    /// thread fed the same buffers, its digest: one pass over the blob.
     pub fn blob(
         &mut self,
         layout: &Layout,
         path: &str,
         blob: &Checked,
-        layer: Option<(Compression, &Digest)>,
         progress: &dyn Progress,
     ) -> Result<()> {
         let digest = &blob.digest;
-        let (mut src, size) = layout.open_blob(digest)?;
-        if size != blob.size {
-            return Err(ocitool_layout::Error::Verify {
+        let mismatch = |source: VerifyError| -> Error {
+            ocitool_layout::Error::Verify {
                 digest: digest.clone(),
                 path: layout.blob_path(digest),
-                source: VerifyError::SizeMismatch {
-                    expected: blob.size,
-                    actual: size,
-                },
+                source,
             }
-            .into());
+            .into()
+        };
+        let (mut src, size) = layout.open_blob(digest)?;
+        if size != blob.size {
+            return Err(mismatch(VerifyError::SizeMismatch {
+                expected: blob.size,
+                actual: size,
+            }));
         }
         let h = Self::header(path, blob.size, tar::EntryType::Regular, 0o644)?;
         self.raw(h.as_bytes())?;
-        // The digest is computed on a second thread, and a layer's diff_id on a third, both
-        // fed the buffers this thread reads and writes: one pass over the blob.
         let mut hash = HashPipe::new(digest.algorithm());
-        let mut diff = layer
-            .filter(|(c, d)| !(*c == Compression::None && *d == digest))
-            .map(|(c, want)| {
-                (
-                    SideDecoder::spawn(
-                        c,
-                        DecodeOptions::default(),
-                        RatioLimit {
-                            ratio: u64::MAX,
-                            slack: 0,
-                        },
-                    ),
-                    want.clone(),
-                )
-            });
         let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
         let mut copied = 0u64;
         while copied < blob.size {
@@ -124,52 +109,22 @@ impl<W: Write> TarWriter<W> {
             };
             self.raw(&buf[..n])?;
             hash.update(&buf[..n]);
-            if let Some((d, _)) = diff.as_mut() {
-                d.feed(&buf[..n]);
-            }
             copied += n as u64;
             progress.advance(n as u64);
         }
         if copied != blob.size {
-            return Err(ocitool_layout::Error::Verify {
-                digest: digest.clone(),
-                path: layout.blob_path(digest),
-                source: VerifyError::SizeMismatch {
-                    expected: blob.size,
-                    actual: copied,
-                },
-            }
-            .into());
+            return Err(mismatch(VerifyError::SizeMismatch {
+                expected: blob.size,
+                actual: copied,
+            }));
         }
         self.pad(blob.size)?;
         let actual = hash.finish();
         if actual != *digest {
-            return Err(ocitool_layout::Error::Verify {
-                digest: digest.clone(),
-                path: layout.blob_path(digest),
-                source: VerifyError::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                },
-            }
-            .into());
-        }
-        if let Some((d, want)) = diff {
-            match d.finish() {
-                Ok(got) if got == want => {}
-                Ok(got) => {
-                    return Err(Error::Image {
-                        image: format!("layer {digest}"),
-                        why: format!("decompresses to {got}, but its diff_id is {want}"),
-                    });
-                }
-                Err(e) => {
-                    return Err(Error::Image {
-                        image: format!("layer {digest}"),
-                        why: format!("does not decompress: {e}"),
-                    });
-                }
-            }
+            return Err(mismatch(VerifyError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            }));
         }
         Ok(())
     }
