@@ -59,6 +59,10 @@ pub struct Args {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only verify, gc and the many-refs measurements (skip import, export, copy, pack,
+    /// unpack and convert).
+    #[arg(long)]
+    no_transfer: bool,
 }
 
 /// The outcome of timing one command.
@@ -604,6 +608,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ms.extend(bench_gc(&mut ctx)?);
     eprintln!("timing {} refs: tag and ls…", ctx.refs);
     ms.extend(bench_refs(&mut ctx)?);
+    if !args.no_transfer {
+        eprintln!("timing import and export…");
+        ms.extend(bench_archives(&mut ctx)?);
+        eprintln!("timing copy, pack and unpack…");
+        ms.extend(bench_transfer(&mut ctx)?);
+        eprintln!("timing convert…");
+        ms.extend(bench_convert(&mut ctx)?);
+    }
 
     // Ticks are 1/100 s on Linux (USER_HZ).
     let others = match (ticks_before, cpu_ticks()) {
@@ -880,6 +892,559 @@ fn bench_refs(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             reference: ls_refs,
             targets: vec![],
             notes: vec![],
+        },
+    ])
+}
+
+/// Removes a path if it exists (between timed runs).
+fn clean(p: &Path) -> anyhow::Result<()> {
+    if p.is_dir() {
+        std::fs::remove_dir_all(p)?;
+    } else if p.exists() {
+        std::fs::remove_file(p)?;
+    }
+    Ok(())
+}
+
+/// A shell command (for pipelines of floors such as `tar -x && sync`).
+fn shell(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+/// The big layout as an uncompressed docker-save archive (what `docker save` writes), made
+/// once per run: `convert --compression none` into a hard-linked copy, then `export`.
+fn plain_archive(ctx: &mut Ctx) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let plain_layout = ctx.work.join("plain-layout");
+    let archive = ctx.work.join("plain.tar");
+    if !archive.exists() {
+        link_layout(&ctx.big.dir, &plain_layout)?;
+        run_checked(
+            &mut cmd(
+                &ctx.ocitool,
+                &[
+                    &"convert",
+                    &plain_layout,
+                    &ctx.big.reference,
+                    &"bench:plain",
+                    &"--compression",
+                    &"none",
+                    &"-q",
+                ],
+            ),
+            "ocitool convert (setting up an uncompressed layout)",
+        )?;
+        run_checked(
+            &mut cmd(
+                &ctx.ocitool,
+                &[&"untag", &plain_layout, &ctx.big.reference, &"-q"],
+            ),
+            "ocitool untag",
+        )?;
+        run_checked(
+            &mut cmd(&ctx.ocitool, &[&"gc", &plain_layout, &"-q"]),
+            "ocitool gc",
+        )?;
+        run_checked(
+            &mut cmd(
+                &ctx.ocitool,
+                &[
+                    &"export",
+                    &plain_layout,
+                    &"bench:plain",
+                    &"-o",
+                    &archive,
+                    &"-q",
+                ],
+            ),
+            "ocitool export (setting up the docker-save archive)",
+        )?;
+    }
+    Ok((plain_layout, archive))
+}
+
+/// Import of an uncompressed docker-save archive; export of the gzip layout.
+fn bench_archives(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let (_, archive) = plain_archive(ctx)?;
+    let size = std::fs::metadata(&archive)?.len();
+    let ocitool = ctx.ocitool.clone();
+    let dst = ctx.work.join("import-dst");
+    let timer = &ctx.timer;
+    let ours = timer.time_with(
+        |_| cmd(&ocitool, &[&"import", &archive, &dst, &"-q"]),
+        |_| clean(&dst),
+    )?;
+    let nofsync = timer.time_with(
+        |_| cmd(&ocitool, &[&"import", &archive, &dst, &"-q", &"--no-fsync"]),
+        |_| clean(&dst),
+    )?;
+    let stdin = timer.time_with(
+        |_| {
+            shell(&format!(
+                "'{}' import - '{}' -q < '{}'",
+                ocitool.display(),
+                dst.display(),
+                archive.display()
+            ))
+        },
+        |_| clean(&dst),
+    )?;
+    let x = ctx.work.join("tar-x");
+    let tar_x = timer.time_with(
+        |_| {
+            shell(&format!(
+                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}'",
+                x.display(),
+                archive.display()
+            ))
+        },
+        |_| clean(&x),
+    )?;
+    let tar_x_sync = timer.time_with(
+        |_| {
+            shell(&format!(
+                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}' && sync -f '{0}'",
+                x.display(),
+                archive.display()
+            ))
+        },
+        |_| clean(&x),
+    )?;
+    let mut import_refs = vec![
+        ("tar -x (the I/O floor)".to_string(), tar_x),
+        ("tar -x && sync (durable floor)".to_string(), tar_x_sync),
+    ];
+    let mut targets = vec![Target::RatioAtMost {
+        reference: "tar -x (the I/O floor)".into(),
+        max: 1.5,
+    }];
+    let skopeo = ctx.peer("skopeo");
+    if let Some(sk) = &skopeo {
+        let y = ctx.work.join("skopeo-import");
+        let t = ctx.timer.time_with(
+            |_| {
+                cmd(
+                    sk,
+                    &[
+                        &"copy",
+                        &"-q",
+                        &"--dest-oci-accept-uncompressed-layers",
+                        &format!("docker-archive:{}", archive.display()),
+                        &format!("oci:{}:x", y.display()),
+                    ],
+                )
+            },
+            |_| clean(&y),
+        )?;
+        import_refs.push((
+            "skopeo copy docker-archive: oci: (uncompressed, its fastest)".to_string(),
+            t,
+        ));
+        targets.push(Target::RatioAtMost {
+            reference: "skopeo copy docker-archive: oci: (uncompressed, its fastest)".into(),
+            max: 0.35,
+        });
+    }
+    let mut out = vec![
+        Measurement {
+            name: "import docker-save archive".into(),
+            ours,
+            reference: import_refs,
+            targets,
+            notes: vec![format!(
+                "an uncompressed docker-save archive of {} (the big image, layers uncompressed); durable (fsync before success), as by default",
+                fmt_bytes(size)
+            )],
+        },
+        Measurement {
+            name: "import, --no-fsync".into(),
+            ours: nofsync,
+            reference: vec![],
+            targets: vec![],
+            notes: vec![],
+        },
+        Measurement {
+            name: "import from standard input".into(),
+            ours: stdin,
+            reference: vec![],
+            targets: vec![],
+            notes: vec!["the same archive piped in: one pass, memory bounded".into()],
+        },
+    ];
+
+    // export of the gzip layout
+    let exp = ctx.work.join("export.tar");
+    let big = ctx.big.clone();
+    let ours = ctx.timer.time_with(
+        |_| {
+            cmd(
+                &ocitool,
+                &[&"export", &big.dir, &big.reference, &"-o", &exp, &"-q"],
+            )
+        },
+        |_| clean(&exp),
+    )?;
+    let mut refs = vec![];
+    let mut targets = vec![];
+    if let Some(sk) = &skopeo {
+        let t = ctx.timer.time_with(
+            |_| {
+                cmd(
+                    sk,
+                    &[
+                        &"copy",
+                        &"-q",
+                        &format!("oci:{}:{}", big.dir.display(), big.reference),
+                        &format!("docker-archive:{}:bench:1", exp.display()),
+                    ],
+                )
+            },
+            |_| clean(&exp),
+        )?;
+        refs.push(("skopeo copy oci: docker-archive:".to_string(), t));
+        targets.push(Target::RatioAtMost {
+            reference: "skopeo copy oci: docker-archive:".into(),
+            max: 0.25,
+        });
+    }
+    out.push(Measurement {
+        name: "export docker archive".into(),
+        ours,
+        reference: refs,
+        targets,
+        notes: vec!["the gzip layout; ocitool writes layers as stored and checks each diff_id (decompressing on every core); skopeo decompresses and writes them uncompressed".into()],
+    });
+    Ok(out)
+}
+
+/// copy, pack and unpack of the big layout, against cp -a, tar and skopeo.
+fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let ocitool = ctx.ocitool.clone();
+    let big = ctx.big.clone();
+    let skopeo = ctx.peer("skopeo");
+    let dst = ctx.work.join("copy-dst");
+    let timer = &ctx.timer;
+    let copy = timer.time_with(
+        |_| cmd(&ocitool, &[&"copy", &big.dir, &dst, &"-q"]),
+        |_| clean(&dst),
+    )?;
+    let link = timer.time_with(
+        |_| cmd(&ocitool, &[&"copy", &big.dir, &dst, &"-q", &"--link"]),
+        |_| clean(&dst),
+    )?;
+    let cp = timer.time_with(
+        |_| cmd(Path::new("cp"), &[&"-a", &big.dir, &dst]),
+        |_| clean(&dst),
+    )?;
+    let openssl = which("openssl");
+    let mut copy_refs = vec![("cp -a".to_string(), cp)];
+    let mut copy_targets = vec![Target::RatioAtMost {
+        reference: "cp -a".into(),
+        max: 2.5,
+    }];
+    if let Some(sk) = &skopeo {
+        let t = ctx.timer.time_with(
+            |_| {
+                cmd(
+                    sk,
+                    &[
+                        &"copy",
+                        &"-q",
+                        &format!("oci:{}:{}", big.dir.display(), big.reference),
+                        &format!("oci:{}:x", dst.display()),
+                    ],
+                )
+            },
+            |_| clean(&dst),
+        )?;
+        copy_refs.push(("skopeo copy oci: oci:".to_string(), t));
+        copy_targets.push(Target::RatioAtMost {
+            reference: "skopeo copy oci: oci:".into(),
+            max: 0.2,
+        });
+    }
+    let mut link_refs = vec![];
+    let mut link_targets = vec![];
+    if let Some(o) = &openssl {
+        let mut c = Command::new(o);
+        c.arg("dgst").arg("-sha256").args(big.blob_paths());
+        let t = ctx.timer.time_cmd(&mut c)?;
+        link_refs.push(("openssl dgst -sha256, every blob (1 thread)".to_string(), t));
+        link_targets.push(Target::RatioAtMost {
+            reference: "openssl dgst -sha256, every blob (1 thread)".into(),
+            max: 1.0,
+        });
+    }
+
+    // pack, unpack
+    let pack = ctx.work.join("pack.tar");
+    let ours_pack = ctx.timer.time_with(
+        |_| cmd(&ocitool, &[&"pack", &big.dir, &"-o", &pack, &"-q"]),
+        |_| clean(&pack),
+    )?;
+    run_checked(
+        &mut cmd(&ocitool, &[&"pack", &big.dir, &"-o", &pack, &"-q"]),
+        "ocitool pack",
+    )?;
+    let tarc = ctx.work.join("tar-c.tar");
+    let tar_c = ctx.timer.time_with(
+        |_| {
+            shell(&format!(
+                "tar -cf '{}' -C '{}' .",
+                tarc.display(),
+                big.dir.display()
+            ))
+        },
+        |_| clean(&tarc),
+    )?;
+    let up = ctx.work.join("unpack-dst");
+    let ours_unpack = ctx.timer.time_with(
+        |_| cmd(&ocitool, &[&"unpack", &pack, &up, &"-q"]),
+        |_| clean(&up),
+    )?;
+    let x = ctx.work.join("tar-x-pack");
+    let tar_x = ctx.timer.time_with(
+        |_| {
+            shell(&format!(
+                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}'",
+                x.display(),
+                pack.display()
+            ))
+        },
+        |_| clean(&x),
+    )?;
+    let mut pack_refs = vec![("tar -c".to_string(), tar_c)];
+    let mut pack_targets = vec![Target::RatioAtMost {
+        reference: "tar -c".into(),
+        max: 1.5,
+    }];
+    let mut unpack_refs = vec![("tar -x".to_string(), tar_x)];
+    let mut unpack_targets = vec![Target::RatioAtMost {
+        reference: "tar -x".into(),
+        max: 1.5,
+    }];
+    if let Some(sk) = &skopeo {
+        let oa = ctx.work.join("skopeo-pack.tar");
+        let t = ctx.timer.time_with(
+            |_| {
+                cmd(
+                    sk,
+                    &[
+                        &"copy",
+                        &"-q",
+                        &format!("oci:{}:{}", big.dir.display(), big.reference),
+                        &format!("oci-archive:{}:x", oa.display()),
+                    ],
+                )
+            },
+            |_| clean(&oa),
+        )?;
+        pack_refs.push(("skopeo copy oci: oci-archive:".to_string(), t));
+        pack_targets.push(Target::RatioAtMost {
+            reference: "skopeo copy oci: oci-archive:".into(),
+            max: 0.2,
+        });
+        let y = ctx.work.join("skopeo-unpack");
+        let t = ctx.timer.time_with(
+            |_| {
+                cmd(
+                    sk,
+                    &[
+                        &"copy",
+                        &"-q",
+                        &format!("oci-archive:{}", pack.display()),
+                        &format!("oci:{}:x", y.display()),
+                    ],
+                )
+            },
+            |_| clean(&y),
+        )?;
+        unpack_refs.push(("skopeo copy oci-archive: oci:".to_string(), t));
+        unpack_targets.push(Target::RatioAtMost {
+            reference: "skopeo copy oci-archive: oci:".into(),
+            max: 0.2,
+        });
+    }
+    clean(&pack)?;
+    let what = format!(
+        "the big layout ({} of blobs), same file system",
+        fmt_bytes(big.blob_bytes())
+    );
+    Ok(vec![
+        Measurement {
+            name: "copy to a new layout".into(),
+            ours: copy,
+            reference: copy_refs,
+            targets: copy_targets,
+            notes: vec![format!("{what}; every blob hashed as copied; durable")],
+        },
+        Measurement {
+            name: "copy --link".into(),
+            ours: link,
+            reference: link_refs,
+            targets: link_targets,
+            notes: vec!["hard links, every blob still hashed (on every core)".into()],
+        },
+        Measurement {
+            name: "pack".into(),
+            ours: ours_pack,
+            reference: pack_refs,
+            targets: pack_targets,
+            notes: vec![what.clone()],
+        },
+        Measurement {
+            name: "unpack".into(),
+            ours: ours_unpack,
+            reference: unpack_refs,
+            targets: unpack_targets,
+            notes: vec!["every blob verified; durable".into()],
+        },
+    ])
+}
+
+/// convert of the uncompressed layout to zstd and gzip, against zstd -T0, pigz and skopeo.
+fn bench_convert(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let (plain, _) = plain_archive(ctx)?;
+    let ocitool = ctx.ocitool.clone();
+    let layers: Vec<PathBuf> = {
+        let idx: Value = serde_json::from_slice(&std::fs::read(plain.join("index.json"))?)?;
+        let d = idx["manifests"][0]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let m: Value = serde_json::from_slice(&std::fs::read(
+            plain
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )?)?;
+        m["layers"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .filter_map(|l| l["digest"].as_str())
+                    .map(|d| {
+                        plain
+                            .join("blobs/sha256")
+                            .join(d.trim_start_matches("sha256:"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let cat = layers
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let undo = |t: &str| {
+        let o = ocitool.clone();
+        let p = plain.clone();
+        let t = t.to_string();
+        move |_| -> anyhow::Result<()> {
+            run_checked(&mut cmd(&o, &[&"untag", &p, &t, &"-q"]), "ocitool untag")?;
+            run_checked(&mut cmd(&o, &[&"gc", &p, &"-q"]), "ocitool gc")
+        }
+    };
+    let timer = &ctx.timer;
+    let zstd_ours = timer.time_with(
+        |_| {
+            cmd(
+                &ocitool,
+                &[
+                    &"convert",
+                    &plain,
+                    &"bench:plain",
+                    &"bench:zstd",
+                    &"--compression",
+                    &"zstd",
+                    &"-q",
+                ],
+            )
+        },
+        undo("bench:zstd"),
+    )?;
+    let gzip_ours = timer.time_with(
+        |_| {
+            cmd(
+                &ocitool,
+                &[
+                    &"convert",
+                    &plain,
+                    &"bench:plain",
+                    &"bench:gzip",
+                    &"--compression",
+                    &"gzip",
+                    &"-q",
+                ],
+            )
+        },
+        undo("bench:gzip"),
+    )?;
+    let mut zrefs = vec![];
+    let mut ztargets = vec![];
+    if which("zstd").is_some() {
+        let t = timer.time_cmd(&mut shell(&format!(
+            "cat {cat} | zstd -T0 -3 -q -c > /dev/null"
+        )))?;
+        zrefs.push(("zstd -T0 -3 over the layers".to_string(), t));
+        ztargets.push(Target::RatioAtMost {
+            reference: "zstd -T0 -3 over the layers".into(),
+            max: 1.2,
+        });
+    }
+    let mut grefs = vec![];
+    let mut gtargets = vec![];
+    if which("pigz").is_some() {
+        let t = timer.time_cmd(&mut shell(&format!("cat {cat} | pigz -6 -c > /dev/null")))?;
+        grefs.push(("pigz -6 over the layers".to_string(), t));
+        gtargets.push(Target::RatioAtMost {
+            reference: "pigz -6 over the layers".into(),
+            max: 1.2,
+        });
+    }
+    if let Some(sk) = ctx.peer("skopeo") {
+        let y = ctx.work.join("skopeo-convert");
+        let t = ctx.timer.time_with(
+            |_| {
+                cmd(
+                    &sk,
+                    &[
+                        &"copy",
+                        &"-q",
+                        &"--dest-compress-format",
+                        &"zstd",
+                        &format!("oci:{}:bench:plain", plain.display()),
+                        &format!("oci:{}:x", y.display()),
+                    ],
+                )
+            },
+            |_| clean(&y),
+        )?;
+        zrefs.push((
+            "skopeo copy --dest-compress-format zstd oci: oci:".to_string(),
+            t,
+        ));
+        ztargets.push(Target::RatioAtMost {
+            reference: "skopeo copy --dest-compress-format zstd oci: oci:".into(),
+            max: 0.5,
+        });
+    }
+    let note = "the uncompressed layout; every layer read once, its diff_id checked, re-encoded into a staged blob; durable".to_string();
+    Ok(vec![
+        Measurement {
+            name: "convert --compression zstd".into(),
+            ours: zstd_ours,
+            reference: zrefs,
+            targets: ztargets,
+            notes: vec![note.clone()],
+        },
+        Measurement {
+            name: "convert --compression gzip".into(),
+            ours: gzip_ours,
+            reference: grefs,
+            targets: gtargets,
+            notes: vec![note],
         },
     ])
 }
