@@ -14,7 +14,7 @@ mod pipe;
 
 pub use errors::{DigestError, VerifyError};
 pub use hash::{Hasher, HashingReader, HashingWriter, VerifyingReader};
-pub use pipe::HashPipe;
+pub use pipe::{HashPipe, HashPipeReader};
 
 use std::fmt;
 use std::str::FromStr;

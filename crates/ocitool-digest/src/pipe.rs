@@ -81,3 +81,37 @@ impl Drop for HashPipe {
         }
     }
 }
+
+/// A reader whose bytes are hashed on another thread as they are read.
+pub struct HashPipeReader<R> {
+    inner: R,
+    pipe: HashPipe,
+}
+
+impl<R: std::io::Read> HashPipeReader<R> {
+    pub fn new(inner: R, algorithm: Algorithm) -> Self {
+        HashPipeReader {
+            inner,
+            pipe: HashPipe::new(algorithm),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.pipe.count()
+    }
+
+    /// The digest and size of everything read.
+    pub fn finish(self) -> (Digest, u64) {
+        let n = self.pipe.count();
+        (self.pipe.finish(), n)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashPipeReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pipe.update(&buf[..n]);
+        Ok(n)
+    }
+}

@@ -10,12 +10,10 @@
 //! decompression run one layer per core.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 
 use ocitool_compress::{Compression, DecodeOptions, EncodeOptions, Encoder};
-use ocitool_digest::{Algorithm, Digest, Hasher, HashingWriter};
+use ocitool_digest::{Algorithm, Digest, HashPipeReader, Hasher};
 use ocitool_spec::media::{self, Kind};
 use ocitool_spec::views::Checked;
 use ocitool_spec::{Descriptor, Platform};
@@ -24,7 +22,6 @@ use serde_json::{Map, Value};
 
 use crate::Progress;
 use crate::errors::{Error, Result};
-use crate::fsutil::FILE_MODE;
 use crate::graph::{Graph, Presence, WalkOptions};
 use crate::index::descriptor_value;
 use crate::layout::Layout;
@@ -226,52 +223,42 @@ pub fn convert(
         }
     }
 
-    // Re-encode.
+    // Re-encode. Writers are made here (they need the transaction), filled in parallel, and
+    // finished here: each is the transaction's own blob writer, hashed as it is written.
     let mut job_list: Vec<((Digest, Compression), Job)> = jobs.into_iter().collect();
     job_list.sort_by_key(|j| std::cmp::Reverse(j.1.blob.size));
     progress.start("convert", job_list.iter().map(|(_, j)| j.blob.size).sum());
-    let staging = txn.staging_path()?;
     let threads = rayon::current_num_threads().max(1) as u32;
-    let encode = |(key, job): &((Digest, Compression), Job),
-                  workers: u32|
-     -> Result<((Digest, Compression), Checked, tempfile::TempPath)> {
-        let (made, path) = reencode(
-            layout,
-            job,
-            key.1,
-            options.level,
-            workers,
-            &staging,
-            progress,
-        )?;
-        Ok((key.clone(), made, path))
+    let mut work: Vec<(&(Digest, Compression), &Job, crate::txn::BlobWriter)> = Vec::new();
+    for (key, job) in &job_list {
+        work.push((key, job, txn.blob_writer(Algorithm::Sha256)?));
+    }
+    let encode = |(key, job, w): (&(Digest, Compression), &Job, crate::txn::BlobWriter),
+                  workers: u32| {
+        reencode(layout, job, key.1, options.level, workers, w, progress).map(|w| (key.clone(), w))
     };
-    let results: Vec<((Digest, Compression), Checked, tempfile::TempPath)> =
+    let results: Vec<((Digest, Compression), crate::txn::BlobWriter)> =
         if job_list.iter().any(|((_, c), _)| *c == Compression::Zstd) {
             // zstd parallelises inside each stream.
-            job_list
-                .iter()
+            work.into_iter()
                 .map(|j| {
-                    encode(
-                        j,
-                        if j.0.1 == Compression::Zstd {
-                            threads
-                        } else {
-                            0
-                        },
-                    )
+                    let workers = if j.0.1 == Compression::Zstd {
+                        threads
+                    } else {
+                        0
+                    };
+                    encode(j, workers)
                 })
                 .collect::<Result<_>>()?
         } else {
-            job_list
-                .par_iter()
+            work.into_par_iter()
                 .map(|j| encode(j, 0))
                 .collect::<Result<_>>()?
         };
     progress.finish();
     let mut produced: BTreeMap<(Digest, Compression), Checked> = BTreeMap::new();
-    for (key, made, path) in results {
-        txn.stage_hashed(made.digest.clone(), path);
+    for (key, w) in results {
+        let made = txn.finish_blob(w, None)?;
         produced.insert(key, made);
     }
 
@@ -408,28 +395,45 @@ pub fn convert(
     Ok(report)
 }
 
-/// Reads a layer once: verified against its digest, decoded, hashed for the diff_id check,
-/// re-encoded into a staged file hashed as it is written.
+/// Reads a layer once: its bytes hashed (on another thread) and checked against its digest,
+/// decoded and hashed for the diff_id check (an uncompressed layer is its own diff_id, so it is
+/// hashed once), and re-encoded into `out`.
 fn reencode(
     layout: &Layout,
     job: &Job,
     to: Compression,
     level: Option<i32>,
     zstd_workers: u32,
-    staging: &std::path::Path,
+    out: crate::txn::BlobWriter,
     progress: &dyn Progress,
-) -> Result<(Checked, tempfile::TempPath)> {
+) -> Result<crate::txn::BlobWriter> {
     let d = &job.blob.digest;
-    let mut src = layout.open_verified(&job.blob)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("convert-")
-        .permissions(fs::Permissions::from_mode(FILE_MODE))
-        .tempfile_in(staging)
-        .map_err(Error::io("create a temporary blob in", staging))?;
-    let (file, path) = tmp.into_parts();
-    let out = HashingWriter::new(
-        io::BufWriter::with_capacity(BUF_SIZE, file),
-        Algorithm::Sha256,
+    let not_diff_id = || {
+        Error::Invalid(format!(
+            "layer {d} decompresses to something other than the config's diff_id {}; nothing was converted",
+            job.diff_id
+        ))
+    };
+    if job.from == Compression::None && *d != job.diff_id {
+        return Err(not_diff_id());
+    }
+    let (file, size) = layout.open_blob(d)?;
+    if size != job.blob.size {
+        return Err(Error::Verify {
+            digest: d.clone(),
+            path: layout.blob_path(d),
+            source: ocitool_digest::VerifyError::SizeMismatch {
+                expected: job.blob.size,
+                actual: size,
+            },
+        });
+    }
+    let mut raw = HashPipeReader::new(
+        ProgressRead {
+            inner: file,
+            progress,
+        },
+        d.algorithm(),
     );
     let mut enc = Encoder::new(
         to,
@@ -440,52 +444,67 @@ fn reencode(
         },
     )
     .map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut diff = Hasher::new(Algorithm::Sha256);
-    {
-        let counted = ProgressRead {
-            inner: &mut src,
-            progress,
-        };
-        let mut dec = ocitool_compress::decoder(
-            job.from,
-            BufReader::with_capacity(BUF_SIZE, counted),
-            DecodeOptions::default(),
-        )
-        .map_err(|e| layout.read_error(d, e))?;
-        let mut buf = vec![0u8; BUF_SIZE];
+    let write_err = |e: io::Error| Error::io("write a converted layer of", d.to_string())(e);
+    let mut buf = vec![0u8; BUF_SIZE];
+    if job.from == Compression::None {
         loop {
-            let n =
-                dec.read(&mut buf)
-                    .map_err(|e| match ocitool_digest::VerifyError::from_io(&e) {
-                        Some(_) => layout.read_error(d, e),
-                        None => Error::Invalid(format!(
-                            "layer {d} does not decompress as {}: {e}",
-                            job.from
-                        )),
-                    })?;
+            let n = raw
+                .read(&mut buf)
+                .map_err(|e| Error::io("read", layout.blob_path(d))(e))?;
             if n == 0 {
                 break;
             }
-            diff.update(&buf[..n]);
-            enc.write_all(&buf[..n])
-                .map_err(Error::io("write", path.to_path_buf()))?;
+            enc.write_all(&buf[..n]).map_err(write_err)?;
+        }
+    } else {
+        let mut diff = Hasher::new(Algorithm::Sha256);
+        {
+            let mut dec = ocitool_compress::decoder(
+                job.from,
+                BufReader::with_capacity(BUF_SIZE, &mut raw),
+                DecodeOptions::default(),
+            )
+            .map_err(|e| Error::io("read", layout.blob_path(d))(e))?;
+            loop {
+                let n = dec.read(&mut buf).map_err(|e| {
+                    Error::Invalid(format!(
+                        "layer {d} does not decompress as {}: {e}",
+                        job.from
+                    ))
+                })?;
+                if n == 0 {
+                    break;
+                }
+                diff.update(&buf[..n]);
+                enc.write_all(&buf[..n]).map_err(write_err)?;
+            }
+        }
+        // What the decoder left unread is still part of the blob's digest.
+        io::copy(&mut raw, &mut io::sink())
+            .map_err(|e| Error::io("read", layout.blob_path(d))(e))?;
+        if diff.finish() != job.diff_id {
+            return Err(not_diff_id());
         }
     }
-    // Whatever the decoder left unread is still checked against the blob's digest.
-    src.drain().map_err(|e| layout.read_error(d, e))?;
-    let got = diff.finish();
-    if got != job.diff_id {
-        return Err(Error::Invalid(format!(
-            "layer {d} decompresses to {got}, but the config's diff_id is {}; nothing was converted",
-            job.diff_id
-        )));
+    let (actual, n) = raw.finish();
+    if n != job.blob.size || actual != *d {
+        return Err(Error::Verify {
+            digest: d.clone(),
+            path: layout.blob_path(d),
+            source: if n != job.blob.size {
+                ocitool_digest::VerifyError::SizeMismatch {
+                    expected: job.blob.size,
+                    actual: n,
+                }
+            } else {
+                ocitool_digest::VerifyError::DigestMismatch {
+                    expected: d.clone(),
+                    actual,
+                }
+            },
+        });
     }
-    let out = enc
-        .finish()
-        .map_err(Error::io("write", path.to_path_buf()))?;
-    let (digest, size, mut w) = out.finish();
-    w.flush().map_err(Error::io("write", path.to_path_buf()))?;
-    Ok((Checked { digest, size }, path))
+    enc.finish().map_err(write_err)
 }
 
 /// Annotations that describe one compressed form of a layer (zstd:chunked and eStargz tables

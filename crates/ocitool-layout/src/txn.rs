@@ -190,12 +190,6 @@ impl<'a> Transaction<'a> {
         Ok(self.staging_dir()?.to_path_buf())
     }
 
-    /// Stages a file that was written into the staging directory and hashed as it was written
-    /// (by this crate's parallel writers), under that digest; published at `commit`.
-    pub(crate) fn stage_hashed(&mut self, digest: Digest, path: tempfile::TempPath) {
-        self.staged.entry(digest).or_insert(path);
-    }
-
     /// Drops the staged blobs `keep` rejects (their temporary files are removed). For
     /// commands that stage everything a stream holds and learn only at its end what is needed.
     pub fn retain_staged(&mut self, keep: impl Fn(&Digest) -> bool) {
