@@ -66,9 +66,6 @@ impl<W: Write> TarWriter<W> {
         self.pad(data.len() as u64)
     }
 
-    /// Streams a blob of the layout into the archive, checking its digest and size, and, for a
-    /// layer with `diff_id`, that its decompressed content hashes to it.
-
     /// Streams a blob of the layout into the archive, checking its size and, on a second
     /// thread fed the same buffers, its digest: one pass over the blob.
     pub fn blob(

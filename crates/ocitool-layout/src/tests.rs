@@ -248,9 +248,9 @@ fn the_graph_finds_children_sparse_children_and_referrers() {
     assert!(!g.nodes.contains_key(&sc.digest));
     g.add_unlisted_referrers(&l, &crate::graph::list_blobs(&l).unwrap(), opts);
     assert_eq!(g.unlisted_referrers, vec![sc.digest.clone()]);
-    let all = g.closure(&[ic.digest.clone()], true);
+    let all = g.closure(std::slice::from_ref(&ic.digest), true);
     assert!(all.contains(&sc.digest) && all.contains(&empty.digest));
-    assert!(!g.closure(&[ic.digest.clone()], false).contains(&sc.digest));
+    assert!(!g.closure(std::slice::from_ref(&ic.digest), false).contains(&sc.digest));
     // gc keeps the unlisted referrer of a live image.
     let plan = crate::gc::plan(&l, &index, false).unwrap();
     assert!(plan.removed.is_empty(), "{:?}", plan.removed);
