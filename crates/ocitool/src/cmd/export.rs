@@ -31,6 +31,8 @@ pub fn write_output<T>(
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".ocitool-partial-")
+        // An archive is meant to be shared: 0666 less the umask, as `tar` or `cp` would create it.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("create a temporary file in {}", dir.display()))?;
     let mut w = io::BufWriter::with_capacity(1 << 20, tmp);

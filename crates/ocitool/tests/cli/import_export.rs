@@ -61,6 +61,17 @@ fn export_writes_both_docker_formats_deterministically() {
         std::fs::read(&b).unwrap(),
         "same layout and refs, same bytes"
     );
+    // Created like `tar` would create it (0666 less the umask), not 0600 like a bare temp file.
+    let c = fx.dir.path().join("umask.tar");
+    sh(Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" export \"$1\" app:1.0 --platform linux/amd64 -o \"$2\"")
+        .arg(bin())
+        .arg(&fx.path)
+        .arg(&c));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&c).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "archive mode under umask 022: {mode:o}");
 
     let names = tar_list(&a);
     let (_, amd, _, _) = ocitool_testkit::fixtures::multi_arch();
