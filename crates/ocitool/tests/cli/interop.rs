@@ -513,3 +513,75 @@ fn peers_read_converted_images() {
     let out = sh(podman(d.path()).args(["load", "-i"]).arg(&a));
     assert!(out.contains("zstd:none"), "{out}");
 }
+
+/// `skopeo copy docker-archive:X oci:Y` of an ocitool export keeps the config digest whenever
+/// that is possible at all: skopeo converts the schema2 image to OCI by decoding the config into
+/// image-spec's Go struct and encoding it again, so a config already in that encoding (OCI
+/// fields only, in the struct's order, no white space) comes out byte-identical; one with
+/// Docker-only fields cannot, whoever wrote the archive.
+#[test]
+fn skopeo_keeps_the_config_digest_of_an_export_where_its_conversion_allows() {
+    use ocitool_testkit::image::{self, Blob};
+    use ocitool_testkit::{Compression, LayoutWriter};
+    if !peer("skopeo") {
+        return;
+    }
+    let d = empty_dir();
+    let tars = [ocitool_testkit::tarball::small_layer(77, 3)];
+    let (layer, diff_id) = image::layer(&tars[0], Compression::Gzip, false);
+    let go_order = format!(
+        concat!(
+            r#"{{"created":"2024-01-01T00:00:00Z","architecture":"amd64","os":"linux","#,
+            r#""config":{{"Env":["PATH=/usr/bin:/bin"],"Cmd":["/bin/sh"]}},"#,
+            r#""rootfs":{{"type":"layers","diff_ids":["{}"]}},"#,
+            r#""history":[{{"created":"2024-01-01T00:00:00Z","created_by":"ADD layer"}}]}}"#
+        ),
+        diff_id
+    );
+    let docker_only = go_order.replacen('{', r#"{"docker_version":"24.0.7","#, 1);
+    for (name, bytes, kept) in [("go", go_order, true), ("docker", docker_only, false)] {
+        let config = Blob::new(ocitool_spec::media::OCI_CONFIG, bytes.into_bytes());
+        let manifest = image::manifest(&config, &[layer.clone()], false, serde_json::Value::Null);
+        let l = d.path().join(name);
+        let mut w = LayoutWriter::new();
+        w.add_blob(&config)
+            .add_blob(&layer)
+            .add_blob(&manifest)
+            .list(&manifest, Some("app:1.0"));
+        w.write(&l).unwrap();
+        let a = d.path().join(format!("{name}.tar"));
+        ok([
+            "export".as_ref(),
+            l.as_os_str(),
+            "app:1.0".as_ref(),
+            "-o".as_ref(),
+            a.as_os_str(),
+        ]);
+        let y = d.path().join(format!("{name}-y"));
+        sh(Command::new("skopeo")
+            .arg("copy")
+            .arg("-q")
+            .arg(format!("docker-archive:{}", a.display()))
+            .arg(format!("oci:{}:copied", y.display())));
+        let copied = json(["inspect".as_ref(), y.as_os_str(), "copied".as_ref()]);
+        let theirs = copied["config"]["digest"].as_str().unwrap().to_string();
+        if kept {
+            assert_eq!(
+                theirs,
+                config.digest.to_string(),
+                "{name}: config digest kept"
+            );
+        } else {
+            assert_ne!(
+                theirs,
+                config.digest.to_string(),
+                "{name}: skopeo drops Docker-only fields (if this fails, skopeo changed: tighten the test)"
+            );
+        }
+        assert_eq!(
+            copied["config"]["diffIds"],
+            serde_json::json!([diff_id.to_string()])
+        );
+        verify_clean(&y);
+    }
+}
