@@ -54,7 +54,9 @@ fn on_disk(dir: &Path) -> anyhow::Result<BTreeMap<PathBuf, Vec<u8>>> {
 pub fn run(check: bool) -> anyhow::Result<()> {
     let dir = crate::root().join("testdata");
     let want = expected();
-    let roots: Vec<PathBuf> = ["layouts", "archives", "malicious"].map(PathBuf::from).to_vec();
+    let roots: Vec<PathBuf> = ["layouts", "archives", "malicious"]
+        .map(PathBuf::from)
+        .to_vec();
     let have: BTreeMap<PathBuf, Vec<u8>> = on_disk(&dir)?
         .into_iter()
         .filter(|(p, _)| roots.iter().any(|r| p.starts_with(r)) || p == Path::new("README.md"))

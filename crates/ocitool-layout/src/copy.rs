@@ -177,6 +177,9 @@ pub fn copy(
             p.problem
         )));
     }
+    // The transaction holds the destination's gc lock from here on: a blob found present
+    // below cannot be swept by a concurrent `gc` before the refs that need it are written.
+    let mut txn = Transaction::begin(dst)?;
     let mut todo: Vec<Checked> = Vec::new();
     let mut report = CopyReport::default();
     for d in &reach {
@@ -196,7 +199,6 @@ pub fn copy(
     }
     todo.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
 
-    let mut txn = Transaction::begin(dst)?;
     txn.set_force(options.force);
     let staging = txn.staging_path()?;
     progress.start("copy", todo.iter().map(|c| c.size).sum());

@@ -119,11 +119,28 @@ impl Error {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { op, path, source }
+        move |source| Error::Io {
+            op,
+            path,
+            source: without_tempfile_path(source),
+        }
     }
 
     /// Whether the error means the layout was busy (for the `--no-wait` exit code).
     pub fn is_locked(&self) -> bool {
         matches!(self, Error::Locked { .. })
+    }
+}
+
+/// tempfile reports its files' errors as `<error> at path "<temporary path>"`; ocitool's
+/// message already names the file, so that suffix is dropped (the error kind is kept).
+fn without_tempfile_path(e: io::Error) -> io::Error {
+    if e.get_ref().is_none() {
+        return e;
+    }
+    let text = e.to_string();
+    match text.rfind(" at path \"") {
+        Some(i) if text.ends_with('"') => io::Error::new(e.kind(), text[..i].to_string()),
+        _ => e,
     }
 }

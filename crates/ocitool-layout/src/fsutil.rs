@@ -56,12 +56,15 @@ pub(crate) fn replace_file(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: b
         .permissions(fs::Permissions::from_mode(FILE_MODE))
         .tempfile_in(tmp_dir)
         .map_err(Error::io("create temporary file in", tmp_dir))?;
-    let tmp_path = tmp.path().to_path_buf();
-    tmp.write_all(bytes)
-        .map_err(Error::io("write", &tmp_path))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(Error::io("fsync", &tmp_path))?;
+    // Errors name `dest`, the file the user knows about, not the temporary one.
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .map_err(Error::io("write a new", dest))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(Error::io("fsync a new", dest))?;
+    }
     tmp.persist(dest).map_err(|e| Error::Io {
         op: "rename into place",
         path: dest.to_path_buf(),

@@ -64,8 +64,10 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
     }
     // Stale staging directories and temporary files of dead writers.
     if let Ok(rd) = fs::read_dir(&layout.state.tmp) {
+        // Holding the gc lock exclusively, nothing here belongs to a live ocitool writer; an
+        // entry that vanishes meanwhile (a writer of an older version, or a second remover) is
+        // simply gone.
         for e in rd.flatten() {
-            report.stale_temp += 1;
             if !options.dry_run {
                 let p = e.path();
                 let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
@@ -73,8 +75,13 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
                 } else {
                     fs::remove_file(&p)
                 };
-                r.map_err(Error::io("remove", p))?;
+                match r {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io("remove", p)(e)),
+                }
             }
+            report.stale_temp += 1;
         }
     }
     Ok(report)

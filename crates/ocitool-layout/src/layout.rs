@@ -116,6 +116,8 @@ impl Layout {
             let mut created = false;
             if !root.join("index.json").exists() {
                 layout.state.ensure()?;
+                // Like every writer of `.ocitool/tmp`, under the shared gc lock.
+                let _gc = lock::acquire(&layout.state.gc_lock, false, layout.options.wait)?;
                 fsutil::replace_file(
                     &layout.state.tmp,
                     &root.join("index.json"),
@@ -156,6 +158,7 @@ impl Layout {
         fs::create_dir_all(layout.blob_dir(Algorithm::Sha256))
             .map_err(Error::io("create", root.join("blobs")))?;
         layout.state.ensure()?;
+        let _gc = lock::acquire(&layout.state.gc_lock, false, layout.options.wait)?;
         let index = root.join("index.json");
         if !index.exists() {
             fsutil::replace_file(

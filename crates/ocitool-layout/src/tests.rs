@@ -203,6 +203,36 @@ fn no_wait_reports_a_held_lock() {
     assert!(Transaction::begin(&l2).is_ok());
 }
 
+/// A `gc` waiting for the lock must never find a live writer's staging directory: the writer
+/// removes it before it lets the lock go (a `gc` would otherwise sweep it as stale, or fail on
+/// it). Many staged files make the removal slow enough that the old order was always caught.
+#[test]
+fn a_writer_removes_its_staging_directory_before_releasing_the_gc_lock() {
+    let (_d, l) = layout();
+    let mut txn = Transaction::begin(&l).unwrap();
+    for i in 0..2000 {
+        txn.stage_bytes(format!("blob {i}").as_bytes(), None).unwrap();
+    }
+    let staging = txn.staging_path().unwrap();
+    assert!(staging.is_dir());
+    let gc_lock = l.root().join(".ocitool/gc.lock");
+    let (ready, wait) = std::sync::mpsc::channel();
+    let gc = std::thread::spawn(move || {
+        let f = std::fs::File::open(&gc_lock).unwrap();
+        ready.send(()).unwrap();
+        f.lock().unwrap(); // what `gc` does: exclusive, after every writer
+        staging.exists()
+    });
+    wait.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!gc.is_finished(), "gc must wait for the writer");
+    drop(txn);
+    assert!(
+        !gc.join().unwrap(),
+        "gc got the lock while the writer's staging directory still existed"
+    );
+}
+
 #[test]
 fn the_graph_finds_children_sparse_children_and_referrers() {
     let (_d, l) = layout();
@@ -250,7 +280,10 @@ fn the_graph_finds_children_sparse_children_and_referrers() {
     assert_eq!(g.unlisted_referrers, vec![sc.digest.clone()]);
     let all = g.closure(std::slice::from_ref(&ic.digest), true);
     assert!(all.contains(&sc.digest) && all.contains(&empty.digest));
-    assert!(!g.closure(std::slice::from_ref(&ic.digest), false).contains(&sc.digest));
+    assert!(
+        !g.closure(std::slice::from_ref(&ic.digest), false)
+            .contains(&sc.digest)
+    );
     // gc keeps the unlisted referrer of a live image.
     let plan = crate::gc::plan(&l, &index, false).unwrap();
     assert!(plan.removed.is_empty(), "{:?}", plan.removed);

@@ -32,15 +32,19 @@ use crate::lock::{self, LockGuard};
 pub const BUF_SIZE: usize = 1 << 20;
 
 /// A write transaction on a layout.
+///
+/// Fields drop in declaration order: the staged files and the staging directory are removed
+/// before the shared gc lock is released, so a `gc` never sees a live writer's staging
+/// directory as stale.
 pub struct Transaction<'a> {
     layout: &'a Layout,
-    _gc: LockGuard,
-    dir: Option<tempfile::TempDir>,
     staged: BTreeMap<Digest, tempfile::TempPath>,
+    dir: Option<tempfile::TempDir>,
     /// Blob directories that received a rename not yet made durable.
     dirty_dirs: Vec<PathBuf>,
     /// Allow moving or removing protected tags.
     force: bool,
+    _gc: LockGuard,
 }
 
 /// Bytes between two requests to start writeback of a blob being written.
@@ -323,10 +327,17 @@ impl<'a> Transaction<'a> {
             std::mem::take(&mut self.staged).into_iter().collect();
         let layout = self.layout;
         if layout.options.durable {
-            staged.par_iter().try_for_each(|(_, p)| -> Result<()> {
+            let sync = |(_, p): &(Digest, tempfile::TempPath)| -> Result<()> {
                 let f = File::open(p).map_err(Error::io("open", p.to_path_buf()))?;
                 f.sync_all().map_err(Error::io("fsync", p.to_path_buf()))
-            })?;
+            };
+            // Several fsyncs overlap on a thread pool; a tag (no blob) or a single blob does not
+            // pay for starting one.
+            if staged.len() > 1 {
+                staged.par_iter().try_for_each(sync)?;
+            } else {
+                staged.iter().try_for_each(sync)?;
+            }
         }
         let _index_lock = lock::acquire(&layout.state.index_lock, true, layout.options.wait)?;
         let mut index = layout.read_index()?;

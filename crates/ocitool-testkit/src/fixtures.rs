@@ -320,17 +320,31 @@ fn archives() -> Vec<Fixture> {
     use crate::archives as a;
     let app = Image::small(21, 2, AMD64, Compression::None, true);
     let tool = Image::small(22, 1, AMD64, Compression::None, true);
-    let d25 = a::docker25_classic(&[(&app, &["app:1.0", "app:latest"]), (&tool, &["tools/lint:3"])], &a::Docker25Options::default());
+    let d25 = a::docker25_classic(
+        &[
+            (&app, &["app:1.0", "app:latest"]),
+            (&tool, &["tools/lint:3"]),
+        ],
+        &a::Docker25Options::default(),
+    );
     let gz = Image::small(23, 2, AMD64, Compression::Gzip, false);
     let arm = Image::small(24, 1, ARM64, Compression::Gzip, false);
-    let idx = image::index(&[(&gz.manifest, Some(AMD64)), (&arm.manifest, Some(ARM64))], false, Value::Null);
+    let idx = image::index(
+        &[(&gz.manifest, Some(AMD64)), (&arm.manifest, Some(ARM64))],
+        false,
+        Value::Null,
+    );
     let mut out = vec![
         archive(
             "archives/docker-save.tar",
             "what Docker 25+ `docker save app:1.0 app:latest tools/lint:3` writes (OCI layout plus manifest.json): the README's sample",
             d25.clone(),
         ),
-        archive("archives/docker-save.tar.gz", "the same, gzip-compressed", a::compress(&d25, Compression::Gzip)),
+        archive(
+            "archives/docker-save.tar.gz",
+            "the same, gzip-compressed",
+            a::compress(&d25, Compression::Gzip),
+        ),
         archive(
             "archives/docker-legacy.tar",
             "Docker 24 and earlier: `<v1id>/layer.tar`, config `<hex>.json`, repositories",
@@ -341,15 +355,26 @@ fn archives() -> Vec<Fixture> {
             "skopeo/podman docker-archive: `<diffid>.tar` at the root, symlinked legacy dirs, fully qualified RepoTags",
             a::skopeo_docker_archive(&[(&app, &["docker.io/library/app:1.0"])]),
         ),
-        archive("archives/crane.tar", "a crane tarball: config named `sha256:<hex>`, gzip layers", a::crane_tarball(&[(&gz, &["app:gz"])])),
+        archive(
+            "archives/crane.tar",
+            "a crane tarball: config named `sha256:<hex>`, gzip layers",
+            a::crane_tarball(&[(&gz, &["app:gz"])]),
+        ),
         archive(
             "archives/containerd-sparse.tar",
             "Docker's containerd store: a two-platform index of which only linux/amd64 is present",
-            a::containerd_store(&[a::ContainerdSave { target: &idx, present: &[&gz], tags: &["app:multi"] }]),
+            a::containerd_store(&[a::ContainerdSave {
+                target: &idx,
+                present: &[&gz],
+                tags: &["app:multi"],
+            }]),
         ),
     ];
     // The gzip bomb (1 MiB) is made at test time rather than committed.
-    for (name, bytes, what) in a::malicious().into_iter().filter(|(n, _, _)| *n != "gzip-bomb") {
+    for (name, bytes, what) in a::malicious()
+        .into_iter()
+        .filter(|(n, _, _)| *n != "gzip-bomb")
+    {
         out.push(archive(&format!("malicious/{name}.tar"), what, bytes));
     }
     out

@@ -15,5 +15,5 @@ pub mod tarball;
 
 pub use image::{Blob, Image};
 pub use layout::LayoutWriter;
-pub use rng::Rng;
 pub use ocitool_compress::Compression;
+pub use rng::Rng;

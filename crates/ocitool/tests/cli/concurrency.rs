@@ -121,3 +121,36 @@ fn no_wait_fails_fast_with_exit_4_while_gc_holds_the_lock() {
         "--no-wait".as_ref(),
     ]);
 }
+
+/// `copy` decides which blobs the destination already has only once it holds the destination's
+/// gc lock, so a `gc` sweeping at that moment cannot delete a blob the copy then relies on
+/// (found by `cargo xtask torture`: a ref left pointing at a missing config).
+#[test]
+fn copy_does_not_rely_on_a_blob_that_a_running_gc_deletes() {
+    let src = testdata("layouts/minimal");
+    let img = ocitool_testkit::fixtures::minimal_image();
+    let d = empty_dir();
+    let l = d.path().join("l");
+    ok(["copy".as_ref(), src.as_os_str(), l.as_os_str()]);
+    ok(["untag".as_ref(), l.as_os_str(), "app:1.0".as_ref()]); // every blob unreferenced now
+    let victim = blob_path(&l, &img.config.digest.to_string());
+    let held = d.path().join("held");
+    // Stands in for a gc in its sweep: the exclusive gc lock, then an unreferenced blob deleted.
+    let mut gc = Command::new("flock")
+        .arg("-x")
+        .arg(l.join(".ocitool/gc.lock"))
+        .args(["sh", "-c", r#"touch "$0"; sleep 1; rm "$1""#])
+        .arg(&held)
+        .arg(&victim)
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !held.exists() {
+        assert!(start.elapsed().as_secs() < 30, "flock never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ok(["copy".as_ref(), src.as_os_str(), l.as_os_str()]);
+    assert!(gc.wait().unwrap().success());
+    verify_clean(&l);
+    assert!(victim.is_file(), "the copy brought the deleted config back");
+}
