@@ -437,47 +437,68 @@ impl IndexDoc {
         m
     }
 
-    /// The tag protection policy stored on the index.
+    /// The top-level annotations with each value's original text (a number such as `1e400`
+    /// that no `f64` holds is kept as written). `None` when `annotations` is present but is
+    /// not an object (not spec-valid).
+    fn raw_annotations(&self) -> Option<BTreeMap<String, Box<RawValue>>> {
+        match self.top.get("annotations") {
+            None => Some(BTreeMap::new()),
+            Some(a) => serde_json::from_str(a.get()).ok(),
+        }
+    }
+
+    /// The tag protection policy stored on the index. An index without an annotations object
+    /// has no policy; a policy annotation that is not a valid policy string is an error (never
+    /// read as "nothing is protected").
     pub fn policy(&self) -> Result<Policy> {
-        let Some(a) = self.top.get("annotations") else {
+        let Some(ann) = self.raw_annotations() else {
             return Ok(Policy::default());
         };
-        #[derive(Deserialize)]
-        struct Ann {
-            #[serde(rename = "dev.ocitool.protect")]
-            protect: Option<String>,
-        }
-        let ann: Option<Ann> = serde_json::from_str(a.get()).ok();
-        Policy::from_annotation(ann.and_then(|a| a.protect).as_deref())
-            .map_err(|e| Error::Invalid(e.to_string()))
+        let protect: Option<String> = ann
+            .get(POLICY_ANNOTATION)
+            .map(|r| serde_json::from_str(r.get()))
+            .transpose()
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "index.json annotation {POLICY_ANNOTATION} is not a string: {e}"
+                ))
+            })?;
+        Policy::from_annotation(protect.as_deref()).map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// Stores the policy on the index (an empty policy removes the annotation).
-    pub fn set_policy(&mut self, p: &Policy) {
-        self.set_annotation(POLICY_ANNOTATION, p.to_annotation().as_deref());
+    pub fn set_policy(&mut self, p: &Policy) -> Result<()> {
+        self.set_annotation(POLICY_ANNOTATION, p.to_annotation().as_deref())
     }
 
-    /// The top-level annotations of the index.
+    /// The top-level annotations of the index, for display (values that `serde_json::Value`
+    /// cannot hold make this `None`).
     pub fn annotations(&self) -> Option<Map<String, Value>> {
         self.top
             .get("annotations")
             .and_then(|a| serde_json::from_str(a.get()).ok())
     }
 
-    /// Sets or removes a top-level annotation of the index.
-    pub fn set_annotation(&mut self, key: &str, value: Option<&str>) {
-        let mut ann = self.annotations().unwrap_or_default();
-        let before = ann.get(key).cloned();
+    /// Sets or removes a top-level annotation of the index; every other annotation is kept
+    /// byte for byte. Refused when `annotations` is not an object, rather than replacing it.
+    pub fn set_annotation(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        let mut ann = self.raw_annotations().ok_or_else(|| {
+            Error::Invalid(
+                "index.json: \"annotations\" is not an object; refusing to replace it".into(),
+            )
+        })?;
+        let text = |a: &BTreeMap<String, Box<RawValue>>| a.get(key).map(|r| r.get().to_string());
+        let before = text(&ann);
         match value {
             Some(v) => {
-                ann.insert(key.to_string(), Value::from(v));
+                ann.insert(key.to_string(), raw(&v));
             }
             None => {
                 ann.remove(key);
             }
         }
-        if ann.get(key).cloned() == before {
-            return;
+        if text(&ann) == before {
+            return Ok(());
         }
         self.changed = true;
         if ann.is_empty() {
@@ -485,6 +506,7 @@ impl IndexDoc {
         } else {
             self.top.insert("annotations".to_string(), raw(&ann));
         }
+        Ok(())
     }
 }
 
@@ -523,6 +545,46 @@ mod tests {
 
     fn doc(s: &str) -> IndexDoc {
         IndexDoc::parse(s.as_bytes().to_vec(), Path::new("index.json")).unwrap()
+    }
+
+    /// Found by the `index_edit` fuzz target: setting the policy on an index whose annotations
+    /// hold a number no f64 can represent dropped every other annotation.
+    #[test]
+    fn policy_edits_keep_every_other_annotation_byte_for_byte() {
+        let mut d =
+            doc(r#"{"schemaVersion":2,"manifests":[],"annotations":{"a":1e400,"b":{"x":[1.50]}}}"#);
+        d.set_policy(&Policy {
+            semver: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let out = String::from_utf8(d.to_bytes()).unwrap();
+        assert!(out.contains(r#""a":1e400"#), "{out}");
+        assert!(out.contains(r#""b":{"x":[1.50]}"#), "{out}");
+        assert!(d.policy().unwrap().semver);
+        d.set_policy(&Policy::default()).unwrap();
+        let out = String::from_utf8(d.to_bytes()).unwrap();
+        assert!(
+            out.contains(r#""a":1e400"#) && !out.contains(POLICY_ANNOTATION),
+            "{out}"
+        );
+
+        // Not an object: there is no policy, and none is written over it.
+        let mut d = doc(r#"{"schemaVersion":2,"manifests":[],"annotations":"x"}"#);
+        assert_eq!(d.policy().unwrap(), Policy::default());
+        assert!(
+            d.set_policy(&Policy {
+                sha: true,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(!d.changed());
+        // A policy annotation that is not a string is an error, never "nothing protected".
+        let d = doc(&format!(
+            r#"{{"schemaVersion":2,"manifests":[],"annotations":{{"{POLICY_ANNOTATION}":7}}}}"#
+        ));
+        assert!(d.policy().is_err());
     }
 
     #[test]

@@ -128,16 +128,19 @@ fn a_large_blob_is_hashed_on_a_second_thread_correctly() {
 #[test]
 fn commit_refuses_a_descriptor_whose_blob_is_absent() {
     let (_d, l) = layout();
-    let txn = Transaction::begin(&l).unwrap();
+    let mut txn = Transaction::begin(&l).unwrap();
+    let real = stage_image(&mut txn, "real");
     let ghost = descriptor_value(MANIFEST, &Digest::sha256(b"ghost"), 5);
     let err = txn
         .commit(|idx| {
+            idx.set_ref("ok", &real);
             idx.set_ref("x", &ghost);
             Ok(())
         })
         .unwrap_err();
     assert!(matches!(err, Error::MissingBlob { .. }), "{err}");
     assert!(l.read_index().unwrap().is_empty());
+    assert!(files(l.root()).is_empty(), "no staged blob installed by a refused commit");
 }
 
 #[test]
@@ -152,7 +155,7 @@ fn protected_tags_are_enforced_inside_the_locked_edit() {
         idx.set_policy(&Policy {
             semver: true,
             ..Default::default()
-        });
+        })?;
         Ok(())
     })
     .unwrap();
@@ -211,7 +214,8 @@ fn a_writer_removes_its_staging_directory_before_releasing_the_gc_lock() {
     let (_d, l) = layout();
     let mut txn = Transaction::begin(&l).unwrap();
     for i in 0..2000 {
-        txn.stage_bytes(format!("blob {i}").as_bytes(), None).unwrap();
+        txn.stage_bytes(format!("blob {i}").as_bytes(), None)
+            .unwrap();
     }
     let staging = txn.staging_path().unwrap();
     assert!(staging.is_dir());

@@ -352,6 +352,26 @@ impl<'a> Transaction<'a> {
         if changed && !self.force {
             check_protected(&index, &refs_before, &policy)?;
         }
+        if changed {
+            // Every descriptor the edit added or replaced names a blob that is staged here or
+            // already in the layout; checked before anything is installed, so a refused
+            // commit leaves no blob behind.
+            let incoming: std::collections::BTreeSet<&Digest> =
+                staged.iter().map(|(d, _)| d).collect();
+            for (p, d) in index.fresh() {
+                let c = d.checked().map_err(|source| Error::Descriptor {
+                    location: format!("index.json manifests[{p}]"),
+                    source,
+                })?;
+                if !incoming.contains(&c.digest) && layout.stat_blob(&c.digest)?.is_none()
+                {
+                    return Err(Error::MissingBlob {
+                        path: layout.blob_path(&c.digest),
+                        digest: c.digest,
+                    });
+                }
+            }
+        }
         for (digest, path) in staged {
             self.install(&digest, path)?;
         }
@@ -361,19 +381,6 @@ impl<'a> Transaction<'a> {
             }
         }
         if changed {
-            // Every descriptor the edit added or replaced names a blob that is there.
-            for (p, d) in index.fresh() {
-                let c = d.checked().map_err(|source| Error::Descriptor {
-                    location: format!("index.json manifests[{p}]"),
-                    source,
-                })?;
-                if layout.stat_blob(&c.digest)?.is_none() {
-                    return Err(Error::MissingBlob {
-                        path: layout.blob_path(&c.digest),
-                        digest: c.digest,
-                    });
-                }
-            }
             fsutil::replace_file(
                 &layout.state.tmp,
                 &layout.index_path(),

@@ -39,7 +39,7 @@ pub fn protect(ctx: &mut Ctx, a: &ProtectArgs) -> anyhow::Result<i32> {
                     }
                 }
             }
-            idx.set_policy(&p);
+            idx.set_policy(&p)?;
             Ok(p)
         })?
     };

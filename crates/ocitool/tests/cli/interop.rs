@@ -541,7 +541,12 @@ fn skopeo_keeps_the_config_digest_of_an_export_where_its_conversion_allows() {
     let docker_only = go_order.replacen('{', r#"{"docker_version":"24.0.7","#, 1);
     for (name, bytes, kept) in [("go", go_order, true), ("docker", docker_only, false)] {
         let config = Blob::new(ocitool_spec::media::OCI_CONFIG, bytes.into_bytes());
-        let manifest = image::manifest(&config, &[layer.clone()], false, serde_json::Value::Null);
+        let manifest = image::manifest(
+            &config,
+            std::slice::from_ref(&layer),
+            false,
+            serde_json::Value::Null,
+        );
         let l = d.path().join(name);
         let mut w = LayoutWriter::new();
         w.add_blob(&config)
