@@ -80,7 +80,7 @@ pub fn run(minutes: u64, seed: Option<u64>, campaign: Option<String>) -> anyhow:
         }
     };
     println!(
-        "torture: seed {seed} (reproduce with `cargo xtask torture --seed {seed}`), budget {minutes} min, campaigns {}",
+        "torture: seed {seed} (`cargo xtask torture --seed {seed} --minutes {minutes}` repeats its choices; kill timings vary), budget {minutes} min, campaigns {}",
         selected.join(", ")
     );
     let bin = crate::demo::build_release()?;
