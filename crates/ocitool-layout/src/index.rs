@@ -6,10 +6,16 @@
 //! keys. The top-level members are written in sorted order, so the same file and the same
 //! edits always give the same bytes, and a document that no edit changed is not rewritten at
 //! all. Holding descriptors as raw text also keeps large indexes cheap: 10,000 refs parse,
-//! edit and serialize in a few milliseconds.
+//! edit and serialize in a few milliseconds. Untouched descriptors are spans of the file's
+//! text. Readers that go through every entry keep each parsed `Descriptor`; a transaction's
+//! edit (`parse_for_edit`) keeps only names and digests, validating each entry and dropping it,
+//! because holding 10,000 parsed descriptors costs more (page faults on a dozen MiB of heap)
+//! than the edit itself.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ocitool_digest::Digest;
 use ocitool_spec::Descriptor;
@@ -28,6 +34,9 @@ pub const DEFAULT_MAX_DESCRIPTORS: usize = 1_000_000;
 /// A parsed `index.json`.
 #[derive(Clone, Debug)]
 pub struct IndexDoc {
+    /// The text of the file read (empty for a new document); untouched descriptors are spans
+    /// of it.
+    source: String,
     /// Top-level members other than `manifests`, as raw JSON.
     top: BTreeMap<String, Box<RawValue>>,
     /// The descriptors, raw and parsed.
@@ -40,10 +49,38 @@ pub struct IndexDoc {
 
 #[derive(Clone, Debug)]
 struct Item {
-    raw: Box<RawValue>,
-    descriptor: Descriptor,
+    raw: Raw,
+    /// What every edit consults, kept from the validating parse.
+    digest: Box<str>,
+    ref_name: Option<Box<str>>,
+    containerd_name: Option<Box<str>>,
+    /// The full descriptor, parsed when first asked for.
+    parsed: OnceLock<Descriptor>,
     /// Added or replaced by an edit of this document.
     fresh: bool,
+}
+
+/// A descriptor's JSON text: a span of the document's source, or owned (made by an edit).
+#[derive(Clone, Debug)]
+enum Raw {
+    Span(Range<usize>),
+    Owned(Box<RawValue>),
+}
+
+/// What names an `index.json` entry, read without parsing the whole descriptor again.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryKey<'a> {
+    pub position: usize,
+    pub ref_name: Option<&'a str>,
+    pub containerd_name: Option<&'a str>,
+    pub digest: &'a str,
+}
+
+impl EntryKey<'_> {
+    /// The name a person knows this entry by: its ref name, else its containerd name.
+    pub fn display_name(&self) -> Option<&str> {
+        self.ref_name.or(self.containerd_name)
+    }
 }
 
 /// One descriptor of `index.json`, with its position.
@@ -84,14 +121,29 @@ fn raw(v: &impl serde::Serialize) -> Box<RawValue> {
 }
 
 impl Item {
+    fn new(raw: Raw, descriptor: Descriptor, keep: bool, fresh: bool) -> Item {
+        let item = Item {
+            raw,
+            digest: descriptor.digest.as_str().into(),
+            ref_name: descriptor.ref_name().map(Into::into),
+            containerd_name: descriptor.containerd_name().map(Into::into),
+            parsed: OnceLock::new(),
+            fresh,
+        };
+        if keep {
+            let _ = item.parsed.set(descriptor);
+        }
+        item
+    }
+
     fn from_value(v: &Value) -> Result<Item> {
         let descriptor =
             Descriptor::deserialize(v).map_err(|e| Error::Invalid(format!("descriptor: {e}")))?;
-        Ok(Item {
-            raw: raw(v),
-            descriptor,
-            fresh: true,
-        })
+        Ok(Item::new(Raw::Owned(raw(v)), descriptor, true, true))
+    }
+
+    fn ref_name(&self) -> Option<&str> {
+        self.ref_name.as_deref()
     }
 }
 
@@ -102,6 +154,7 @@ impl IndexDoc {
         top.insert("schemaVersion".to_string(), raw(&2));
         top.insert("mediaType".to_string(), raw(&media::OCI_INDEX));
         IndexDoc {
+            source: String::new(),
             top,
             items: Vec::new(),
             had_manifests: true,
@@ -113,54 +166,95 @@ impl IndexDoc {
     /// Parses `index.json` bytes. The top level must be an object, `manifests` an array, null
     /// or absent, and every entry a descriptor; anything else is reported with its location.
     pub fn parse(bytes: Vec<u8>, path: &Path) -> Result<IndexDoc> {
-        let mut top: BTreeMap<String, Box<RawValue>> =
-            serde_json::from_slice(&bytes).map_err(|e| {
-                json_err(
-                    path,
-                    format!("{e} (the top level must be a JSON object)"),
-                    String::new(),
-                )
-            })?;
-        let manifests = top.remove("manifests");
-        let had_manifests = manifests.is_some();
-        let mut items = Vec::new();
-        if let Some(m) = manifests {
-            let raws: Option<Vec<Box<RawValue>>> = serde_json::from_str(m.get()).map_err(|e| {
-                json_err(
-                    path,
-                    format!("\"manifests\" is not an array: {e}"),
-                    "manifests".into(),
-                )
-            })?;
-            let raws = raws.unwrap_or_default();
-            if raws.len() > DEFAULT_MAX_DESCRIPTORS {
-                return Err(json_err(
-                    path,
-                    format!(
-                        "{} descriptors exceed the limit of {DEFAULT_MAX_DESCRIPTORS}",
-                        raws.len()
-                    ),
-                    "manifests".into(),
-                ));
+        IndexDoc::parse_keeping(bytes, path, true)
+    }
+
+    /// Like [`IndexDoc::parse`] (every entry validated), but keeps only each entry's names and
+    /// digest: for a read-modify-write that touches a few entries of a large index (`tag`,
+    /// `untag`), holding every parsed descriptor costs more than the edit. Entries asked for
+    /// later are parsed again.
+    pub fn parse_for_edit(bytes: Vec<u8>, path: &Path) -> Result<IndexDoc> {
+        IndexDoc::parse_keeping(bytes, path, false)
+    }
+
+    fn parse_keeping(bytes: Vec<u8>, path: &Path, keep: bool) -> Result<IndexDoc> {
+        let source = String::from_utf8(bytes).map_err(|e| {
+            json_err(
+                path,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+                String::new(),
+            )
+        })?;
+        let (top, had_manifests, items) = {
+            let mut top: BTreeMap<String, &RawValue> =
+                serde_json::from_str(&source).map_err(|e| {
+                    json_err(
+                        path,
+                        format!("{e} (the top level must be a JSON object)"),
+                        String::new(),
+                    )
+                })?;
+            let manifests = top.remove("manifests");
+            let had_manifests = manifests.is_some();
+            let mut items = Vec::new();
+            if let Some(m) = manifests {
+                let raws: Option<Vec<&RawValue>> = serde_json::from_str(m.get()).map_err(|e| {
+                    json_err(
+                        path,
+                        format!("\"manifests\" is not an array: {e}"),
+                        "manifests".into(),
+                    )
+                })?;
+                let raws = raws.unwrap_or_default();
+                if raws.len() > DEFAULT_MAX_DESCRIPTORS {
+                    return Err(json_err(
+                        path,
+                        format!(
+                            "{} descriptors exceed the limit of {DEFAULT_MAX_DESCRIPTORS}",
+                            raws.len()
+                        ),
+                        "manifests".into(),
+                    ));
+                }
+                items.reserve(raws.len());
+                let base = source.as_ptr() as usize;
+                for (i, r) in raws.into_iter().enumerate() {
+                    let text = r.get();
+                    let descriptor: Descriptor = serde_json::from_str(text)
+                        .map_err(|e| json_err(path, e.to_string(), format!("manifests[{i}]")))?;
+                    // A borrowed RawValue is a slice of `source`.
+                    let start = text.as_ptr() as usize - base;
+                    let span = Raw::Span(start..start + text.len());
+                    items.push(Item::new(span, descriptor, keep, false));
+                }
             }
-            items.reserve(raws.len());
-            for (i, r) in raws.into_iter().enumerate() {
-                let descriptor: Descriptor = serde_json::from_str(r.get())
-                    .map_err(|e| json_err(path, e.to_string(), format!("manifests[{i}]")))?;
-                items.push(Item {
-                    raw: r,
-                    descriptor,
-                    fresh: false,
-                });
-            }
-        }
+            let top: BTreeMap<String, Box<RawValue>> =
+                top.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+            (top, had_manifests, items)
+        };
         Ok(IndexDoc {
+            source,
             top,
             items,
             had_manifests,
             changed: false,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The JSON text of an entry.
+    fn text<'a>(&'a self, it: &'a Item) -> &'a str {
+        match &it.raw {
+            Raw::Span(r) => &self.source[r.clone()],
+            Raw::Owned(b) => b.get(),
+        }
+    }
+
+    /// The full descriptor of an entry, parsed on first use (its text was validated when the
+    /// document was read, so this parse cannot fail).
+    fn parsed<'a>(&'a self, it: &'a Item) -> &'a Descriptor {
+        it.parsed
+            .get_or_init(|| serde_json::from_str(self.text(it)).unwrap_or_default())
     }
 
     pub fn path(&self) -> &Path {
@@ -179,14 +273,27 @@ impl IndexDoc {
             .enumerate()
             .map(|(position, it)| Entry {
                 position,
-                descriptor: it.descriptor.clone(),
+                descriptor: self.parsed(it).clone(),
             })
             .collect()
     }
 
+    /// The names and digest of every entry, in order (no parsing).
+    pub fn keys(&self) -> impl Iterator<Item = EntryKey<'_>> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(position, it)| EntryKey {
+                position,
+                ref_name: it.ref_name.as_deref(),
+                containerd_name: it.containerd_name.as_deref(),
+                digest: &it.digest,
+            })
+    }
+
     /// The descriptor at `position`, parsed.
     pub fn descriptor(&self, position: usize) -> Option<&Descriptor> {
-        self.items.get(position).map(|it| &it.descriptor)
+        self.items.get(position).map(|it| self.parsed(it))
     }
 
     /// Iterates `(position, descriptor)` without copying.
@@ -194,7 +301,7 @@ impl IndexDoc {
         self.items
             .iter()
             .enumerate()
-            .map(|(i, it)| (i, &it.descriptor))
+            .map(|(i, it)| (i, self.parsed(it)))
     }
 
     /// Descriptors added or replaced by edits of this document.
@@ -203,7 +310,7 @@ impl IndexDoc {
             .iter()
             .enumerate()
             .filter(|(_, it)| it.fresh)
-            .map(|(i, it)| (i, &it.descriptor))
+            .map(|(i, it)| (i, self.parsed(it)))
     }
 
     pub fn len(&self) -> usize {
@@ -218,7 +325,7 @@ impl IndexDoc {
     pub fn raw_entry(&self, position: usize) -> Option<Value> {
         self.items
             .get(position)
-            .and_then(|it| serde_json::from_str(it.raw.get()).ok())
+            .and_then(|it| serde_json::from_str(self.text(it)).ok())
     }
 
     /// The bytes of the document: top-level members sorted, untouched descriptors as they were.
@@ -226,7 +333,7 @@ impl IndexDoc {
         let mut out = String::with_capacity(
             self.items
                 .iter()
-                .map(|i| i.raw.get().len() + 1)
+                .map(|i| self.text(i).len() + 1)
                 .sum::<usize>()
                 + 256,
         );
@@ -243,7 +350,7 @@ impl IndexDoc {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(it.raw.get());
+                out.push_str(self.text(it));
             }
             out.push(']');
         };
@@ -280,12 +387,10 @@ impl IndexDoc {
         let mut desc = target.clone();
         set_name(&mut desc, name);
         let positions: Vec<usize> = self.positions_named(name);
-        let previous = positions
-            .first()
-            .map(|&i| self.items[i].descriptor.digest.clone());
+        let previous = positions.first().map(|&i| self.items[i].digest.to_string());
         if let Some(&first) = positions.first() {
             let same = positions.len() == 1
-                && serde_json::from_str::<Value>(self.items[first].raw.get())
+                && serde_json::from_str::<Value>(self.text(&self.items[first]))
                     .ok()
                     .as_ref()
                     == Some(&desc);
@@ -313,7 +418,7 @@ impl IndexDoc {
         self.items
             .iter()
             .enumerate()
-            .filter(|(_, it)| it.descriptor.ref_name() == Some(name))
+            .filter(|(_, it)| it.ref_name() == Some(name))
             .map(|(i, _)| i)
             .collect()
     }
@@ -325,11 +430,11 @@ impl IndexDoc {
         let Ok(item) = Item::from_value(desc) else {
             return;
         };
-        match item.descriptor.ref_name().map(str::to_string) {
+        match item.ref_name().map(str::to_string) {
             Some(name) => {
                 let positions = self.positions_named(&name);
                 if positions.len() == 1
-                    && serde_json::from_str::<Value>(self.items[positions[0]].raw.get())
+                    && serde_json::from_str::<Value>(self.text(&self.items[positions[0]]))
                         .ok()
                         .as_ref()
                         == Some(desc)
@@ -348,11 +453,11 @@ impl IndexDoc {
                 }
             }
             None => {
-                let digest = item.descriptor.digest.clone();
+                let digest = item.digest.clone();
                 if !self
                     .items
                     .iter()
-                    .any(|it| it.descriptor.ref_name().is_none() && it.descriptor.digest == digest)
+                    .any(|it| it.ref_name().is_none() && it.digest == digest)
                 {
                     self.mark();
                     self.items.push(item);
@@ -363,7 +468,7 @@ impl IndexDoc {
 
     /// Removes every entry named `name`; returns how many.
     pub fn remove_ref(&mut self, name: &str) -> usize {
-        self.remove_where(|d| d.ref_name() == Some(name))
+        self.remove_where(|it| it.ref_name() == Some(name))
     }
 
     /// Removes the entries at these positions; returns how many.
@@ -385,12 +490,12 @@ impl IndexDoc {
     /// Removes every entry pointing at `digest`, named or not; returns how many.
     pub fn remove_digest(&mut self, digest: &Digest) -> usize {
         let d = digest.to_string();
-        self.remove_where(|x| x.digest == d)
+        self.remove_where(|it| *it.digest == *d)
     }
 
-    fn remove_where(&mut self, f: impl Fn(&Descriptor) -> bool) -> usize {
+    fn remove_where(&mut self, f: impl Fn(&Item) -> bool) -> usize {
         let before = self.items.len();
-        self.items.retain(|it| !f(&it.descriptor));
+        self.items.retain(|it| !f(it));
         let n = before - self.items.len();
         if n > 0 {
             self.mark();
@@ -402,11 +507,7 @@ impl IndexDoc {
     /// Returns whether it was added.
     pub fn ensure_listed(&mut self, target: &Value) -> bool {
         let digest = target.get("digest").and_then(Value::as_str);
-        if self
-            .items
-            .iter()
-            .any(|it| Some(it.descriptor.digest.as_str()) == digest)
-        {
+        if self.items.iter().any(|it| Some(&*it.digest) == digest) {
             return false;
         }
         let mut desc = target.clone();
@@ -429,9 +530,9 @@ impl IndexDoc {
     pub fn ref_digests(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         for it in &self.items {
-            if let Some(n) = it.descriptor.ref_name() {
+            if let Some(n) = it.ref_name() {
                 m.entry(n.to_string())
-                    .or_insert_with(|| it.descriptor.digest.clone());
+                    .or_insert_with(|| it.digest.to_string());
             }
         }
         m
@@ -545,6 +646,58 @@ mod tests {
 
     fn doc(s: &str) -> IndexDoc {
         IndexDoc::parse(s.as_bytes().to_vec(), Path::new("index.json")).unwrap()
+    }
+
+    /// The edit mode keeps only names and digests; it must behave exactly like the full parse.
+    #[test]
+    fn parse_for_edit_behaves_like_parse() {
+        let src = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{D}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"a:1","x":"y"}},"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{D}","size":1,"annotations":{{"io.containerd.image.name":"docker.io/library/b:2"}}}},
+            {{"mediaType": "m/x",  "digest":"{D}","size":1}}]}}"#
+        );
+        let full = doc(&src);
+        let lazy =
+            IndexDoc::parse_for_edit(src.clone().into_bytes(), Path::new("index.json")).unwrap();
+        let ds = |d: &IndexDoc| d.iter().map(|(_, x)| x.clone()).collect::<Vec<_>>();
+        assert_eq!(ds(&full), ds(&lazy));
+        let keys = |d: &IndexDoc| {
+            d.keys()
+                .map(|k| {
+                    (
+                        k.position,
+                        k.ref_name.map(String::from),
+                        k.display_name().map(String::from),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&full), keys(&lazy));
+        assert_eq!(keys(&lazy)[1].2.as_deref(), Some("docker.io/library/b:2"));
+        let target = descriptor_value(
+            "application/vnd.oci.image.manifest.v1+json",
+            &Digest::sha256(b"t"),
+            1,
+        );
+        for d in [&mut full.clone(), &mut lazy.clone()] {
+            assert_eq!(d.set_ref("a:1", &target).as_deref(), Some(D));
+            assert_eq!(d.remove_ref("nothing"), 0);
+            assert!(!d.ensure_listed(&descriptor_value("m/x", &Digest::parse(D).unwrap(), 1)));
+        }
+        let mut a = full.clone();
+        let mut b = lazy.clone();
+        for d in [&mut a, &mut b] {
+            d.set_ref("a:1", &target);
+            d.set_ref("c:3", &target);
+            d.remove_digest(&Digest::parse(D).unwrap());
+        }
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert_eq!(ds(&a), ds(&b));
+        assert_eq!(a.ref_digests(), b.ref_digests());
+        // Untouched entries keep their text (white space inside them included).
+        let mut c = lazy.clone();
+        c.set_ref("z:9", &target);
+        let out = String::from_utf8(c.to_bytes()).unwrap();
+        assert!(out.contains(r#"{"mediaType": "m/x",  "digest""#), "{out}");
     }
 
     /// Found by the `index_edit` fuzz target: setting the policy on an index whose annotations

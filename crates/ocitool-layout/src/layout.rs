@@ -253,6 +253,13 @@ impl Layout {
         IndexDoc::parse(bytes, &path)
     }
 
+    /// Reads `index.json` for an edit ([`IndexDoc::parse_for_edit`]).
+    pub(crate) fn read_index_for_edit(&self) -> Result<IndexDoc> {
+        let path = self.index_path();
+        let bytes = read_small_file(&path, self.options.index_limit)?;
+        IndexDoc::parse_for_edit(bytes, &path)
+    }
+
     /// The size of a blob, `None` when it is absent; an error when something other than a
     /// regular file sits at its path.
     pub fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>> {

@@ -26,7 +26,7 @@ pub mod verify;
 
 pub use errors::{Error, Result};
 pub use graph::{Graph, Problem, WalkOptions};
-pub use index::IndexDoc;
+pub use index::{EntryKey, IndexDoc};
 pub use layout::{BlobEntry, Layout, OCI_LAYOUT_CONTENT, Options};
 pub use lock::WaitMode;
 pub use progress::{NoProgress, Progress};

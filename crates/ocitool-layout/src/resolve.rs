@@ -46,26 +46,26 @@ impl Target {
 /// Positions of the `index.json` entries a name matches (see the module docs).
 pub fn match_name(index: &IndexDoc, name: &str) -> Vec<usize> {
     let tier1: Vec<usize> = index
-        .iter()
-        .filter(|(_, d)| d.ref_name() == Some(name))
-        .map(|(p, _)| p)
+        .keys()
+        .filter(|k| k.ref_name == Some(name))
+        .map(|k| k.position)
         .collect();
     if !tier1.is_empty() {
         return tier1;
     }
     let tier2: Vec<usize> = index
-        .iter()
-        .filter(|(_, d)| d.containerd_name() == Some(name))
-        .map(|(p, _)| p)
+        .keys()
+        .filter(|k| k.containerd_name == Some(name))
+        .map(|k| k.position)
         .collect();
     if !tier2.is_empty() {
         return tier2;
     }
     let want = refname::familiar(name);
     index
-        .iter()
-        .filter(|(_, d)| d.containerd_name().map(refname::familiar) == Some(want))
-        .map(|(p, _)| p)
+        .keys()
+        .filter(|k| k.containerd_name.map(refname::familiar) == Some(want))
+        .map(|k| k.position)
         .collect()
 }
 
@@ -117,8 +117,9 @@ fn target_from_value(raw: &Value, location: &str) -> Result<Target> {
 
 fn resolve_digest(layout: &Layout, index: &IndexDoc, digest: &Digest) -> Result<Target> {
     let ds = digest.to_string();
-    for (p, d) in index.iter() {
-        if d.digest == ds
+    for k in index.keys() {
+        let p = k.position;
+        if k.digest == ds
             && let Some(raw) = index.raw_entry(p)
         {
             return target_from_value(&raw, &format!("index.json manifests[{p}]"));
@@ -183,9 +184,8 @@ fn resolve_digest(layout: &Layout, index: &IndexDoc, digest: &Digest) -> Result<
 /// A suggestion for an unknown name: refs with the same tag or repository.
 fn hint(index: &IndexDoc, reference: &str) -> String {
     let names: Vec<String> = index
-        .entries()
-        .iter()
-        .filter_map(|e| e.display_name().map(str::to_string))
+        .keys()
+        .filter_map(|k| k.display_name().map(str::to_string))
         .collect();
     if names.is_empty() {
         return " (the layout has no refs)".into();

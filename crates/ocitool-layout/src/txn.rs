@@ -340,7 +340,7 @@ impl<'a> Transaction<'a> {
             }
         }
         let _index_lock = lock::acquire(&layout.state.index_lock, true, layout.options.wait)?;
-        let mut index = layout.read_index()?;
+        let mut index = layout.read_index_for_edit()?;
         let policy = index.policy()?;
         let refs_before = if policy.is_empty() {
             BTreeMap::new()
@@ -363,8 +363,7 @@ impl<'a> Transaction<'a> {
                     location: format!("index.json manifests[{p}]"),
                     source,
                 })?;
-                if !incoming.contains(&c.digest) && layout.stat_blob(&c.digest)?.is_none()
-                {
+                if !incoming.contains(&c.digest) && layout.stat_blob(&c.digest)?.is_none() {
                     return Err(Error::MissingBlob {
                         path: layout.blob_path(&c.digest),
                         digest: c.digest,
