@@ -140,7 +140,10 @@ fn commit_refuses_a_descriptor_whose_blob_is_absent() {
         .unwrap_err();
     assert!(matches!(err, Error::MissingBlob { .. }), "{err}");
     assert!(l.read_index().unwrap().is_empty());
-    assert!(files(l.root()).is_empty(), "no staged blob installed by a refused commit");
+    assert!(
+        files(l.root()).is_empty(),
+        "no staged blob installed by a refused commit"
+    );
 }
 
 #[test]
