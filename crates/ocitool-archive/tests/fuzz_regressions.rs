@@ -58,6 +58,26 @@ fn oci_archive_unpack() {
 }
 
 #[test]
+fn archive_structured() {
+    replay("archive_structured");
+}
+
+/// The seeds `cargo xtask fuzz` gives `archive_structured` decode to archives that import, so
+/// the fuzzer starts from imports that reach the end.
+#[test]
+fn archive_structured_seeds_import() {
+    for (name, seed) in harness::STRUCTURED_SEEDS {
+        let decoded = harness::Structured::decode(seed).expect("a seed is not empty");
+        assert_eq!(
+            harness::structured_import(seed),
+            Some(true),
+            "seed {name} does not import:\n{}",
+            decoded.describe()
+        );
+    }
+}
+
+#[test]
 fn views() {
     replay("views");
 }
@@ -79,6 +99,7 @@ fn every_target_is_replayed() {
         [
             "archive_import",
             "oci_archive_unpack",
+            "archive_structured",
             "views",
             "names",
             "index_edit"

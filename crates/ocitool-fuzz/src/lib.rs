@@ -4,14 +4,17 @@
 //! panics are bugs (in the library, or a broken invariant asserted here). The same file is
 //! compiled into `crates/ocitool-archive/tests/fuzz_regressions.rs` (by `#[path]`), which
 //! replays every saved crash under `testdata/fuzz-regressions/<target>/`, so this file uses
-//! only dependencies that crate also has: the ocitool libraries, `serde_json` and `tempfile`.
+//! only dependencies that crate also has: the ocitool libraries, `serde_json`, `tar` and
+//! `tempfile`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ocitool_archive::import::{self, ImportOptions, Mode};
 use ocitool_archive::ingest::Limits;
-use ocitool_digest::Digest;
+use ocitool_compress::{Compression, EncodeOptions, Encoder};
+use ocitool_digest::{Algorithm, Digest};
 use ocitool_layout::{IndexDoc, Layout, NoProgress, Options, WaitMode};
 use ocitool_spec::docker::{self, ManifestItem};
 use ocitool_spec::refname;
@@ -22,9 +25,10 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 /// The names of the fuzz targets, as `cargo fuzz` and `testdata/fuzz-regressions/` know them.
-pub const TARGETS: [&str; 5] = [
+pub const TARGETS: [&str; 6] = [
     "archive_import",
     "oci_archive_unpack",
+    "archive_structured",
     "views",
     "names",
     "index_edit",
@@ -35,6 +39,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
     match target {
         "archive_import" => archive_import(data),
         "oci_archive_unpack" => oci_archive_unpack(data),
+        "archive_structured" => archive_structured(data),
         "views" => views(data),
         "names" => names(data),
         "index_edit" => index_edit(data),
@@ -91,7 +96,9 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<u64>> {
     out
 }
 
-fn archive(data: &[u8], mode: Mode) {
+/// Imports `data` into a fresh layout and checks what the layout looks like after it; whether
+/// the import succeeded.
+fn archive(data: &[u8], mode: Mode) -> bool {
     let tmp = tempfile::Builder::new()
         .prefix("ocitool-fuzz-")
         .tempdir_in(temp_base())
@@ -123,6 +130,7 @@ fn archive(data: &[u8], mode: Mode) {
         "{mode:?} ({}) left files in .ocitool/tmp: {staging:?}",
         if result.is_ok() { "Ok" } else { "Err" }
     );
+    let imported = result.is_ok();
     match result {
         Err(e) => {
             assert!(
@@ -183,6 +191,834 @@ fn archive(data: &[u8], mode: Mode) {
             );
         }
     }
+    imported
+}
+
+// ---------------------------------------------------------------------------------------------
+// archive_structured
+
+include!("structured_seeds.rs");
+
+/// `import` (or `unpack`) of an archive the input describes member by member, with digests,
+/// sizes and names that reference the archive's own members (the format is described in
+/// `structured_seeds.rs`), so that mutations reach image resolution instead of breaking a
+/// digest; the same checks as `archive_import`.
+pub fn archive_structured(data: &[u8]) {
+    structured_import(data);
+}
+
+/// Decodes `data` into an archive and imports it: whether the import succeeded (`None`: an
+/// empty input). With `OCITOOL_FUZZ_SHOW` set in the environment, prints the archive first.
+pub fn structured_import(data: &[u8]) -> Option<bool> {
+    let s = Structured::decode(data)?;
+    if std::env::var_os("OCITOOL_FUZZ_SHOW").is_some() {
+        eprintln!("{}", s.describe());
+    }
+    Some(archive(&s.archive, s.mode))
+}
+
+/// Most members an input describes.
+const MAX_MEMBERS: usize = 32;
+
+/// What a file of a structured archive is, for the descriptors that reference it.
+#[derive(Clone, Copy, Debug)]
+enum Doc {
+    Layer,
+    Config,
+    Manifest(&'static str),
+    Index(&'static str),
+    Other,
+}
+
+#[derive(Clone, Debug)]
+struct Blob {
+    digest: Digest,
+    size: u64,
+    /// By magic bytes.
+    compression: Compression,
+    /// sha256 of the decompressed bytes (a layer's diff_id); the digest when not compressed.
+    diff_id: Digest,
+    doc: Doc,
+}
+
+impl Blob {
+    fn of(bytes: &[u8], diff_id: Option<Digest>, doc: Doc) -> Blob {
+        let digest = Digest::sha256(bytes);
+        Blob {
+            diff_id: diff_id.unwrap_or_else(|| digest.clone()),
+            digest,
+            size: bytes.len() as u64,
+            compression: Compression::detect(bytes),
+            doc,
+        }
+    }
+
+    /// The media type a descriptor of this blob has where nothing else decides it.
+    fn media_type(&self, docker: bool) -> &'static str {
+        match self.doc {
+            Doc::Layer => media::layer_media_type(self.compression, docker),
+            Doc::Config if docker => media::DOCKER_CONFIG,
+            Doc::Config => media::OCI_CONFIG,
+            Doc::Manifest(mt) | Doc::Index(mt) => mt,
+            Doc::Other => "application/octet-stream",
+        }
+    }
+
+    /// A descriptor; `variant` 6 declares one byte too many, 7 a digest not in the archive.
+    fn descriptor(&self, media_type: &str, variant: u8) -> Map<String, Value> {
+        let mut digest = self.digest.to_string();
+        let mut size = self.size;
+        match variant {
+            6 => size += 1,
+            7 => digest = altered(&digest),
+            _ => {}
+        }
+        let mut d = Map::new();
+        d.insert("mediaType".into(), Value::from(media_type));
+        d.insert("digest".into(), Value::from(digest));
+        d.insert("size".into(), Value::from(size));
+        d
+    }
+}
+
+/// The same digest with its last hex digit changed.
+fn altered(digest: &str) -> String {
+    let mut s = digest.to_string();
+    let last = s.pop();
+    s.push(if last == Some('0') { '1' } else { '0' });
+    s
+}
+
+#[derive(Clone, Debug)]
+enum Body {
+    File(Vec<u8>),
+    Symlink(String),
+    Hardlink(String),
+    Dir,
+}
+
+#[derive(Clone, Debug)]
+struct StructuredMember {
+    /// As written in the tar header.
+    name: String,
+    body: Body,
+    /// A file's own blob; a link's target's (when the target is a file or a link to one).
+    blob: Option<Blob>,
+    /// The hex `{hex}` and `{v1}` names derive from.
+    anchor: String,
+}
+
+/// Which earlier members a reference byte picks among.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// Regular files (digest references).
+    Files,
+    /// Files and links (name references).
+    Names,
+}
+
+/// An earlier member (its index) and the reference's variant (0..=7), or `None` when there
+/// is no candidate.
+fn pick(earlier: &[StructuredMember], r: u8, pool: Pool) -> Option<(usize, u8)> {
+    let candidates: Vec<usize> = earlier
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| match pool {
+            Pool::Files => matches!(m.body, Body::File(_)),
+            Pool::Names => !matches!(m.body, Body::Dir),
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let back = (r & 0x1f) as usize % candidates.len().max(1);
+    let i = *candidates.get(candidates.len().checked_sub(1 + back)?)?;
+    Some((i, r >> 5))
+}
+
+/// A member name as a `manifest.json` path: as written, with its `./` toggled (6), or one
+/// the archive does not hold (7).
+fn name_ref(earlier: &[StructuredMember], r: u8) -> String {
+    match pick(earlier, r, Pool::Names) {
+        None => "missing/layer.tar".into(),
+        Some((i, 7)) => format!("missing-{i}/layer.tar"),
+        Some((i, 6)) => toggle_dot(&earlier[i].name),
+        Some((i, _)) => earlier[i].name.clone(),
+    }
+}
+
+/// A member name as the importer compares names: without `.` and empty components.
+fn normal(name: &str) -> Vec<&str> {
+    name.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
+}
+
+fn toggle_dot(name: &str) -> String {
+    match name.strip_prefix("./") {
+        Some(rest) => rest.to_string(),
+        None => format!("./{name}"),
+    }
+}
+
+fn compress(data: &[u8], c: Compression) -> Vec<u8> {
+    let options = EncodeOptions {
+        level: Some(1),
+        zstd_workers: 0,
+    };
+    let mut e = Encoder::new(c, Vec::new(), options).expect("level 1 is valid");
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}
+
+fn json_bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("a Value serializes")
+}
+
+/// The name part of a member, as read before its content.
+enum NameSpec {
+    Base(u8),
+    Raw(String),
+    SameAs(Option<usize>),
+}
+
+/// An archive decoded from a fuzz input.
+pub struct Structured {
+    pub mode: Mode,
+    /// The tar stream (compressed as `compression` says).
+    pub archive: Vec<u8>,
+    compression: Compression,
+    end_blocks: bool,
+    members: Vec<StructuredMember>,
+}
+
+impl Structured {
+    /// `None` for an empty input.
+    pub fn decode(data: &[u8]) -> Option<Structured> {
+        let mut input = Input { data };
+        let flags = input.byte()?;
+        let compression = match flags & 3 {
+            1 => Compression::Gzip,
+            2 => Compression::Zstd,
+            _ => Compression::None,
+        };
+        let mode = if flags & F_UNPACK != 0 {
+            Mode::Unpack
+        } else {
+            Mode::Import
+        };
+        let end_blocks = flags & F_NO_END == 0;
+        let mut members = Vec::new();
+        while members.len() < MAX_MEMBERS {
+            let Some(m) = input.member(&members) else {
+                break;
+            };
+            members.push(m);
+        }
+        let tar = build_tar(&members, end_blocks);
+        let archive = match compression {
+            Compression::None => tar,
+            c => compress(&tar, c),
+        };
+        Some(Structured {
+            mode,
+            archive,
+            compression,
+            end_blocks,
+            members,
+        })
+    }
+
+    /// The archive, member by member, JSON documents in full.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "{:?} of a {} tar of {} bytes ({} members{}):\n",
+            self.mode,
+            match self.compression {
+                Compression::None => "plain",
+                c => c.name(),
+            },
+            self.archive.len(),
+            self.members.len(),
+            if self.end_blocks {
+                ""
+            } else {
+                ", no end blocks"
+            }
+        );
+        for (i, m) in self.members.iter().enumerate() {
+            out.push_str(&format!("  #{i:<2} {:?}", m.name));
+            match &m.body {
+                Body::File(bytes) => {
+                    let b = m.blob.as_ref().expect("a file has a blob");
+                    out.push_str(&format!(
+                        " {} bytes {} {:?}, {}",
+                        b.size, b.digest, b.doc, b.compression
+                    ));
+                    if b.diff_id != b.digest {
+                        out.push_str(&format!(", diff_id {}", b.diff_id));
+                    }
+                    if matches!(bytes.first(), Some(b'{' | b'[' | b'n')) {
+                        out.push_str(&format!("\n      {}", String::from_utf8_lossy(bytes)));
+                    }
+                }
+                Body::Symlink(t) => out.push_str(&format!(" -> {t:?}")),
+                Body::Hardlink(t) => out.push_str(&format!(" link to {t:?}")),
+                Body::Dir => out.push_str(" (directory)"),
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Input<'_> {
+    fn refs(&mut self, n: u8) -> Option<Vec<u8>> {
+        (0..n).map(|_| self.byte()).collect()
+    }
+
+    /// One member: its name byte (and parameters), then its kind byte (and parameters).
+    fn member(&mut self, earlier: &[StructuredMember]) -> Option<StructuredMember> {
+        let nb = self.byte()?;
+        let spec = match nb & 0x0f {
+            N_RAW => {
+                let n = self.byte()? as usize % 101;
+                NameSpec::Raw(String::from_utf8_lossy(self.take(n)).into_owned())
+            }
+            N_SAME_AS => NameSpec::SameAs(pick(earlier, self.byte()?, Pool::Names).map(|p| p.0)),
+            b => NameSpec::Base(b),
+        };
+        // A link's target, resolved after its own name is known.
+        let mut link: Option<(bool, Option<(usize, u8)>)> = None;
+        let (body, blob) = match self.byte()? % 12 {
+            K_LAYER => {
+                let (bytes, diff_id) = self.layer()?;
+                let blob = Blob::of(&bytes, Some(diff_id), Doc::Layer);
+                (Body::File(bytes), Some(blob))
+            }
+            K_CONFIG => {
+                let bytes = self.config(earlier)?;
+                let blob = Blob::of(&bytes, None, Doc::Config);
+                (Body::File(bytes), Some(blob))
+            }
+            K_MANIFEST => {
+                let (bytes, mt) = self.manifest(earlier)?;
+                let blob = Blob::of(&bytes, None, Doc::Manifest(mt));
+                (Body::File(bytes), Some(blob))
+            }
+            K_INDEX => {
+                let (bytes, mt) = self.index(earlier)?;
+                let blob = Blob::of(&bytes, None, Doc::Index(mt));
+                (Body::File(bytes), Some(blob))
+            }
+            K_DOCKER_MANIFEST => {
+                let bytes = self.docker_manifest(earlier)?;
+                let blob = Blob::of(&bytes, None, Doc::Other);
+                (Body::File(bytes), Some(blob))
+            }
+            K_OCI_LAYOUT => {
+                let bytes = [
+                    &br#"{"imageLayoutVersion":"1.0.0"}"#[..],
+                    br#"{"imageLayoutVersion": "1.0.0"}"#,
+                    br#"{"imageLayoutVersion":"2.0.0"}"#,
+                    b"{}",
+                    b"[]",
+                ][self.byte()? as usize % 5]
+                    .to_vec();
+                let blob = Blob::of(&bytes, None, Doc::Other);
+                (Body::File(bytes), Some(blob))
+            }
+            K_REPOSITORIES => {
+                let bytes = self.repositories(earlier)?;
+                let blob = Blob::of(&bytes, None, Doc::Other);
+                (Body::File(bytes), Some(blob))
+            }
+            K_RAW => {
+                let n = self.byte()? as usize;
+                let bytes = self.take(n).to_vec();
+                let blob = Blob::of(&bytes, None, Doc::Other);
+                (Body::File(bytes), Some(blob))
+            }
+            k @ (K_SYMLINK | K_HARDLINK) => {
+                let target = pick(earlier, self.byte()?, Pool::Names);
+                link = Some((k == K_SYMLINK, target));
+                let blob = target.and_then(|(i, _)| earlier[i].blob.clone());
+                (Body::Dir, blob) // the body is set below
+            }
+            K_DIR => (Body::Dir, None),
+            _ => {
+                // K_COPY
+                match pick(earlier, self.byte()?, Pool::Files) {
+                    Some((i, _)) => (earlier[i].body.clone(), earlier[i].blob.clone()),
+                    None => (
+                        Body::File(Vec::new()),
+                        Some(Blob::of(&[], None, Doc::Other)),
+                    ),
+                }
+            }
+        };
+
+        // {hex}: the content's digest (a link's target's); with N_PREV the previous member's.
+        let own = match (&blob, &link) {
+            (Some(b), _) => b.digest.encoded().to_string(),
+            (None, Some((_, Some((i, _))))) => earlier[*i].anchor.clone(),
+            _ => String::new(),
+        };
+        let mut anchor = if nb & N_PREV != 0 {
+            earlier.last().map(|m| m.anchor.clone()).unwrap_or_default()
+        } else {
+            own
+        };
+        if anchor.is_empty() {
+            anchor = Digest::sha256(&[earlier.len() as u8]).encoded().to_string();
+        }
+        let hex = &anchor;
+        let v1 = Digest::sha256(format!("v1 {anchor}").as_bytes());
+        let v1 = v1.encoded();
+        let is_dir = matches!(body, Body::Dir) && link.is_none();
+        let same_as = matches!(spec, NameSpec::SameAs(_));
+        let mut name = match spec {
+            NameSpec::Raw(s) => s,
+            NameSpec::SameAs(Some(i)) => earlier[i].name.clone(),
+            NameSpec::SameAs(None) => "manifest.json".into(),
+            NameSpec::Base(b) if is_dir => match b {
+                N_MANIFEST_JSON => String::new(),
+                N_BLOB => "blobs/sha256/".into(),
+                N_BLOB_SHA512 => "blobs/".into(),
+                N_V1_LAYER | N_V1_JSON | N_V1_VERSION => format!("{v1}/"),
+                _ => format!("{hex}/"),
+            },
+            NameSpec::Base(b) => match b {
+                N_MANIFEST_JSON => "manifest.json".into(),
+                N_INDEX_JSON => "index.json".into(),
+                N_OCI_LAYOUT => "oci-layout".into(),
+                N_REPOSITORIES => "repositories".into(),
+                N_BLOB => format!("blobs/sha256/{hex}"),
+                N_HEX_JSON => format!("{hex}.json"),
+                N_V1_LAYER => format!("{v1}/layer.tar"),
+                N_HEX_TAR => format!("{hex}.tar"),
+                N_SHA256_HEX => format!("sha256:{hex}"),
+                N_HEX_TAR_GZ => format!("{hex}.tar.gz"),
+                N_V1_JSON => format!("{v1}/json"),
+                N_V1_VERSION => format!("{v1}/VERSION"),
+                N_BLOB_SHA512 => {
+                    let d = match (&body, nb & N_PREV) {
+                        (Body::File(bytes), 0) => Digest::of(Algorithm::Sha512, bytes),
+                        _ => Digest::of(Algorithm::Sha512, anchor.as_bytes()),
+                    };
+                    format!("blobs/sha512/{}", d.encoded())
+                }
+                _ => format!("blobs/sha256/{}", altered(hex)),
+            },
+        };
+        if nb & N_DOT != 0 && !name.starts_with("./") {
+            name = format!("./{name}");
+        }
+        // A name taken twice by accident (the same content stored twice, a fixed name used
+        // again) moves to a directory of its own: the importer refuses duplicates outright,
+        // and `N_SAME_AS` makes them on purpose.
+        if !same_as
+            && !is_dir
+            && earlier
+                .iter()
+                .any(|m| !matches!(m.body, Body::Dir) && normal(&m.name) == normal(&name))
+        {
+            name = format!("dup{}/{}", earlier.len(), name.trim_start_matches("./"));
+        }
+
+        let body = match link {
+            None => body,
+            Some((symlink, target)) => {
+                let to = match target {
+                    None => "nowhere".to_string(),
+                    Some((_, 7)) => "/etc/passwd".to_string(),
+                    Some((_, 6)) if symlink => "../../../escape".to_string(),
+                    Some((i, 6)) => toggle_dot(&earlier[i].name),
+                    Some((i, _)) if symlink => {
+                        // Relative to the link's directory.
+                        let depth = name
+                            .split('/')
+                            .filter(|c| !c.is_empty() && *c != ".")
+                            .count()
+                            .saturating_sub(1);
+                        let target = earlier[i].name.trim_start_matches("./");
+                        format!("{}{target}", "../".repeat(depth))
+                    }
+                    Some((i, _)) => earlier[i].name.clone(),
+                };
+                if symlink {
+                    Body::Symlink(to)
+                } else {
+                    Body::Hardlink(to)
+                }
+            }
+        };
+        Some(StructuredMember {
+            name,
+            body,
+            blob,
+            anchor,
+        })
+    }
+
+    /// A layer: its bytes (compressed as asked) and its diff_id.
+    fn layer(&mut self) -> Option<(Vec<u8>, Digest)> {
+        let spec = self.byte()?;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, ty: tar::EntryType, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_mtime(1_700_000_000);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mode(if ty.is_dir() { 0o755 } else { 0o644 });
+            h.set_entry_type(ty);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, data)
+                .expect("writing to memory");
+        };
+        if spec & L_DIR != 0 {
+            add("etc/", tar::EntryType::Directory, &[]);
+        }
+        for i in 0..(spec >> 2) & 3 {
+            let size = self.byte()? as usize;
+            let fill = self.byte()?;
+            let data: Vec<u8> = (0..size)
+                .map(|j| fill.wrapping_add((j / 7) as u8))
+                .collect();
+            add(&format!("etc/file-{i}"), tar::EntryType::Regular, &data);
+        }
+        if spec & L_WHITEOUT != 0 {
+            add("etc/.wh.gone", tar::EntryType::Regular, &[]);
+        }
+        let tar = b.into_inner().expect("writing to memory");
+        let diff_id = Digest::sha256(&tar);
+        let bytes = match spec & 3 {
+            L_TAR => tar,
+            L_GZIP => compress(&tar, Compression::Gzip),
+            L_ZSTD => compress(&tar, Compression::Zstd),
+            _ => {
+                let mut gz = compress(&tar, Compression::Gzip);
+                gz.truncate(gz.len() - 8); // without its CRC and length
+                gz
+            }
+        };
+        Some((bytes, diff_id))
+    }
+
+    fn config(&mut self, earlier: &[StructuredMember]) -> Option<Vec<u8>> {
+        let flags = self.byte()?;
+        let n = self.byte()? % 5;
+        let mut diff_ids = Vec::new();
+        for r in self.refs(n)? {
+            if let Some((i, v)) = pick(earlier, r, Pool::Files) {
+                let b = earlier[i].blob.as_ref().expect("a file has a blob");
+                diff_ids.push(Value::from(match v {
+                    6 => b.digest.to_string(),
+                    7 => altered(&b.diff_id.to_string()),
+                    _ => b.diff_id.to_string(),
+                }));
+            }
+        }
+        let mut c = Map::new();
+        c.insert(
+            "architecture".into(),
+            if flags & C_BAD_ARCH != 0 {
+                Value::from(7)
+            } else {
+                Value::from(ARCHES[flags as usize & 3])
+            },
+        );
+        if flags & C_NO_OS == 0 {
+            c.insert("os".into(), Value::from("linux"));
+        }
+        if flags & C_OS_VERSION != 0 {
+            c.insert("os.version".into(), Value::from("10.0.17763.1"));
+            c.insert("variant".into(), Value::from("v7"));
+        }
+        if flags & C_NO_ROOTFS == 0 {
+            let ids = if flags & C_NULL_DIFF_IDS != 0 {
+                Value::Null
+            } else {
+                Value::Array(diff_ids)
+            };
+            c.insert("rootfs".into(), json!({"type": "layers", "diff_ids": ids}));
+        }
+        if flags & C_FULL != 0 {
+            c.insert(
+                "config".into(),
+                json!({"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"], "Labels": null}),
+            );
+            c.insert("created".into(), Value::from("2023-11-14T22:13:20Z"));
+            c.insert("history".into(), json!([{"created_by": "fuzz"}]));
+        }
+        Some(json_bytes(&Value::Object(c)))
+    }
+
+    fn manifest(&mut self, earlier: &[StructuredMember]) -> Option<(Vec<u8>, &'static str)> {
+        let flags = self.byte()?;
+        let docker = flags & M_DOCKER != 0;
+        let config = self.byte()?;
+        let subject = if flags & M_SUBJECT != 0 {
+            Some(self.byte()?)
+        } else {
+            None
+        };
+        let n = self.byte()? % 6;
+        let layers = self.refs(n)?;
+        let mt = if docker {
+            media::DOCKER_MANIFEST
+        } else {
+            media::OCI_MANIFEST
+        };
+        let config_type = match (flags & M_ARTIFACT != 0, docker) {
+            (true, _) => "application/vnd.example.artifact.config.v1+json",
+            (false, true) => media::DOCKER_CONFIG,
+            (false, false) => media::OCI_CONFIG,
+        };
+        let mut m = Map::new();
+        m.insert(
+            "schemaVersion".into(),
+            Value::from(if flags & M_SCHEMA1 != 0 { 1 } else { 2 }),
+        );
+        if flags & M_NO_MEDIA_TYPE == 0 {
+            m.insert("mediaType".into(), Value::from(mt));
+        }
+        let config = match pick(earlier, config, Pool::Files) {
+            Some((i, v)) => earlier[i]
+                .blob
+                .as_ref()
+                .expect("a file")
+                .descriptor(config_type, v),
+            None => Blob::of(media::EMPTY_JSON, None, Doc::Other).descriptor(config_type, 0),
+        };
+        m.insert("config".into(), Value::Object(config));
+        let mut ls = Vec::new();
+        for (k, r) in layers.into_iter().enumerate() {
+            let Some((i, v)) = pick(earlier, r, Pool::Files) else {
+                continue;
+            };
+            let b = earlier[i].blob.as_ref().expect("a file");
+            let c = if flags & M_TAR_TYPES != 0 {
+                Compression::None
+            } else {
+                b.compression
+            };
+            let mut d = b.descriptor(media::layer_media_type(c, docker), v);
+            if k == 0 && flags & M_FOREIGN != 0 {
+                let foreign = if docker {
+                    media::DOCKER_FOREIGN_LAYER
+                } else {
+                    media::OCI_LAYER_ND_GZIP
+                };
+                d.insert("mediaType".into(), Value::from(foreign));
+                d.insert("urls".into(), json!(["https://example.com/layer.tar.gz"]));
+            }
+            ls.push(Value::Object(d));
+        }
+        m.insert("layers".into(), Value::Array(ls));
+        if flags & M_ANNOTATIONS != 0 {
+            m.insert(
+                "annotations".into(),
+                json!({"org.opencontainers.image.created": "2023-11-14T22:13:20Z"}),
+            );
+        }
+        if let Some((i, v)) = subject.and_then(|r| pick(earlier, r, Pool::Files)) {
+            let b = earlier[i].blob.as_ref().expect("a file");
+            m.insert(
+                "subject".into(),
+                Value::Object(b.descriptor(b.media_type(docker), v)),
+            );
+        }
+        Some((json_bytes(&Value::Object(m)), mt))
+    }
+
+    fn index(&mut self, earlier: &[StructuredMember]) -> Option<(Vec<u8>, &'static str)> {
+        let flags = self.byte()?;
+        let docker = flags & I_DOCKER != 0;
+        let n = self.byte()? % 6;
+        let mut manifests = Vec::new();
+        for _ in 0..n {
+            let r = self.byte()?;
+            let ann = self.byte()?;
+            let Some((i, v)) = pick(earlier, r, Pool::Files) else {
+                continue;
+            };
+            let b = earlier[i].blob.as_ref().expect("a file");
+            let mut d = b.descriptor(b.media_type(docker), v);
+            let mut a = Map::new();
+            if ann & 7 != 0 {
+                a.insert(
+                    refname::REF_NAME.into(),
+                    Value::from(REF_NAMES[ann as usize & 7]),
+                );
+            }
+            if (ann >> 3) & 7 != 0 {
+                a.insert(
+                    refname::CONTAINERD_IMAGE_NAME.into(),
+                    Value::from(CONTAINERD_NAMES[(ann as usize >> 3) & 7]),
+                );
+            }
+            if !a.is_empty() {
+                d.insert("annotations".into(), Value::Object(a));
+            }
+            let (os, arch, variant) = PLATFORMS[ann as usize >> 6];
+            if !os.is_empty() {
+                let mut p = json!({"architecture": arch, "os": os});
+                if !variant.is_empty() {
+                    p["variant"] = Value::from(variant);
+                }
+                d.insert("platform".into(), p);
+            }
+            manifests.push(Value::Object(d));
+        }
+        let mt = if docker {
+            media::DOCKER_MANIFEST_LIST
+        } else {
+            media::OCI_INDEX
+        };
+        let mut x = Map::new();
+        x.insert("schemaVersion".into(), Value::from(2));
+        if flags & I_NO_MEDIA_TYPE == 0 {
+            x.insert("mediaType".into(), Value::from(mt));
+        }
+        x.insert(
+            "manifests".into(),
+            if flags & I_NULL != 0 {
+                Value::Null
+            } else {
+                Value::Array(manifests)
+            },
+        );
+        if flags & I_ANNOTATIONS != 0 {
+            x.insert("annotations".into(), json!({"com.example.note": "fuzz"}));
+        }
+        Some((json_bytes(&Value::Object(x)), mt))
+    }
+
+    fn docker_manifest(&mut self, earlier: &[StructuredMember]) -> Option<Vec<u8>> {
+        let flags = self.byte()?;
+        if flags & D_NULL != 0 {
+            return Some(b"null".to_vec());
+        }
+        let n = self.byte()? % 4;
+        let mut items = Vec::new();
+        for _ in 0..n {
+            let config = self.byte()?;
+            let tb = self.byte()?;
+            let tags: Vec<Value> = self
+                .refs(tb & 3)?
+                .into_iter()
+                .map(|t| Value::from(REPO_TAGS[t as usize % REPO_TAGS.len()]))
+                .collect();
+            let nl = self.byte()? % 6;
+            let layers = self.refs(nl)?;
+            let mut item = Map::new();
+            item.insert("Config".into(), Value::from(name_ref(earlier, config)));
+            item.insert(
+                "RepoTags".into(),
+                if tags.is_empty() && tb & 4 != 0 {
+                    Value::Null
+                } else {
+                    Value::Array(tags)
+                },
+            );
+            item.insert(
+                "Layers".into(),
+                layers.iter().map(|&r| name_ref(earlier, r)).collect(),
+            );
+            if flags & D_LAYER_SOURCES != 0 {
+                let mut sources = Map::new();
+                for &r in &layers {
+                    if let Some(b) =
+                        pick(earlier, r, Pool::Names).and_then(|(i, _)| earlier[i].blob.as_ref())
+                    {
+                        let d = b.descriptor(media::layer_media_type(b.compression, false), 0);
+                        sources.insert(b.diff_id.to_string(), Value::Object(d));
+                    }
+                }
+                item.insert("LayerSources".into(), Value::Object(sources));
+            }
+            if flags & D_PARENT != 0 {
+                item.insert(
+                    "Parent".into(),
+                    Value::from(format!("sha256:{}", "1".repeat(64))),
+                );
+            }
+            items.push(Value::Object(item));
+        }
+        Some(json_bytes(&Value::Array(items)))
+    }
+
+    fn repositories(&mut self, earlier: &[StructuredMember]) -> Option<Vec<u8>> {
+        let n = self.byte()? % 3;
+        let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for _ in 0..n {
+            let t = REPO_TAGS[self.byte()? as usize % REPO_TAGS.len()];
+            let hex = pick(earlier, self.byte()?, Pool::Names)
+                .map_or_else(|| "0".repeat(64), |(i, _)| earlier[i].anchor.clone());
+            let (repo, tag) = t.rsplit_once(':').unwrap_or((t, "latest"));
+            repos
+                .entry(repo.to_string())
+                .or_default()
+                .insert(tag.to_string(), hex);
+        }
+        Some(serde_json::to_vec(&repos).expect("a map serializes"))
+    }
+}
+
+/// A GNU long-name (`L`) or long-link (`K`) record.
+fn long_record(b: &mut tar::Builder<Vec<u8>>, flag: u8, value: &str) {
+    let mut h = tar::Header::new_gnu();
+    let name = b"././@LongLink";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(value.len() as u64 + 1);
+    h.set_entry_type(tar::EntryType::new(flag));
+    h.set_cksum();
+    let mut data = value.as_bytes().to_vec();
+    data.push(0);
+    b.append(&h, &data[..]).expect("writing to memory");
+}
+
+/// The tar stream, names written byte for byte (`tar::Header::set_path` would drop `./`).
+fn build_tar(members: &[StructuredMember], end_blocks: bool) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for m in members {
+        let (ty, mode, data, link): (tar::EntryType, u32, &[u8], Option<&str>) = match &m.body {
+            Body::File(d) => (tar::EntryType::Regular, 0o644, d, None),
+            Body::Symlink(t) => (tar::EntryType::Symlink, 0o777, &[], Some(t)),
+            Body::Hardlink(t) => (tar::EntryType::Link, 0o644, &[], Some(t)),
+            Body::Dir => (tar::EntryType::Directory, 0o755, &[], None),
+        };
+        if let Some(l) = link.filter(|l| l.len() > 100) {
+            long_record(&mut b, b'K', l);
+        }
+        if m.name.len() > 100 {
+            long_record(&mut b, b'L', &m.name);
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_entry_type(ty);
+        let old = h.as_old_mut();
+        let n = m.name.as_bytes();
+        old.name[..n.len().min(100)].copy_from_slice(&n[..n.len().min(100)]);
+        if let Some(l) = link {
+            let l = l.as_bytes();
+            old.linkname[..l.len().min(100)].copy_from_slice(&l[..l.len().min(100)]);
+        }
+        h.set_cksum();
+        b.append(&h, data).expect("writing to memory");
+    }
+    let mut out = b.into_inner().expect("writing to memory");
+    if !end_blocks {
+        out.truncate(out.len() - 1024);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
