@@ -1225,6 +1225,20 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
     let multi_bytes = docker_save(&[(&multi, &["big:2"])]);
     let multi_tar = dir.join("six-layers.tar");
     fs::write(&multi_tar, &multi_bytes)?;
+    // `--compression gzip` shrinks what it stores: its input is pure noise, so that even
+    // compressed it is bigger than the file system (six layers of half noise would fit).
+    let noise: Vec<Vec<u8>> = (0..6)
+        .map(|_| {
+            let mut data = vec![0u8; 1536 << 10];
+            rng.fill(&mut data);
+            build(&[("noise.bin", Content::File(&data))])
+        })
+        .collect();
+    let noise_tar = dir.join("six-noise-layers.tar");
+    fs::write(
+        &noise_tar,
+        docker_save(&[(&image_of(&noise, Compression::None, false), &["big:3"])]),
+    )?;
     let multi_gz = dir.join("six-layers.tar.gz");
     fs::write(
         &multi_gz,
@@ -1260,7 +1274,7 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         ("import", argv(&["import", &s(&multi_gz), &l]), false),
         (
             "import",
-            argv(&["import", &s(&multi_tar), &l, "--compression", "gzip"]),
+            argv(&["import", &s(&noise_tar), &l, "--compression", "gzip"]),
             false,
         ),
         ("unpack", argv(&["unpack", &s(&pack_tar), &l]), false),
