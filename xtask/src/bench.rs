@@ -1150,12 +1150,29 @@ fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         |_| cmd(&ocitool, &[&"copy", &big.dir, &dst, &"-q", &"--link"]),
         |_| clean(&dst),
     )?;
+    let copy_nofsync = timer.time_with(
+        |_| cmd(&ocitool, &[&"copy", &big.dir, &dst, &"-q", &"--no-fsync"]),
+        |_| clean(&dst),
+    )?;
     let cp = timer.time_with(
         |_| cmd(Path::new("cp"), &[&"-a", &big.dir, &dst]),
         |_| clean(&dst),
     )?;
+    let cp_sync = timer.time_with(
+        |_| {
+            shell(&format!(
+                "cp -a '{}' '{1}' && sync -f '{1}'",
+                big.dir.display(),
+                dst.display()
+            ))
+        },
+        |_| clean(&dst),
+    )?;
     let openssl = which("openssl");
-    let mut copy_refs = vec![("cp -a".to_string(), cp)];
+    let mut copy_refs = vec![
+        ("cp -a".to_string(), cp),
+        ("cp -a && sync (durable floor)".to_string(), cp_sync),
+    ];
     let mut copy_targets = vec![Target::RatioAtMost {
         reference: "cp -a".into(),
         max: 2.5,
@@ -1231,7 +1248,20 @@ fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         reference: "tar -c".into(),
         max: 1.5,
     }];
-    let mut unpack_refs = vec![("tar -x".to_string(), tar_x)];
+    let tar_x_sync = ctx.timer.time_with(
+        |_| {
+            shell(&format!(
+                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}' && sync -f '{0}'",
+                x.display(),
+                pack.display()
+            ))
+        },
+        |_| clean(&x),
+    )?;
+    let mut unpack_refs = vec![
+        ("tar -x".to_string(), tar_x),
+        ("tar -x && sync (durable floor)".to_string(), tar_x_sync),
+    ];
     let mut unpack_targets = vec![Target::RatioAtMost {
         reference: "tar -x".into(),
         max: 1.5,
@@ -1280,6 +1310,13 @@ fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             reference: copy_refs,
             targets: copy_targets,
             notes: vec![format!("{what}; every blob hashed as copied; durable")],
+        },
+        Measurement {
+            name: "copy, --no-fsync".into(),
+            ours: copy_nofsync,
+            reference: vec![],
+            targets: vec![],
+            notes: vec![],
         },
         Measurement {
             name: "copy --link".into(),

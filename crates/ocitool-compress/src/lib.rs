@@ -53,6 +53,11 @@ impl fmt::Display for Compression {
     }
 }
 
+/// Bytes per job of multi-threaded zstd. The library's default at level 3 (8 MiB) keeps about
+/// 117 MiB in flight with two workers; 1 MiB jobs keep 36 MiB, with the same output size to
+/// within 0.1 % and about 5 % more time (measured on the 3 GiB benchmark layout).
+pub const ZSTD_JOB_SIZE: u32 = 1 << 20;
+
 /// Largest zstd window (as a power of two) accepted by default: 128 MiB, the zstd CLI's
 /// default limit. Frames written with `--long=31` need [`DecodeOptions::zstd_window_log_max`]
 /// raised.
@@ -242,6 +247,8 @@ impl<W: Write> Encoder<W> {
                     .map_err(setup)?;
                 if options.zstd_workers > 0 {
                     e.multithread(options.zstd_workers).map_err(setup)?;
+                    e.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
+                        .map_err(setup)?;
                 }
                 Encoder::Zstd(e)
             }

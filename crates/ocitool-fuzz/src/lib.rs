@@ -1534,7 +1534,8 @@ pub fn index_edit(data: &[u8]) {
                 }
                 // A bad pattern would make every later commit fail: clear it as a user would.
                 if !valid {
-                    doc.set_policy(&Policy::default()).expect("annotations is an object");
+                    doc.set_policy(&Policy::default())
+                        .expect("annotations is an object");
                 }
             }
             _ => {

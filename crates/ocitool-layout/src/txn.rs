@@ -28,8 +28,10 @@ use crate::index::IndexDoc;
 use crate::layout::Layout;
 use crate::lock::{self, LockGuard};
 
-/// Buffer size for streaming copies.
-pub const BUF_SIZE: usize = 1 << 20;
+/// Buffer size for streaming copies. Small enough that a chunk read, hashed and written stays
+/// in the CPU's cache: measured on the 3 GiB benchmark import, 64 KiB takes 2.3 s where 1 MiB
+/// takes 3.6-4.0 s (the copies into the page cache and the hash both miss the cache).
+pub const BUF_SIZE: usize = 64 << 10;
 
 /// A write transaction on a layout.
 ///
