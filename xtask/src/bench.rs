@@ -938,6 +938,17 @@ fn clean(p: &Path) -> anyhow::Result<()> {
 }
 
 /// A shell command (for pipelines of floors such as `tar -x && sync`).
+/// `tar -x` of `archive` into `dir` (created), then `sync` of that file system if asked: the
+/// I/O floors of import and unpack.
+fn untar(archive: &Path, dir: &Path, sync: bool) -> Command {
+    let then = if sync { " && sync -f \"$1\"" } else { "" };
+    let mut c = shell(&format!(
+        "mkdir -p \"$1\" && tar -xf \"$0\" -C \"$1\"{then}"
+    ));
+    c.arg(archive).arg(dir);
+    c
+}
+
 fn shell(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c").arg(script);
@@ -1022,26 +1033,8 @@ fn bench_archives(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         |_| clean(&dst),
     )?;
     let x = ctx.work.join("tar-x");
-    let tar_x = timer.time_with(
-        |_| {
-            shell(&format!(
-                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}'",
-                x.display(),
-                archive.display()
-            ))
-        },
-        |_| clean(&x),
-    )?;
-    let tar_x_sync = timer.time_with(
-        |_| {
-            shell(&format!(
-                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}' && sync -f '{0}'",
-                x.display(),
-                archive.display()
-            ))
-        },
-        |_| clean(&x),
-    )?;
+    let tar_x = timer.time_with(|_| untar(&archive, &x, false), |_| clean(&x))?;
+    let tar_x_sync = timer.time_with(|_| untar(&archive, &x, true), |_| clean(&x))?;
     let tar_x_alone = tar_x.clone();
     let mut import_refs = vec![
         ("tar -x (the I/O floor)".to_string(), tar_x),
@@ -1238,31 +1231,17 @@ fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         |_| clean(&up),
     )?;
     let x = ctx.work.join("tar-x-pack");
-    let tar_x = ctx.timer.time_with(
-        |_| {
-            shell(&format!(
-                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}'",
-                x.display(),
-                pack.display()
-            ))
-        },
-        |_| clean(&x),
-    )?;
+    let tar_x = ctx
+        .timer
+        .time_with(|_| untar(&pack, &x, false), |_| clean(&x))?;
     let mut pack_refs = vec![("tar -c".to_string(), tar_c)];
     let mut pack_targets = vec![Target::RatioAtMost {
         reference: "tar -c".into(),
         max: 1.5,
     }];
-    let tar_x_sync = ctx.timer.time_with(
-        |_| {
-            shell(&format!(
-                "mkdir -p '{0}' && tar -xf '{1}' -C '{0}' && sync -f '{0}'",
-                x.display(),
-                pack.display()
-            ))
-        },
-        |_| clean(&x),
-    )?;
+    let tar_x_sync = ctx
+        .timer
+        .time_with(|_| untar(&pack, &x, true), |_| clean(&x))?;
     let mut unpack_refs = vec![
         ("tar -x".to_string(), tar_x),
         ("tar -x && sync (durable floor)".to_string(), tar_x_sync),

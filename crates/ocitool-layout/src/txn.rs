@@ -468,7 +468,7 @@ pub fn verify_file(path: &Path, expected: &Checked) -> Result<()> {
     Ok(())
 }
 
-/// Copies `reader` into `writer` with a 1 MiB buffer; with `limit`, fails as soon as more
+/// Copies `reader` into `writer` with a `BUF_SIZE` buffer; with `limit`, fails as soon as more
 /// than `limit` bytes arrive (an endless or oversized stream cannot fill the disk).
 pub fn copy_limited(
     reader: &mut impl Read,
