@@ -23,15 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use ocitool_testkit::{Compression, archives, fixtures, tarball};
 
-/// The fuzz targets (`crates/ocitool-fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [&str; 6] = [
-    "archive_import",
-    "oci_archive_unpack",
-    "archive_structured",
-    "views",
-    "names",
-    "index_edit",
-];
+include!("../../crates/ocitool-fuzz/src/targets.rs");
 
 const FUZZ_DIR: &str = "crates/ocitool-fuzz";
 

@@ -21,18 +21,11 @@ use ocitool_spec::refname;
 use ocitool_spec::tags::{self, POLICY_ANNOTATION, Policy, VersionTag};
 use ocitool_spec::views::{self, ConfigView, Descriptor, IndexView, ManifestView};
 use ocitool_spec::{Document, Platform, media};
+use ocitool_testkit::archives::push_long;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-/// The names of the fuzz targets, as `cargo fuzz` and `testdata/fuzz-regressions/` know them.
-pub const TARGETS: [&str; 6] = [
-    "archive_import",
-    "oci_archive_unpack",
-    "archive_structured",
-    "views",
-    "names",
-    "index_edit",
-];
+include!("targets.rs");
 
 /// Runs the harness of `target` on `data`; `false` for an unknown target.
 pub fn run(target: &str, data: &[u8]) -> bool {
@@ -964,23 +957,6 @@ impl Input<'_> {
     }
 }
 
-/// A GNU long-name (`L`) or long-link (`K`) record.
-fn long_record(b: &mut tar::Builder<Vec<u8>>, flag: u8, value: &str) {
-    let mut h = tar::Header::new_gnu();
-    let name = b"././@LongLink";
-    h.as_old_mut().name[..name.len()].copy_from_slice(name);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(value.len() as u64 + 1);
-    h.set_entry_type(tar::EntryType::new(flag));
-    h.set_cksum();
-    let mut data = value.as_bytes().to_vec();
-    data.push(0);
-    b.append(&h, &data[..]).expect("writing to memory");
-}
-
 /// The tar stream, names written byte for byte (`tar::Header::set_path` would drop `./`).
 fn build_tar(members: &[StructuredMember], end_blocks: bool) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -992,10 +968,11 @@ fn build_tar(members: &[StructuredMember], end_blocks: bool) -> Vec<u8> {
             Body::Dir => (tar::EntryType::Directory, 0o755, &[], None),
         };
         if let Some(l) = link.filter(|l| l.len() > 100) {
-            long_record(&mut b, b'K', l);
+            // Raw records go straight to the builder's buffer (it does not buffer itself).
+            push_long(b.get_mut(), b'K', l.as_bytes());
         }
         if m.name.len() > 100 {
-            long_record(&mut b, b'L', &m.name);
+            push_long(b.get_mut(), b'L', m.name.as_bytes());
         }
         let mut h = tar::Header::new_gnu();
         h.set_mtime(1_700_000_000);

@@ -98,7 +98,7 @@ fn pad(out: &mut Vec<u8>) {
 }
 
 /// A GNU long-name (`L`) or long-link (`K`) record, as tar-rs and GNU tar write them.
-fn push_long(out: &mut Vec<u8>, flag: u8, value: &[u8]) {
+pub fn push_long(out: &mut Vec<u8>, flag: u8, value: &[u8]) {
     let mut h = tar::Header::new_gnu();
     let name = b"././@LongLink";
     h.as_old_mut().name[..name.len()].copy_from_slice(name);

@@ -1,0 +1,10 @@
+/// The names of the fuzz targets, as `cargo fuzz` and `testdata/fuzz-regressions/` know them.
+/// Included by the harness (`lib.rs`) and by `cargo xtask fuzz`.
+pub const TARGETS: [&str; 6] = [
+    "archive_import",
+    "oci_archive_unpack",
+    "archive_structured",
+    "views",
+    "names",
+    "index_edit",
+];
