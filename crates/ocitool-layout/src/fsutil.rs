@@ -2,7 +2,7 @@
 //! symlinks, fsync of directories, and atomic replacement of small files.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -51,15 +51,27 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
 /// the old content or the new, never a mix; a crash leaves one of the two. Without
 /// `durable` the fsyncs are skipped (a kill is still survived, a power loss may not be).
 pub(crate) fn replace_file(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    replace_file_with(tmp_dir, dest, durable, |w| w.write_all(bytes))
+}
+
+/// [`replace_file`] with the content written by `write` through a buffer.
+pub(crate) fn replace_file_with(
+    tmp_dir: &Path,
+    dest: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
+) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(fs::Permissions::from_mode(FILE_MODE))
         .tempfile_in(tmp_dir)
         .map_err(Error::io("create temporary file in", tmp_dir))?;
     // Errors name `dest`, the file the user knows about, not the temporary one.
-    tmp.as_file_mut()
-        .write_all(bytes)
+    let mut w = BufWriter::with_capacity(crate::txn::BUF_SIZE, tmp.as_file_mut());
+    write(&mut w)
+        .and_then(|()| w.flush())
         .map_err(Error::io("write a new", dest))?;
+    drop(w);
     if durable {
         tmp.as_file()
             .sync_all()

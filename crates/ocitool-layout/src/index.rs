@@ -12,7 +12,9 @@
 //! because holding 10,000 parsed descriptors costs more (page faults on a dozen MiB of heap)
 //! than the edit itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -22,6 +24,7 @@ use ocitool_spec::Descriptor;
 use ocitool_spec::media;
 use ocitool_spec::refname::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use ocitool_spec::tags::{POLICY_ANNOTATION, Policy};
+use ocitool_spec::views::{DescriptorKeys, Str};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -50,14 +53,44 @@ pub struct IndexDoc {
 #[derive(Clone, Debug)]
 struct Item {
     raw: Raw,
-    /// What every edit consults, kept from the validating parse.
-    digest: Box<str>,
-    ref_name: Option<Box<str>>,
-    containerd_name: Option<Box<str>>,
-    /// The full descriptor, parsed when first asked for.
-    parsed: OnceLock<Descriptor>,
+    /// What every edit consults, kept from the validating parse: spans of the source
+    /// where the JSON string has no escapes (nearly always), copies otherwise.
+    digest: Text,
+    ref_name: Option<Text>,
+    containerd_name: Option<Text>,
+    /// The full descriptor, parsed when first asked for (boxed: an unparsed entry stays small,
+    /// which matters for a 10,000-entry edit).
+    parsed: OnceLock<Box<Descriptor>>,
     /// Added or replaced by an edit of this document.
     fresh: bool,
+}
+
+/// A string value of an entry: a span of the document's source, or owned.
+#[derive(Clone, Debug)]
+enum Text {
+    Span(Range<usize>),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn get<'a>(&'a self, source: &'a str) -> &'a str {
+        match self {
+            Text::Span(r) => &source[r.clone()],
+            Text::Owned(b) => b,
+        }
+    }
+
+    /// `s` as a span of `source` when it is a slice of it, else a copy.
+    fn of(s: &Str<'_>, source: &str) -> Text {
+        if let Cow::Borrowed(b) = &s.0 {
+            let base = source.as_ptr() as usize;
+            let at = b.as_ptr() as usize;
+            if at >= base && at + b.len() <= base + source.len() {
+                return Text::Span(at - base..at - base + b.len());
+            }
+        }
+        Text::Owned(s.0.as_ref().into())
+    }
 }
 
 /// A descriptor's JSON text: a span of the document's source, or owned (made by an edit).
@@ -121,29 +154,27 @@ fn raw(v: &impl serde::Serialize) -> Box<RawValue> {
 }
 
 impl Item {
-    fn new(raw: Raw, descriptor: Descriptor, keep: bool, fresh: bool) -> Item {
-        let item = Item {
-            raw,
-            digest: descriptor.digest.as_str().into(),
-            ref_name: descriptor.ref_name().map(Into::into),
-            containerd_name: descriptor.containerd_name().map(Into::into),
-            parsed: OnceLock::new(),
-            fresh,
-        };
-        if keep {
-            let _ = item.parsed.set(descriptor);
-        }
-        item
-    }
-
+    /// An entry made by an edit, with its parsed descriptor.
     fn from_value(v: &Value) -> Result<Item> {
         let descriptor =
             Descriptor::deserialize(v).map_err(|e| Error::Invalid(format!("descriptor: {e}")))?;
-        Ok(Item::new(Raw::Owned(raw(v)), descriptor, true, true))
+        let owned = |s: Option<&str>| s.map(|s| Text::Owned(s.into()));
+        Ok(Item {
+            raw: Raw::Owned(raw(v)),
+            digest: Text::Owned(descriptor.digest.as_str().into()),
+            ref_name: owned(descriptor.ref_name()),
+            containerd_name: owned(descriptor.containerd_name()),
+            parsed: OnceLock::from(Box::new(descriptor)),
+            fresh: true,
+        })
     }
 
-    fn ref_name(&self) -> Option<&str> {
-        self.ref_name.as_deref()
+    fn ref_name<'a>(&'a self, source: &'a str) -> Option<&'a str> {
+        self.ref_name.as_ref().map(|t| t.get(source))
+    }
+
+    fn digest<'a>(&'a self, source: &'a str) -> &'a str {
+        self.digest.get(source)
     }
 }
 
@@ -220,12 +251,39 @@ impl IndexDoc {
                 let base = source.as_ptr() as usize;
                 for (i, r) in raws.into_iter().enumerate() {
                     let text = r.get();
-                    let descriptor: Descriptor = serde_json::from_str(text)
-                        .map_err(|e| json_err(path, e.to_string(), format!("manifests[{i}]")))?;
+                    let err = |e: serde_json::Error| {
+                        json_err(path, e.to_string(), format!("manifests[{i}]"))
+                    };
                     // A borrowed RawValue is a slice of `source`.
                     let start = text.as_ptr() as usize - base;
-                    let span = Raw::Span(start..start + text.len());
-                    items.push(Item::new(span, descriptor, keep, false));
+                    let raw = Raw::Span(start..start + text.len());
+                    let item = if keep {
+                        let d: Descriptor = serde_json::from_str(text).map_err(err)?;
+                        Item {
+                            raw,
+                            digest: Text::Owned(d.digest.as_str().into()),
+                            ref_name: d.ref_name().map(|s| Text::Owned(s.into())),
+                            containerd_name: d.containerd_name().map(|s| Text::Owned(s.into())),
+                            parsed: OnceLock::from(Box::new(d)),
+                            fresh: false,
+                        }
+                    } else {
+                        // Accepts exactly what `Descriptor` accepts, borrowing its strings.
+                        let k: DescriptorKeys = serde_json::from_str(text).map_err(err)?;
+                        let names = &k.annotations;
+                        Item {
+                            raw,
+                            digest: Text::of(&k.digest, &source),
+                            ref_name: names.ref_name.as_ref().map(|s| Text::of(s, &source)),
+                            containerd_name: names
+                                .containerd_name
+                                .as_ref()
+                                .map(|s| Text::of(s, &source)),
+                            parsed: OnceLock::new(),
+                            fresh: false,
+                        }
+                    };
+                    items.push(item);
                 }
             }
             let top: BTreeMap<String, Box<RawValue>> =
@@ -254,7 +312,7 @@ impl IndexDoc {
     /// document was read, so this parse cannot fail).
     fn parsed<'a>(&'a self, it: &'a Item) -> &'a Descriptor {
         it.parsed
-            .get_or_init(|| serde_json::from_str(self.text(it)).unwrap_or_default())
+            .get_or_init(|| Box::new(serde_json::from_str(self.text(it)).unwrap_or_default()))
     }
 
     pub fn path(&self) -> &Path {
@@ -285,9 +343,9 @@ impl IndexDoc {
             .enumerate()
             .map(|(position, it)| EntryKey {
                 position,
-                ref_name: it.ref_name.as_deref(),
-                containerd_name: it.containerd_name.as_deref(),
-                digest: &it.digest,
+                ref_name: it.ref_name(&self.source),
+                containerd_name: it.containerd_name.as_ref().map(|t| t.get(&self.source)),
+                digest: it.digest(&self.source),
             })
     }
 
@@ -330,48 +388,56 @@ impl IndexDoc {
 
     /// The bytes of the document: top-level members sorted, untouched descriptors as they were.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = String::with_capacity(
+        let mut out = Vec::with_capacity(
             self.items
                 .iter()
                 .map(|i| self.text(i).len() + 1)
                 .sum::<usize>()
                 + 256,
         );
-        out.push('{');
+        self.write_to(&mut out)
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// Writes the bytes of [`IndexDoc::to_bytes`] to `out`, without building them in memory
+    /// first (a 10,000-ref index is 2 MB: streaming it through a small buffer spares the page
+    /// faults of a second copy).
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        out.write_all(b"{")?;
         let mut first = true;
         let mut manifests_done = false;
-        let emit_manifests = |out: &mut String, first: &mut bool| {
+        let emit_manifests = |out: &mut dyn Write, first: &mut bool| -> io::Result<()> {
             if !*first {
-                out.push(',');
+                out.write_all(b",")?;
             }
             *first = false;
-            out.push_str("\"manifests\":[");
+            out.write_all(b"\"manifests\":[")?;
             for (i, it) in self.items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.write_all(b",")?;
                 }
-                out.push_str(self.text(it));
+                out.write_all(self.text(it).as_bytes())?;
             }
-            out.push(']');
+            out.write_all(b"]")
         };
         for (k, v) in &self.top {
             if !manifests_done && k.as_str() > "manifests" {
-                emit_manifests(&mut out, &mut first);
+                emit_manifests(out, &mut first)?;
                 manifests_done = true;
             }
             if !first {
-                out.push(',');
+                out.write_all(b",")?;
             }
             first = false;
-            out.push_str(&serde_json::to_string(k).expect("strings serialize"));
-            out.push(':');
-            out.push_str(v.get());
+            serde_json::to_writer(&mut *out, k).map_err(io::Error::other)?;
+            out.write_all(b":")?;
+            out.write_all(v.get().as_bytes())?;
         }
         if !manifests_done {
-            emit_manifests(&mut out, &mut first);
+            emit_manifests(out, &mut first)?;
         }
-        out.push('}');
-        out.into_bytes()
+        out.write_all(b"}")
     }
 
     fn mark(&mut self) {
@@ -387,7 +453,9 @@ impl IndexDoc {
         let mut desc = target.clone();
         set_name(&mut desc, name);
         let positions: Vec<usize> = self.positions_named(name);
-        let previous = positions.first().map(|&i| self.items[i].digest.to_string());
+        let previous = positions
+            .first()
+            .map(|&i| self.items[i].digest(&self.source).to_string());
         if let Some(&first) = positions.first() {
             let same = positions.len() == 1
                 && serde_json::from_str::<Value>(self.text(&self.items[first]))
@@ -418,7 +486,7 @@ impl IndexDoc {
         self.items
             .iter()
             .enumerate()
-            .filter(|(_, it)| it.ref_name() == Some(name))
+            .filter(|(_, it)| it.ref_name(&self.source) == Some(name))
             .map(|(i, _)| i)
             .collect()
     }
@@ -430,7 +498,7 @@ impl IndexDoc {
         let Ok(item) = Item::from_value(desc) else {
             return;
         };
-        match item.ref_name().map(str::to_string) {
+        match item.ref_name(&self.source).map(str::to_string) {
             Some(name) => {
                 let positions = self.positions_named(&name);
                 if positions.len() == 1
@@ -453,11 +521,11 @@ impl IndexDoc {
                 }
             }
             None => {
-                let digest = item.digest.clone();
+                let digest = item.digest(&self.source);
                 if !self
                     .items
                     .iter()
-                    .any(|it| it.ref_name().is_none() && it.digest == digest)
+                    .any(|it| it.ref_name.is_none() && it.digest(&self.source) == digest)
                 {
                     self.mark();
                     self.items.push(item);
@@ -468,7 +536,7 @@ impl IndexDoc {
 
     /// Removes every entry named `name`; returns how many.
     pub fn remove_ref(&mut self, name: &str) -> usize {
-        self.remove_where(|it| it.ref_name() == Some(name))
+        self.remove_where(|src, it| it.ref_name(src) == Some(name))
     }
 
     /// Removes the entries at these positions; returns how many.
@@ -490,12 +558,13 @@ impl IndexDoc {
     /// Removes every entry pointing at `digest`, named or not; returns how many.
     pub fn remove_digest(&mut self, digest: &Digest) -> usize {
         let d = digest.to_string();
-        self.remove_where(|it| *it.digest == *d)
+        self.remove_where(|src, it| it.digest(src) == d)
     }
 
-    fn remove_where(&mut self, f: impl Fn(&Item) -> bool) -> usize {
+    fn remove_where(&mut self, f: impl Fn(&str, &Item) -> bool) -> usize {
         let before = self.items.len();
-        self.items.retain(|it| !f(it));
+        let source = &self.source;
+        self.items.retain(|it| !f(source, it));
         let n = before - self.items.len();
         if n > 0 {
             self.mark();
@@ -507,7 +576,11 @@ impl IndexDoc {
     /// Returns whether it was added.
     pub fn ensure_listed(&mut self, target: &Value) -> bool {
         let digest = target.get("digest").and_then(Value::as_str);
-        if self.items.iter().any(|it| Some(&*it.digest) == digest) {
+        if self
+            .items
+            .iter()
+            .any(|it| Some(it.digest(&self.source)) == digest)
+        {
             return false;
         }
         let mut desc = target.clone();
@@ -530,9 +603,9 @@ impl IndexDoc {
     pub fn ref_digests(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         for it in &self.items {
-            if let Some(n) = it.ref_name() {
+            if let Some(n) = it.ref_name(&self.source) {
                 m.entry(n.to_string())
-                    .or_insert_with(|| it.digest.to_string());
+                    .or_insert_with(|| it.digest(&self.source).to_string());
             }
         }
         m
@@ -698,6 +771,74 @@ mod tests {
         c.set_ref("z:9", &target);
         let out = String::from_utf8(c.to_bytes()).unwrap();
         assert!(out.contains(r#"{"mediaType": "m/x",  "digest""#), "{out}");
+    }
+
+    /// The edit parse reads entries through a borrowing twin of `Descriptor`: it must accept
+    /// and refuse the same entries, and read the same names (escaped ones and repeated keys
+    /// included).
+    #[test]
+    fn parse_for_edit_accepts_and_refuses_what_parse_does() {
+        let entries = [
+            format!(
+                r#"{{"digest":"{D}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"a\u003a1"}}}}"#
+            ),
+            format!(
+                r#"{{"digest":"{D}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"a:1","org.opencontainers.image.ref.name":"b:2"}}}}"#
+            ),
+            format!(
+                r#"{{"digest":"sha256:\u0061b","size":null,"annotations":null,"urls":null,"mediaType":null}}"#
+            ),
+            format!(
+                r#"{{"digest":"{D}","size":1,"urls":["u"],"artifactType":"a/b","platform":{{"os":"linux","architecture":"amd64"}}}}"#
+            ),
+            format!(r#"{{"digest":"{D}","size":1,"annotations":{{"x":1}}}}"#),
+            format!(r#"{{"digest":"{D}","digest":"{D}","size":1}}"#),
+            format!(r#"{{"digest":"{D}","size":"1"}}"#),
+            format!(r#"{{"digest":"{D}","size":1,"urls":[1]}}"#),
+            format!(r#"{{"digest":"{D}","size":1,"platform":"linux"}}"#),
+            format!(r#"{{"digest":"{D}","size":1,"artifactType":7}}"#),
+            format!(r#"{{"digest":1,"size":1}}"#),
+            r#"[]"#.to_string(),
+            r#"{}"#.to_string(),
+        ];
+        let mut refused = 0;
+        for e in &entries {
+            let src = format!(r#"{{"manifests":[{e}]}}"#);
+            let p = Path::new("index.json");
+            let full = IndexDoc::parse(src.clone().into_bytes(), p);
+            let lazy = IndexDoc::parse_for_edit(src.into_bytes(), p);
+            match (full, lazy) {
+                (Ok(f), Ok(l)) => {
+                    let keys = |d: &IndexDoc| {
+                        d.keys()
+                            .map(|k| {
+                                (
+                                    k.digest.to_string(),
+                                    k.ref_name.map(String::from),
+                                    k.containerd_name.map(String::from),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(keys(&f), keys(&l), "{e}");
+                    assert_eq!(f.descriptor(0), l.descriptor(0), "{e}");
+                }
+                (Err(f), Err(l)) => {
+                    refused += 1;
+                    assert_eq!(f.to_string(), l.to_string(), "{e}");
+                }
+                (f, l) => panic!("{e}: parse {:?}, parse_for_edit {:?}", f.is_ok(), l.is_ok()),
+            }
+        }
+        // Seven are refused by both; `[]` and `{}` parse (serde reads a struct from an array
+        // too) and are reported later, by `checked`, as descriptors without a digest.
+        assert_eq!(refused, 7, "the refused entries are refused by both");
+        let d = IndexDoc::parse_for_edit(
+            format!(r#"{{"manifests":[{}]}}"#, entries[0]).into_bytes(),
+            Path::new("index.json"),
+        )
+        .unwrap();
+        assert_eq!(d.keys().next().unwrap().ref_name, Some("a:1"));
     }
 
     /// Found by the `index_edit` fuzz target: setting the policy on an index whose annotations

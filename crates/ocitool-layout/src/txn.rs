@@ -382,11 +382,11 @@ impl<'a> Transaction<'a> {
             }
         }
         if changed {
-            fsutil::replace_file(
+            fsutil::replace_file_with(
                 &layout.state.tmp,
                 &layout.index_path(),
-                &index.to_bytes(),
                 layout.options.durable,
+                |w| index.write_to(w),
             )?;
         }
         Ok(out)

@@ -20,16 +20,22 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
     let mut txn = Transaction::begin(&layout)?;
     txn.set_force(a.force);
     let removed = txn.commit(|index| {
-        let entries = index.entries();
+        // Names and digests only: no entry is parsed whole.
+        let keys: Vec<(usize, String)> = index
+            .keys()
+            .map(|k| (k.position, k.digest.to_string()))
+            .collect();
         let mut positions = Vec::new();
         let mut removed = Vec::new();
         for r in refs {
             let matched: Vec<usize> = match Digest::parse(r) {
-                Ok(d) => entries
-                    .iter()
-                    .filter(|e| e.descriptor.digest == d.to_string())
-                    .map(|e| e.position)
-                    .collect(),
+                Ok(d) => {
+                    let d = d.to_string();
+                    keys.iter()
+                        .filter(|(_, k)| *k == d)
+                        .map(|(p, _)| *p)
+                        .collect()
+                }
                 Err(_) => match_name(index, r),
             };
             if matched.is_empty() {
@@ -41,8 +47,7 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
             }
             let mut digests: Vec<String> = matched
                 .iter()
-                .filter_map(|p| entries.iter().find(|e| e.position == *p))
-                .map(|e| e.descriptor.digest.clone())
+                .filter_map(|p| keys.get(*p).map(|(_, d)| d.clone()))
                 .collect();
             digests.dedup();
             removed.push(Removed {
