@@ -12,7 +12,6 @@
 //! byte-identical archive.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 
 use ocitool_compress::Compression;
 use ocitool_digest::Digest;
@@ -25,7 +24,7 @@ use ocitool_spec::{Descriptor, Platform, docker, refname};
 use serde_json::{Map, Value, json};
 
 use crate::errors::{Error, Result};
-use crate::tarwrite::TarWriter;
+use crate::tarwrite::{Sink, TarWriter};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -82,7 +81,7 @@ struct Item {
 }
 
 /// Writes the archive of the selection to `out`.
-pub fn export<W: Write>(
+pub fn export<W: Sink>(
     layout: &Layout,
     selection: &Selection,
     options: &ExportOptions,
@@ -273,36 +272,51 @@ pub fn export<W: Write>(
         .map(|n| n.size)
         .sum();
     progress.start("export", total);
-    // The docker format promises layers that decompress to their diff_ids. Decompression is the
-    // slow part, so the layers are checked in parallel (one per core, each read once more from
-    // the page cache) while this thread streams the archive, hashing every blob on the way out
-    // on another thread. An oci-archive (pack) carries blobs, checked by digest only.
-    let checks: Vec<(Checked, Compression, Digest)> = if options.format == Format::Docker {
-        let mut v: Vec<(Checked, Compression, Digest)> = diff_of
-            .iter()
-            .filter(|(d, (c, w))| blobs.contains(*d) && !(*c == Compression::None && w == *d))
-            .map(|(d, (c, w))| {
-                (
-                    Checked {
-                        digest: d.clone(),
-                        size: graph.nodes[d].size,
-                    },
-                    *c,
-                    w.clone(),
-                )
-            })
-            .collect();
-        v.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.size));
-        v
-    } else {
-        Vec::new()
-    };
+    // Every blob is hashed, and for the docker format every compressed layer decompressed to
+    // its diff_id, in parallel (one job per core, each blob read once more, from the page
+    // cache) while this thread streams the archive, by the kernel when it is a file. The
+    // archive is reported written only when every check passed.
+    let mut checks: Vec<(Checked, Check)> = blobs
+        .iter()
+        .map(|d| {
+            let c = Checked {
+                digest: d.clone(),
+                size: graph.nodes[d].size,
+            };
+            (c, Check::Digest)
+        })
+        .collect();
+    if options.format == Format::Docker {
+        for (d, (c, w)) in &diff_of {
+            if blobs.contains(d) && !(*c == Compression::None && w == d) {
+                let size = graph.nodes[d].size;
+                let c2 = Checked {
+                    digest: d.clone(),
+                    size,
+                };
+                checks.push((c2, Check::DiffId(*c, w.clone())));
+            }
+        }
+    }
+    // The costliest first: decompressions, then by size.
+    checks.sort_by_key(|(c, k)| (!matches!(k, Check::DiffId(..)), std::cmp::Reverse(c.size)));
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let (written, out) = std::thread::scope(|scope| -> Result<(u64, W)> {
         let checker = scope.spawn(|| -> Result<()> {
             use rayon::prelude::*;
-            checks
-                .par_iter()
-                .try_for_each(|(c, comp, want)| check_diff_id(layout, c, *comp, want))
+            use std::sync::atomic::Ordering;
+            checks.par_iter().try_for_each(|(c, k)| {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                match k {
+                    Check::Digest => {
+                        ocitool_layout::txn::verify_file(&layout.blob_path(&c.digest), c)
+                            .map_err(Error::from)
+                    }
+                    Check::DiffId(comp, want) => check_diff_id(layout, c, *comp, want),
+                }
+            })
         });
         let mut tw = TarWriter::new(out);
         let mut write = || -> Result<()> {
@@ -349,6 +363,9 @@ pub fn export<W: Write>(
             Ok(())
         };
         let wrote = write();
+        if wrote.is_err() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let checked = checker
             .join()
             .unwrap_or_else(|_| Err(Error::Archive("the diff_id checker panicked".into())));
@@ -360,6 +377,14 @@ pub fn export<W: Write>(
     progress.finish();
     report.bytes = written;
     Ok((report, out))
+}
+
+/// What is checked of an exported blob.
+enum Check {
+    /// Its digest.
+    Digest,
+    /// That it decompresses (from this compression) to this diff_id.
+    DiffId(Compression, Digest),
 }
 
 /// Decompresses a layer of the layout and compares its digest with the diff_id.

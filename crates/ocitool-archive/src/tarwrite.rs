@@ -1,15 +1,43 @@
 //! A deterministic tar writer for archives ocitool produces: ustar headers, fixed owner
 //! (0:0, no names), fixed mtime, fixed modes, entries in the order given. Blobs are streamed
-//! from the layout and verified on the way (size, and the digest hashed on a second thread),
-//! so an archive never carries bytes other than the layout's, and memory stays bounded.
+//! from the layout, by the kernel (`copy_file_range`) when the archive is a regular file, and
+//! their sizes checked; their digests are checked by the caller in parallel (see
+//! [`crate::export`]), so that hashing spreads over the cores while this thread copies.
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
 
-use ocitool_digest::{HashPipe, VerifyError};
+use ocitool_digest::VerifyError;
 use ocitool_layout::{Layout, Progress};
 use ocitool_spec::views::Checked;
 
 use crate::errors::{Error, Result};
+
+/// Where an archive is written. A regular file lets the kernel copy blobs into it.
+pub trait Sink: Write {
+    /// The file behind the sink, with everything buffered flushed to it, when the kernel may
+    /// append to it directly (at its current offset); `None` for a pipe or memory.
+    fn file(&mut self) -> io::Result<Option<&File>> {
+        Ok(None)
+    }
+}
+
+impl Sink for Vec<u8> {}
+impl Sink for io::Sink {}
+impl Sink for BufWriter<io::StdoutLock<'_>> {}
+
+impl Sink for BufWriter<File> {
+    fn file(&mut self) -> io::Result<Option<&File>> {
+        self.flush()?;
+        Ok(Some(self.get_ref()))
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for &mut S {
+    fn file(&mut self) -> io::Result<Option<&File>> {
+        (**self).file()
+    }
+}
 
 /// mtime of every entry: the Unix epoch (reproducible, like `SOURCE_DATE_EPOCH=0`).
 pub const MTIME: u64 = 0;
@@ -66,66 +94,6 @@ impl<W: Write> TarWriter<W> {
         self.pad(data.len() as u64)
     }
 
-    /// Streams a blob of the layout into the archive, checking its size and, on a second
-    /// thread fed the same buffers, its digest: one pass over the blob.
-    pub fn blob(
-        &mut self,
-        layout: &Layout,
-        path: &str,
-        blob: &Checked,
-        progress: &dyn Progress,
-    ) -> Result<()> {
-        let digest = &blob.digest;
-        let mismatch = |source: VerifyError| -> Error {
-            ocitool_layout::Error::Verify {
-                digest: digest.clone(),
-                path: layout.blob_path(digest),
-                source,
-            }
-            .into()
-        };
-        let (mut src, size) = layout.open_blob(digest)?;
-        if size != blob.size {
-            return Err(mismatch(VerifyError::SizeMismatch {
-                expected: blob.size,
-                actual: size,
-            }));
-        }
-        let h = Self::header(path, blob.size, tar::EntryType::Regular, 0o644)?;
-        self.raw(h.as_bytes())?;
-        let mut hash = HashPipe::new(digest.algorithm());
-        let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
-        let mut copied = 0u64;
-        while copied < blob.size {
-            let want = (blob.size - copied).min(buf.len() as u64) as usize;
-            let n = match src.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(layout.read_error(digest, e).into()),
-            };
-            self.raw(&buf[..n])?;
-            hash.update(&buf[..n]);
-            copied += n as u64;
-            progress.advance(n as u64);
-        }
-        if copied != blob.size {
-            return Err(mismatch(VerifyError::SizeMismatch {
-                expected: blob.size,
-                actual: copied,
-            }));
-        }
-        self.pad(blob.size)?;
-        let actual = hash.finish();
-        if actual != *digest {
-            return Err(mismatch(VerifyError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            }));
-        }
-        Ok(())
-    }
-
     /// Writes the two zero blocks that end a tar and returns the inner writer.
     pub fn finish(mut self) -> Result<W> {
         self.raw(&[0u8; 1024])?;
@@ -135,5 +103,72 @@ impl<W: Write> TarWriter<W> {
 
     pub fn written(&self) -> u64 {
         self.written
+    }
+}
+
+impl<W: Sink> TarWriter<W> {
+    /// Streams a blob of the layout into the archive and checks its size. Its digest is not
+    /// checked here: the caller hashes the blob in parallel and fails the archive on a
+    /// mismatch (as [`crate::export::export`] does).
+    pub fn blob(
+        &mut self,
+        layout: &Layout,
+        path: &str,
+        blob: &Checked,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let digest = &blob.digest;
+        let short = |actual: u64| -> Error {
+            ocitool_layout::Error::Verify {
+                digest: digest.clone(),
+                path: layout.blob_path(digest),
+                source: VerifyError::SizeMismatch {
+                    expected: blob.size,
+                    actual,
+                },
+            }
+            .into()
+        };
+        let (mut src, size) = layout.open_blob(digest)?;
+        if size != blob.size {
+            return Err(short(size));
+        }
+        let h = Self::header(path, blob.size, tar::EntryType::Regular, 0o644)?;
+        self.raw(h.as_bytes())?;
+        let mut copied = 0u64;
+        // The kernel copies page-cache pages into the archive, with no trip through user
+        // space; a file system or kernel that cannot falls back to reading and writing.
+        if let Some(out) = self.inner.file().map_err(Error::io("write the archive"))? {
+            while copied < blob.size {
+                let want = (blob.size - copied).min(1 << 30) as usize;
+                match rustix::fs::copy_file_range(&src, None, out, None, want) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        copied += n as u64;
+                        progress.advance(n as u64);
+                    }
+                    Err(_) if copied == 0 => break,
+                    Err(e) => return Err(Error::io("write the archive")(e.into())),
+                }
+            }
+            self.written += copied;
+        }
+        let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
+        while copied < blob.size {
+            let want = (blob.size - copied).min(buf.len() as u64) as usize;
+            let n = match src.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(layout.read_error(digest, e).into()),
+            };
+            self.raw(&buf[..n])?;
+            copied += n as u64;
+            progress.advance(n as u64);
+        }
+        if copied != blob.size {
+            return Err(short(copied));
+        }
+        self.pad(blob.size)
     }
 }

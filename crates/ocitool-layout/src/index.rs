@@ -785,9 +785,7 @@ mod tests {
             format!(
                 r#"{{"digest":"{D}","size":1,"annotations":{{"org.opencontainers.image.ref.name":"a:1","org.opencontainers.image.ref.name":"b:2"}}}}"#
             ),
-            format!(
-                r#"{{"digest":"sha256:\u0061b","size":null,"annotations":null,"urls":null,"mediaType":null}}"#
-            ),
+            r#"{"digest":"sha256:\u0061b","size":null,"annotations":null,"urls":null,"mediaType":null}"#.to_string(),
             format!(
                 r#"{{"digest":"{D}","size":1,"urls":["u"],"artifactType":"a/b","platform":{{"os":"linux","architecture":"amd64"}}}}"#
             ),
@@ -797,7 +795,7 @@ mod tests {
             format!(r#"{{"digest":"{D}","size":1,"urls":[1]}}"#),
             format!(r#"{{"digest":"{D}","size":1,"platform":"linux"}}"#),
             format!(r#"{{"digest":"{D}","size":1,"artifactType":7}}"#),
-            format!(r#"{{"digest":1,"size":1}}"#),
+            r#"{"digest":1,"size":1}"#.to_string(),
             r#"[]"#.to_string(),
             r#"{}"#.to_string(),
         ];

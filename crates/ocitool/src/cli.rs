@@ -30,8 +30,8 @@ pub struct Global {
     /// Fail with exit code 4 instead of waiting when another ocitool process holds the layout's lock.
     #[arg(long, global = true)]
     pub no_wait: bool,
-    /// Do not fsync what is written: faster, survives a kill but not a power loss. For scratch
-    /// layouts (CI) only.
+    /// Do not fsync what is written (layouts, archives): faster, survives a kill but not a power
+    /// loss. For scratch layouts and archives (CI) only.
     #[arg(long, global = true)]
     pub no_fsync: bool,
     /// Threads for hashing and compression (default: one per core).

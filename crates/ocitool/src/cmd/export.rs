@@ -3,6 +3,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use ocitool_archive::export::{self, ExportOptions, Format, Selection};
+use ocitool_archive::tarwrite::Sink;
 use ocitool_layout::Layout;
 use ocitool_spec::Platform;
 use serde_json::json;
@@ -12,11 +13,12 @@ use crate::output::human_size;
 use crate::{Ctx, exit};
 
 /// Writes to `path` through a temporary file in the same directory, renamed into place only
-/// when `f` succeeds (so a failed or killed export leaves no partial archive); `-` writes to
-/// standard output.
+/// when `f` succeeds (so a failed or killed export leaves no partial archive), fsynced first
+/// when `durable`; `-` writes to standard output.
 pub fn write_output<T>(
     path: &Path,
-    f: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+    durable: bool,
+    f: impl FnOnce(&mut dyn Sink) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     if path.as_os_str() == "-" {
         let stdout = io::stdout();
@@ -29,21 +31,24 @@ pub fn write_output<T>(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
+    let (file, tmp) = tempfile::Builder::new()
         .prefix(".ocitool-partial-")
         // An archive is meant to be shared: 0666 less the umask, as `tar` or `cp` would create it.
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
-        .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-    let mut w = io::BufWriter::with_capacity(1 << 20, tmp);
+        .with_context(|| format!("create a temporary file in {}", dir.display()))?
+        .into_parts();
+    // A plain file behind the buffer: blobs are then copied into it by the kernel.
+    let mut w = io::BufWriter::with_capacity(1 << 20, file);
     let r = f(&mut w)?;
-    let tmp = w
+    let file = w
         .into_inner()
         .map_err(|e| e.into_error())
         .with_context(|| format!("write {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("fsync {}", path.display()))?;
+    if durable {
+        file.sync_all()
+            .with_context(|| format!("fsync {}", path.display()))?;
+    }
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("rename into {}", path.display()))?;
@@ -64,7 +69,7 @@ pub fn run(ctx: &mut Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
         exclude: None,
     };
     let progress = ctx.progress();
-    let report = write_output(output, |w| {
+    let report = write_output(output, !ctx.global.no_fsync, |w| {
         let (r, _) = export::export(
             &layout,
             &Selection::Refs(refs.to_vec()),

@@ -42,7 +42,7 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
         Selection::Refs(refs.to_vec())
     };
     let progress = ctx.progress();
-    let report = write_output(output, |w| {
+    let report = write_output(output, !ctx.global.no_fsync, |w| {
         Ok(export::export(&layout, &selection, &options, w, &progress)?.0)
     })?;
     if ctx.global.json && output.as_os_str() != "-" {
@@ -97,7 +97,7 @@ pub fn inventory(ctx: &mut Ctx, layout: &Path, output: Option<&Path>) -> anyhow:
     let bytes = inv.to_bytes();
     match output {
         Some(p) if p.as_os_str() != "-" => {
-            write_output(p, |w| {
+            write_output(p, !ctx.global.no_fsync, |w| {
                 w.write_all(&bytes)
                     .with_context(|| format!("write {}", p.display()))?;
                 Ok(())

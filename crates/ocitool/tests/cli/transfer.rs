@@ -148,6 +148,36 @@ fn a_corrupt_source_blob_stops_the_copy_and_a_rerun_resumes() {
     verify_clean(&dst);
 }
 
+/// Pack and export copy blobs with the kernel and hash them on other threads: a layer whose
+/// bytes changed (same size) still fails the archive, naming the blob, whether it goes to a
+/// file (no file left) or to standard output.
+#[test]
+fn pack_and_export_refuse_a_layer_whose_bytes_changed() {
+    let fx = fixture("minimal");
+    let img = ocitool_testkit::fixtures::minimal_image();
+    let layer = img.layers[1].digest.to_string();
+    let p = blob_path(&fx.path, &layer);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&p, &bytes).unwrap();
+    let out = fx.dir.path().join("x.tar");
+    for cmd in ["pack", "export"] {
+        let mut args: Vec<&std::ffi::OsStr> = vec![cmd.as_ref(), fx.path.as_os_str()];
+        if cmd == "export" {
+            args.push("app:1.0".as_ref());
+        }
+        let mut to_file = args.clone();
+        to_file.extend(["-o".as_ref(), out.as_os_str()]);
+        let err = fails(3, &[&layer], &to_file);
+        assert!(err.starts_with("error:"), "{err}");
+        assert!(!out.exists(), "{cmd} left {}", out.display());
+        let mut to_stdout = args.clone();
+        to_stdout.extend([std::ffi::OsStr::new("-o"), std::ffi::OsStr::new("-")]);
+        fails(3, &[&layer], &to_stdout);
+    }
+}
+
 fn pack(fx: &Fx, args: &[&str], name: &str) -> PathBuf {
     let out = fx.dir.path().join(name);
     let mut a: Vec<&std::ffi::OsStr> = vec!["pack".as_ref(), fx.path.as_os_str()];
