@@ -205,13 +205,28 @@ pub fn copy(
     let durable = dst.options().durable;
     let txn_cell = Mutex::new(&mut txn);
     let methods = Mutex::new(Vec::new());
-    // Each blob: copied, hashed, fsynced by a worker, then renamed into place at once.
+    // Each blob: copied, hashed, fsynced by a worker, then renamed into place at once. A copy
+    // made by the kernel is hashed while a helper thread waits for its fsync: the disk writes
+    // it back as the CPU reads it.
     todo.par_iter().try_for_each(|c| -> Result<()> {
         let (p, m) = copy_blob(src, c, &staging, options.link, progress)?;
-        if durable && m != Method::HardLink {
-            File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(Error::io("fsync", p.to_path_buf()))?;
+        let sync = durable && m != Method::HardLink;
+        std::thread::scope(|scope| -> Result<()> {
+            let synced = sync.then(|| scope.spawn(|| File::open(&p).and_then(|f| f.sync_all())));
+            let verified = if m == Method::ReadWrite {
+                Ok(()) // hashed as it was copied
+            } else {
+                verify_named(&p, c, &src.blob_path(&c.digest))
+            };
+            let synced = synced.map_or(Ok(()), |h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the fsync thread panicked")))
+            });
+            verified?;
+            synced.map_err(Error::io("fsync", p.to_path_buf()))
+        })?;
+        if m != Method::ReadWrite && m != Method::CopyFileRange {
+            progress.advance(c.size);
         }
         txn_cell
             .lock()
@@ -249,7 +264,8 @@ pub fn copy(
     Ok(report)
 }
 
-/// Copies one blob into the staging directory and verifies the copy.
+/// Copies one blob into the staging directory. A blob copied through user space
+/// (`Method::ReadWrite`) is verified on the way; the caller verifies the others.
 fn copy_blob(
     src: &Layout,
     c: &Checked,
@@ -279,11 +295,7 @@ fn copy_blob(
         drop(dst_file);
         fs::remove_file(&dst_path).map_err(Error::io("remove", dst_path.to_path_buf()))?;
         match fs::hard_link(&src_path, &dst_path) {
-            Ok(()) => {
-                verify_named(&dst_path, c, &src_path)?;
-                progress.advance(c.size);
-                return Ok((dst_path, Method::HardLink));
-            }
+            Ok(()) => return Ok((dst_path, Method::HardLink)),
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 // Another file system: fall back to a copy.
                 dst_file =
@@ -295,8 +307,6 @@ fn copy_blob(
         }
     }
     if reflink_copy::reflink_file(&src_file, &dst_file).is_ok() {
-        verify_named(&dst_path, c, &src_path)?;
-        progress.advance(c.size);
         return Ok((dst_path, Method::Reflink));
     }
     // copy_file_range: the kernel copies, possibly without touching user space at all.
@@ -327,7 +337,6 @@ fn copy_blob(
         }
     }
     if kernel_ok {
-        verify_named(&dst_path, c, &src_path)?;
         return Ok((dst_path, Method::CopyFileRange));
     }
     // Read, hash and write in one pass.
