@@ -87,12 +87,3 @@ pub(crate) fn replace_file_with(
     }
     Ok(())
 }
-
-/// Asks the kernel to start writing back a range of a file now, without waiting, so the data
-/// is mostly on disk by the time the final fsync runs (`POSIX_FADV_DONTNEED` starts writeback
-/// of dirty pages and drops the clean ones).
-pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        let _ = rustix::fs::fadvise(f, offset, Some(len), rustix::fs::Advice::DontNeed);
-    }
-}

@@ -2,8 +2,10 @@
 //!
 //! A [`Transaction`] holds the shared `gc` lock for its whole life. Blobs are streamed into a
 //! private staging directory (`.ocitool/tmp/txn-*`, same file system), hashed on the way, and
-//! checked against their expected digest and size. Nothing is visible in `blobs/` until
-//! [`Transaction::commit`]: it fsyncs the staged files, renames each into
+//! checked against their expected digest and size. A large blob is fsynced by a helper
+//! thread as soon as it is complete, while the next one streams in. Nothing is visible in
+//! `blobs/` until [`Transaction::commit`]: it waits for those fsyncs and fsyncs the other
+//! staged files, renames each into
 //! `blobs/<alg>/<encoded>` (keeping a blob that is already there), fsyncs the blob
 //! directories, and only then edits `index.json` under the index lock (read, modify, write to
 //! a temporary file, fsync, rename, fsync the directory).
@@ -46,11 +48,17 @@ pub struct Transaction<'a> {
     dirty_dirs: Vec<PathBuf>,
     /// Allow moving or removing protected tags.
     force: bool,
+    /// fsyncs of finished large blobs, running while the next ones stream in (durable
+    /// layouts only); joined by `commit`.
+    syncing: Vec<(Digest, std::thread::JoinHandle<io::Result<()>>)>,
     _gc: LockGuard,
 }
 
-/// Bytes between two requests to start writeback of a blob being written.
-const WRITEBACK_STEP: u64 = 32 << 20;
+/// Blobs from this size on are fsynced by a helper thread as soon as they are complete.
+const SYNC_AHEAD_FROM: u64 = 1 << 20;
+
+/// At most this many such fsyncs wait at once; the oldest is joined first.
+const SYNC_AHEAD_MAX: usize = 8;
 
 /// Blobs grow past this before their hashing moves to a second thread.
 const PIPE_AFTER: u64 = 4 << 20;
@@ -71,9 +79,6 @@ pub struct BlobWriter {
     count: u64,
     path: tempfile::TempPath,
     algorithm: Algorithm,
-    /// Start writeback as the blob grows (durable layouts only).
-    writeback: bool,
-    written_back: u64,
 }
 
 impl BlobWriter {
@@ -116,14 +121,6 @@ impl BlobWriter {
         };
         (d, self.count, self.file, self.path)
     }
-
-    fn maybe_writeback(&mut self) {
-        let n = self.count;
-        if self.writeback && n - self.written_back >= WRITEBACK_STEP {
-            fsutil::start_writeback(&self.file, self.written_back, n - self.written_back);
-            self.written_back = n;
-        }
-    }
 }
 
 impl Write for BlobWriter {
@@ -131,7 +128,6 @@ impl Write for BlobWriter {
         let n = self.file.write(buf)?;
         self.count += n as u64;
         self.hash(&buf[..n]);
-        self.maybe_writeback();
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -152,6 +148,7 @@ impl<'a> Transaction<'a> {
             staged: BTreeMap::new(),
             dirty_dirs: Vec::new(),
             force: false,
+            syncing: Vec::new(),
         })
     }
 
@@ -230,8 +227,6 @@ impl<'a> Transaction<'a> {
             count: 0,
             path,
             algorithm,
-            writeback: self.layout.options.durable,
-            written_back: 0,
         })
     }
 
@@ -242,17 +237,9 @@ impl<'a> Transaction<'a> {
         writer: BlobWriter,
         expected: Option<&Checked>,
     ) -> Result<Checked> {
-        if writer.writeback {
-            fsutil::start_writeback(
-                &writer.file,
-                writer.written_back,
-                writer.count - writer.written_back,
-            );
-        }
         let (digest, size, mut file, path) = writer.digest();
         file.flush()
             .map_err(Error::io("write", path.to_path_buf()))?;
-        drop(file);
         if let Some(exp) = expected {
             let err = if size != exp.size {
                 Some(VerifyError::SizeMismatch {
@@ -276,7 +263,19 @@ impl<'a> Transaction<'a> {
             }
         }
         // A second copy of a staged blob is simply dropped (its temp file is removed).
-        self.staged.entry(digest.clone()).or_insert(path);
+        if self.staged.contains_key(&digest) {
+            return Ok(Checked { digest, size });
+        }
+        self.staged.insert(digest.clone(), path);
+        if self.layout.options.durable && size >= SYNC_AHEAD_FROM {
+            // The disk writes this blob back while the next one streams in; `commit` waits.
+            if self.syncing.len() >= SYNC_AHEAD_MAX {
+                let (d, h) = self.syncing.remove(0);
+                self.join_sync(&d, h)?;
+            }
+            let h = std::thread::spawn(move || file.sync_all());
+            self.syncing.push((digest.clone(), h));
+        }
         Ok(Checked { digest, size })
     }
 
@@ -328,8 +327,15 @@ impl<'a> Transaction<'a> {
         let staged: Vec<(Digest, tempfile::TempPath)> =
             std::mem::take(&mut self.staged).into_iter().collect();
         let layout = self.layout;
+        let mut synced = std::collections::BTreeSet::new();
+        for (d, h) in std::mem::take(&mut self.syncing) {
+            self.join_sync(&d, h)?;
+            synced.insert(d);
+        }
         if layout.options.durable {
-            let sync = |(_, p): &(Digest, tempfile::TempPath)| -> Result<()> {
+            let staged: Vec<&(Digest, tempfile::TempPath)> =
+                staged.iter().filter(|(d, _)| !synced.contains(d)).collect();
+            let sync = |(_, p): &&(Digest, tempfile::TempPath)| -> Result<()> {
                 let f = File::open(p).map_err(Error::io("open", p.to_path_buf()))?;
                 f.sync_all().map_err(Error::io("fsync", p.to_path_buf()))
             };
@@ -390,6 +396,19 @@ impl<'a> Transaction<'a> {
             )?;
         }
         Ok(out)
+    }
+
+    /// Waits for the fsync of a staged blob started by `finish_blob`.
+    fn join_sync(&self, d: &Digest, h: std::thread::JoinHandle<io::Result<()>>) -> Result<()> {
+        h.join()
+            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked")))
+            .map_err(|e| {
+                let p = self
+                    .staged
+                    .get(d)
+                    .map_or_else(|| self.layout.blob_path(d), |p| p.to_path_buf());
+                Error::io("fsync", p)(e)
+            })
     }
 
     /// Renames a complete, verified (and, for durable layouts, fsynced) blob file into
