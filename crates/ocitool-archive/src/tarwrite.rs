@@ -20,6 +20,12 @@ pub trait Sink: Write {
     fn file(&mut self) -> io::Result<Option<&File>> {
         Ok(None)
     }
+
+    /// Called after each large run of a blob's bytes was appended by the kernel: a sink that
+    /// will be fsynced may start writing them back.
+    fn wrote_bulk(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Sink for Vec<u8> {}
@@ -37,7 +43,82 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn file(&mut self) -> io::Result<Option<&File>> {
         (**self).file()
     }
+    fn wrote_bulk(&mut self) -> io::Result<()> {
+        (**self).wrote_bulk()
+    }
 }
+
+/// An archive written to a file, made durable when complete if asked: as blobs are copied in,
+/// a helper thread fsyncs what has been written so far (one fsync at a time) while the copy
+/// goes on, so the disk works alongside the copy and the final fsync is short.
+pub struct FileSink {
+    w: BufWriter<File>,
+    durable: bool,
+    syncing: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl FileSink {
+    pub fn new(file: File, durable: bool) -> FileSink {
+        FileSink {
+            w: BufWriter::with_capacity(1 << 20, file),
+            durable,
+            syncing: None,
+        }
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        match self.syncing.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes and, if durable, fsyncs the file; returns it.
+    pub fn finish(mut self) -> io::Result<File> {
+        self.w.flush()?;
+        self.join()?;
+        let durable = self.durable;
+        let file = self.w.into_inner().map_err(|e| e.into_error())?;
+        if durable {
+            file.sync_all()?;
+        }
+        Ok(file)
+    }
+}
+
+impl Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.w.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl Sink for FileSink {
+    fn file(&mut self) -> io::Result<Option<&File>> {
+        self.w.file()
+    }
+
+    fn wrote_bulk(&mut self) -> io::Result<()> {
+        if !self.durable || self.syncing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        self.join()?;
+        self.w.flush()?;
+        let f = self.w.get_ref().try_clone()?;
+        self.syncing = Some(std::thread::spawn(move || f.sync_data()));
+        Ok(())
+    }
+}
+
+/// Bytes asked of one `copy_file_range`: the sink may start writing back after each.
+const KERNEL_CHUNK: u64 = 64 << 20;
 
 /// mtime of every entry: the Unix epoch (reproducible, like `SOURCE_DATE_EPOCH=0`).
 pub const MTIME: u64 = 0;
@@ -138,20 +219,24 @@ impl<W: Sink> TarWriter<W> {
         let mut copied = 0u64;
         // The kernel copies page-cache pages into the archive, with no trip through user
         // space; a file system or kernel that cannot falls back to reading and writing.
-        if let Some(out) = self.inner.file().map_err(Error::io("write the archive"))? {
-            while copied < blob.size {
-                let want = (blob.size - copied).min(1 << 30) as usize;
-                match rustix::fs::copy_file_range(&src, None, out, None, want) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        copied += n as u64;
-                        progress.advance(n as u64);
-                    }
-                    Err(_) if copied == 0 => break,
-                    Err(e) => return Err(Error::io("write the archive")(e.into())),
+        while copied < blob.size {
+            let Some(out) = self.inner.file().map_err(Error::io("write the archive"))? else {
+                break;
+            };
+            let want = (blob.size - copied).min(KERNEL_CHUNK) as usize;
+            match rustix::fs::copy_file_range(&src, None, out, None, want) {
+                Ok(0) => break,
+                Ok(n) => {
+                    copied += n as u64;
+                    self.written += n as u64;
+                    progress.advance(n as u64);
+                    self.inner
+                        .wrote_bulk()
+                        .map_err(Error::io("write the archive"))?;
                 }
+                Err(_) if copied == 0 => break,
+                Err(e) => return Err(Error::io("write the archive")(e.into())),
             }
-            self.written += copied;
         }
         let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
         while copied < blob.size {

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use ocitool_archive::export::{self, ExportOptions, Format, Selection};
-use ocitool_archive::tarwrite::Sink;
+use ocitool_archive::tarwrite::{FileSink, Sink};
 use ocitool_layout::Layout;
 use ocitool_spec::Platform;
 use serde_json::json;
@@ -39,16 +39,10 @@ pub fn write_output<T>(
         .with_context(|| format!("create a temporary file in {}", dir.display()))?
         .into_parts();
     // A plain file behind the buffer: blobs are then copied into it by the kernel.
-    let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    let r = f(&mut w)?;
-    let file = w
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("write {}", path.display()))?;
-    if durable {
-        file.sync_all()
-            .with_context(|| format!("fsync {}", path.display()))?;
-    }
+    let mut sink = FileSink::new(file, durable);
+    let r = f(&mut sink)?;
+    sink.finish()
+        .with_context(|| format!("write and fsync {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("rename into {}", path.display()))?;
