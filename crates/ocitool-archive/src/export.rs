@@ -276,6 +276,7 @@ pub fn export<W: Sink>(
     // its diff_id, in parallel (one job per core, each blob read once more, from the page
     // cache) while this thread streams the archive, by the kernel when it is a file. The
     // archive is reported written only when every check passed.
+    // A layer whose diff_id is checked has its digest checked in the same read.
     let mut checks: Vec<(Checked, Check)> = blobs
         .iter()
         .map(|d| {
@@ -283,21 +284,18 @@ pub fn export<W: Sink>(
                 digest: d.clone(),
                 size: graph.nodes[d].size,
             };
-            (c, Check::Digest)
+            let check = match diff_of.get(d) {
+                Some((comp, want))
+                    if options.format == Format::Docker
+                        && !(*comp == Compression::None && want == d) =>
+                {
+                    Check::DiffId(*comp, want.clone())
+                }
+                _ => Check::Digest,
+            };
+            (c, check)
         })
         .collect();
-    if options.format == Format::Docker {
-        for (d, (c, w)) in &diff_of {
-            if blobs.contains(d) && !(*c == Compression::None && w == d) {
-                let size = graph.nodes[d].size;
-                let c2 = Checked {
-                    digest: d.clone(),
-                    size,
-                };
-                checks.push((c2, Check::DiffId(*c, w.clone())));
-            }
-        }
-    }
     // The costliest first: decompressions, then by size.
     checks.sort_by_key(|(c, k)| (!matches!(k, Check::DiffId(..)), std::cmp::Reverse(c.size)));
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -383,7 +381,7 @@ pub fn export<W: Sink>(
 enum Check {
     /// Its digest.
     Digest,
-    /// That it decompresses (from this compression) to this diff_id.
+    /// Its digest, and that it decompresses (from this compression) to this diff_id.
     DiffId(Compression, Digest),
 }
 
@@ -395,19 +393,48 @@ fn check_diff_id(
     want: &Digest,
 ) -> Result<()> {
     let (f, _) = layout.open_blob(&c.digest)?;
-    let mut dec = ocitool_compress::decoder(
-        compression,
-        std::io::BufReader::with_capacity(ocitool_layout::txn::BUF_SIZE, f),
-        ocitool_compress::DecodeOptions::default(),
-    )
-    .map_err(Error::io(format!("layer {}", c.digest)))?;
-    let mut h =
-        ocitool_digest::HashingWriter::new(std::io::sink(), ocitool_digest::Algorithm::Sha256);
-    std::io::copy(&mut dec, &mut h).map_err(|e| Error::Image {
+    // One read of the blob: its bytes feed the digest check and the decompressor.
+    let mut raw = ocitool_digest::HashingReader::new(f, c.digest.algorithm());
+    let decoded = (|| -> std::io::Result<Digest> {
+        let mut dec = ocitool_compress::decoder(
+            compression,
+            std::io::BufReader::with_capacity(ocitool_layout::txn::BUF_SIZE, &mut raw),
+            ocitool_compress::DecodeOptions::default(),
+        )?;
+        let mut h =
+            ocitool_digest::HashingWriter::new(std::io::sink(), ocitool_digest::Algorithm::Sha256);
+        std::io::copy(&mut dec, &mut h)?;
+        Ok(h.finish().0)
+    })();
+    // Whatever the decoder left (trailing data, or all of it after an error) is still hashed.
+    std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| layout.read_error(&c.digest, e))?;
+    let (actual, size, _) = raw.finish();
+    // A corrupt blob is the cause of whatever its decompression says: reported first.
+    let source = if size != c.size {
+        Some(ocitool_digest::VerifyError::SizeMismatch {
+            expected: c.size,
+            actual: size,
+        })
+    } else if actual != c.digest {
+        Some(ocitool_digest::VerifyError::DigestMismatch {
+            expected: c.digest.clone(),
+            actual,
+        })
+    } else {
+        None
+    };
+    if let Some(source) = source {
+        return Err(ocitool_layout::Error::Verify {
+            digest: c.digest.clone(),
+            path: layout.blob_path(&c.digest),
+            source,
+        }
+        .into());
+    }
+    let got = decoded.map_err(|e| Error::Image {
         image: format!("layer {}", c.digest),
         why: format!("does not decompress as {compression}: {e}"),
     })?;
-    let (got, _, _) = h.finish();
     if got != *want {
         return Err(Error::Image {
             image: format!("layer {}", c.digest),
