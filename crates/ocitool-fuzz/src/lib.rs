@@ -1396,7 +1396,35 @@ pub fn index_edit(data: &[u8]) {
             input.take(lo | (hi << 8)).to_vec()
         }
     };
-    let Ok(mut doc) = IndexDoc::parse(seed.clone(), Path::new("index.json")) else {
+    // The edit parse (entries read by the borrowing `DescriptorKeys`) accepts and refuses
+    // exactly what the full parse does, and reads the same names and digests.
+    let full = IndexDoc::parse(seed.clone(), Path::new("index.json"));
+    let lazy = IndexDoc::parse_for_edit(seed.clone(), Path::new("index.json"));
+    match (&full, &lazy) {
+        (Ok(f), Ok(l)) => {
+            let keys = |d: &IndexDoc| {
+                d.keys()
+                    .map(|k| {
+                        (
+                            k.digest.to_string(),
+                            k.ref_name.map(String::from),
+                            k.containerd_name.map(String::from),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                keys(f) == keys(l),
+                "parse_for_edit reads other names or digests than parse"
+            );
+        }
+        (Err(f), Err(l)) => assert!(
+            f.to_string() == l.to_string(),
+            "parse and parse_for_edit refuse with different errors: {f} / {l}"
+        ),
+        (f, l) => panic!("parse ok={} but parse_for_edit ok={}", f.is_ok(), l.is_ok()),
+    }
+    let Ok(mut doc) = full else {
         return;
     };
     let top_before = top_members(&seed);
