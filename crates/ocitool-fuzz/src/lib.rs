@@ -1401,23 +1401,10 @@ pub fn index_edit(data: &[u8]) {
     let full = IndexDoc::parse(seed.clone(), Path::new("index.json"));
     let lazy = IndexDoc::parse_for_edit(seed.clone(), Path::new("index.json"));
     match (&full, &lazy) {
-        (Ok(f), Ok(l)) => {
-            let keys = |d: &IndexDoc| {
-                d.keys()
-                    .map(|k| {
-                        (
-                            k.digest.to_string(),
-                            k.ref_name.map(String::from),
-                            k.containerd_name.map(String::from),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            };
-            assert!(
-                keys(f) == keys(l),
-                "parse_for_edit reads other names or digests than parse"
-            );
-        }
+        (Ok(f), Ok(l)) => assert!(
+            f.keys().eq(l.keys()),
+            "parse_for_edit reads other names or digests than parse"
+        ),
         (Err(f), Err(l)) => assert!(
             f.to_string() == l.to_string(),
             "parse and parse_for_edit refuse with different errors: {f} / {l}"

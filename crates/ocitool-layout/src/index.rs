@@ -52,7 +52,7 @@ pub struct IndexDoc {
 
 #[derive(Clone, Debug)]
 struct Item {
-    raw: Raw,
+    raw: Text,
     /// What every edit consults, kept from the validating parse: spans of the source
     /// where the JSON string has no escapes (nearly always), copies otherwise.
     digest: Text,
@@ -65,7 +65,8 @@ struct Item {
     fresh: bool,
 }
 
-/// A string value of an entry: a span of the document's source, or owned.
+/// Text of an entry (its whole JSON, or one of its string values): a span of the document's
+/// source, or owned (made by an edit, or a string with escapes).
 #[derive(Clone, Debug)]
 enum Text {
     Span(Range<usize>),
@@ -93,15 +94,8 @@ impl Text {
     }
 }
 
-/// A descriptor's JSON text: a span of the document's source, or owned (made by an edit).
-#[derive(Clone, Debug)]
-enum Raw {
-    Span(Range<usize>),
-    Owned(Box<RawValue>),
-}
-
 /// What names an `index.json` entry, read without parsing the whole descriptor again.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryKey<'a> {
     pub position: usize,
     pub ref_name: Option<&'a str>,
@@ -160,7 +154,7 @@ impl Item {
             Descriptor::deserialize(v).map_err(|e| Error::Invalid(format!("descriptor: {e}")))?;
         let owned = |s: Option<&str>| s.map(|s| Text::Owned(s.into()));
         Ok(Item {
-            raw: Raw::Owned(raw(v)),
+            raw: Text::Owned(raw(v).get().into()),
             digest: Text::Owned(descriptor.digest.as_str().into()),
             ref_name: owned(descriptor.ref_name()),
             containerd_name: owned(descriptor.containerd_name()),
@@ -256,7 +250,7 @@ impl IndexDoc {
                     };
                     // A borrowed RawValue is a slice of `source`.
                     let start = text.as_ptr() as usize - base;
-                    let raw = Raw::Span(start..start + text.len());
+                    let raw = Text::Span(start..start + text.len());
                     let item = if keep {
                         let d: Descriptor = serde_json::from_str(text).map_err(err)?;
                         Item {
@@ -302,10 +296,7 @@ impl IndexDoc {
 
     /// The JSON text of an entry.
     fn text<'a>(&'a self, it: &'a Item) -> &'a str {
-        match &it.raw {
-            Raw::Span(r) => &self.source[r.clone()],
-            Raw::Owned(b) => b.get(),
-        }
+        it.raw.get(&self.source)
     }
 
     /// The full descriptor of an entry, parsed on first use (its text was validated when the
@@ -807,18 +798,11 @@ mod tests {
             let lazy = IndexDoc::parse_for_edit(src.into_bytes(), p);
             match (full, lazy) {
                 (Ok(f), Ok(l)) => {
-                    let keys = |d: &IndexDoc| {
-                        d.keys()
-                            .map(|k| {
-                                (
-                                    k.digest.to_string(),
-                                    k.ref_name.map(String::from),
-                                    k.containerd_name.map(String::from),
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    };
-                    assert_eq!(keys(&f), keys(&l), "{e}");
+                    assert_eq!(
+                        f.keys().collect::<Vec<_>>(),
+                        l.keys().collect::<Vec<_>>(),
+                        "{e}"
+                    );
                     assert_eq!(f.descriptor(0), l.descriptor(0), "{e}");
                 }
                 (Err(f), Err(l)) => {
