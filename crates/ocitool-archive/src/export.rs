@@ -410,20 +410,7 @@ fn check_diff_id(
     std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| layout.read_error(&c.digest, e))?;
     let (actual, size, _) = raw.finish();
     // A corrupt blob is the cause of whatever its decompression says: reported first.
-    let source = if size != c.size {
-        Some(ocitool_digest::VerifyError::SizeMismatch {
-            expected: c.size,
-            actual: size,
-        })
-    } else if actual != c.digest {
-        Some(ocitool_digest::VerifyError::DigestMismatch {
-            expected: c.digest.clone(),
-            actual,
-        })
-    } else {
-        None
-    };
-    if let Some(source) = source {
+    if let Some(source) = ocitool_digest::VerifyError::compare(&c.digest, c.size, &actual, size) {
         return Err(ocitool_layout::Error::Verify {
             digest: c.digest.clone(),
             path: layout.blob_path(&c.digest),

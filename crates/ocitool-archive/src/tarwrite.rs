@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 
 use ocitool_digest::VerifyError;
+use ocitool_layout::txn::BackgroundSync;
 use ocitool_layout::{Layout, Progress};
 use ocitool_spec::views::Checked;
 
@@ -29,15 +30,7 @@ pub trait Sink: Write {
 }
 
 impl Sink for Vec<u8> {}
-impl Sink for io::Sink {}
 impl Sink for BufWriter<io::StdoutLock<'_>> {}
-
-impl Sink for BufWriter<File> {
-    fn file(&mut self) -> io::Result<Option<&File>> {
-        self.flush()?;
-        Ok(Some(self.get_ref()))
-    }
-}
 
 impl<S: Sink + ?Sized> Sink for &mut S {
     fn file(&mut self) -> io::Result<Option<&File>> {
@@ -54,7 +47,7 @@ impl<S: Sink + ?Sized> Sink for &mut S {
 pub struct FileSink {
     w: BufWriter<File>,
     durable: bool,
-    syncing: Option<std::thread::JoinHandle<io::Result<()>>>,
+    syncing: Option<BackgroundSync>,
 }
 
 impl FileSink {
@@ -67,12 +60,7 @@ impl FileSink {
     }
 
     fn join(&mut self) -> io::Result<()> {
-        match self.syncing.take() {
-            Some(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked"))),
-            None => Ok(()),
-        }
+        self.syncing.take().map_or(Ok(()), BackgroundSync::wait)
     }
 
     /// Flushes and, if durable, fsyncs the file; returns it.
@@ -102,7 +90,8 @@ impl Write for FileSink {
 
 impl Sink for FileSink {
     fn file(&mut self) -> io::Result<Option<&File>> {
-        self.w.file()
+        self.w.flush()?;
+        Ok(Some(self.w.get_ref()))
     }
 
     fn wrote_bulk(&mut self) -> io::Result<()> {
@@ -112,7 +101,7 @@ impl Sink for FileSink {
         self.join()?;
         self.w.flush()?;
         let f = self.w.get_ref().try_clone()?;
-        self.syncing = Some(std::thread::spawn(move || f.sync_data()));
+        self.syncing = Some(BackgroundSync::spawn(f, true));
         Ok(())
     }
 }

@@ -23,6 +23,29 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// What is wrong with content of `actual_size` bytes hashing to `actual`, expected to be
+    /// `expected_size` bytes hashing to `expected`: the size first, then the digest.
+    pub fn compare(
+        expected: &Digest,
+        expected_size: u64,
+        actual: &Digest,
+        actual_size: u64,
+    ) -> Option<VerifyError> {
+        if actual_size != expected_size {
+            Some(VerifyError::SizeMismatch {
+                expected: expected_size,
+                actual: actual_size,
+            })
+        } else if actual != expected {
+            Some(VerifyError::DigestMismatch {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            })
+        } else {
+            None
+        }
+    }
+
     /// Wraps the error so it travels through `std::io` adapters (tar, flate2, `io::copy`).
     pub fn into_io(self) -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::InvalidData, self)

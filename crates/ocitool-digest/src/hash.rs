@@ -173,22 +173,11 @@ impl<R: Read> VerifyingReader<R> {
         let Some(hasher) = self.hasher.take() else {
             return Ok(());
         };
-        if self.count != self.expected_size {
-            return Err(VerifyError::SizeMismatch {
-                expected: self.expected_size,
-                actual: self.count,
-            }
-            .into_io());
-        }
         let actual = hasher.finish();
-        if actual != self.expected {
-            return Err(VerifyError::DigestMismatch {
-                expected: self.expected.clone(),
-                actual,
-            }
-            .into_io());
+        match VerifyError::compare(&self.expected, self.expected_size, &actual, self.count) {
+            Some(e) => Err(e.into_io()),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -487,21 +487,11 @@ fn reencode(
         }
     }
     let (actual, n) = raw.finish();
-    if n != job.blob.size || actual != *d {
+    if let Some(source) = ocitool_digest::VerifyError::compare(d, job.blob.size, &actual, n) {
         return Err(Error::Verify {
             digest: d.clone(),
             path: layout.blob_path(d),
-            source: if n != job.blob.size {
-                ocitool_digest::VerifyError::SizeMismatch {
-                    expected: job.blob.size,
-                    actual: n,
-                }
-            } else {
-                ocitool_digest::VerifyError::DigestMismatch {
-                    expected: d.clone(),
-                    actual,
-                }
-            },
+            source,
         });
     }
     enc.finish().map_err(write_err)

@@ -25,7 +25,7 @@ use crate::graph::{Graph, Presence, WalkOptions, list_blobs};
 use crate::index::descriptor_value;
 use crate::layout::Layout;
 use crate::resolve::{self, Target};
-use crate::txn::{BUF_SIZE, Transaction};
+use crate::txn::{BUF_SIZE, BackgroundSync, Transaction};
 
 use crate::Progress;
 
@@ -210,21 +210,20 @@ pub fn copy(
     // it back as the CPU reads it.
     todo.par_iter().try_for_each(|c| -> Result<()> {
         let (p, m) = copy_blob(src, c, &staging, options.link, progress)?;
-        let sync = durable && m != Method::HardLink;
-        std::thread::scope(|scope| -> Result<()> {
-            let synced = sync.then(|| scope.spawn(|| File::open(&p).and_then(|f| f.sync_all())));
-            let verified = if m == Method::ReadWrite {
-                Ok(()) // hashed as it was copied
-            } else {
-                verify_named(&p, c, &src.blob_path(&c.digest))
-            };
-            let synced = synced.map_or(Ok(()), |h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("the fsync thread panicked")))
-            });
-            verified?;
-            synced.map_err(Error::io("fsync", p.to_path_buf()))
-        })?;
+        let synced = if durable && m != Method::HardLink {
+            let f = File::open(&p).map_err(Error::io("open", p.to_path_buf()))?;
+            Some(BackgroundSync::spawn(f, false))
+        } else {
+            None
+        };
+        let verified = if m == Method::ReadWrite {
+            Ok(()) // hashed as it was copied
+        } else {
+            verify_named(&p, c, &src.blob_path(&c.digest))
+        };
+        let synced = synced.map_or(Ok(()), BackgroundSync::wait);
+        verified?;
+        synced.map_err(Error::io("fsync", p.to_path_buf()))?;
         if m != Method::ReadWrite && m != Method::CopyFileRange {
             progress.advance(c.size);
         }

@@ -50,8 +50,36 @@ pub struct Transaction<'a> {
     force: bool,
     /// fsyncs of finished large blobs, running while the next ones stream in (durable
     /// layouts only); joined by `commit`.
-    syncing: Vec<(Digest, std::thread::JoinHandle<io::Result<()>>)>,
+    syncing: Vec<(Digest, BackgroundSync)>,
     _gc: LockGuard,
+}
+
+/// An fsync running on a helper thread, so the disk writes a file back while the caller goes
+/// on (hashing it, or writing the next one).
+pub struct BackgroundSync(std::thread::JoinHandle<io::Result<()>>);
+
+impl BackgroundSync {
+    /// Starts `fsync` (`fdatasync` with `data_only`) of `file`.
+    pub fn spawn(file: File, data_only: bool) -> BackgroundSync {
+        BackgroundSync(std::thread::spawn(move || {
+            if data_only {
+                file.sync_data()
+            } else {
+                file.sync_all()
+            }
+        }))
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    /// Waits for the fsync and returns its outcome.
+    pub fn wait(self) -> io::Result<()> {
+        self.0
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked")))
+    }
 }
 
 /// Blobs from this size on are fsynced by a helper thread as soon as they are complete.
@@ -240,27 +268,14 @@ impl<'a> Transaction<'a> {
         let (digest, size, mut file, path) = writer.digest();
         file.flush()
             .map_err(Error::io("write", path.to_path_buf()))?;
-        if let Some(exp) = expected {
-            let err = if size != exp.size {
-                Some(VerifyError::SizeMismatch {
-                    expected: exp.size,
-                    actual: size,
-                })
-            } else if digest != exp.digest {
-                Some(VerifyError::DigestMismatch {
-                    expected: exp.digest.clone(),
-                    actual: digest.clone(),
-                })
-            } else {
-                None
-            };
-            if let Some(source) = err {
-                return Err(Error::Verify {
-                    digest: exp.digest.clone(),
-                    path: self.layout.blob_path(&exp.digest),
-                    source,
-                });
-            }
+        if let Some(exp) = expected
+            && let Some(source) = VerifyError::compare(&exp.digest, exp.size, &digest, size)
+        {
+            return Err(Error::Verify {
+                digest: exp.digest.clone(),
+                path: self.layout.blob_path(&exp.digest),
+                source,
+            });
         }
         // A second copy of a staged blob is simply dropped (its temp file is removed).
         if self.staged.contains_key(&digest) {
@@ -273,8 +288,8 @@ impl<'a> Transaction<'a> {
                 let (d, h) = self.syncing.remove(0);
                 self.join_sync(&d, h)?;
             }
-            let h = std::thread::spawn(move || file.sync_all());
-            self.syncing.push((digest.clone(), h));
+            self.syncing
+                .push((digest.clone(), BackgroundSync::spawn(file, false)));
         }
         Ok(Checked { digest, size })
     }
@@ -399,16 +414,14 @@ impl<'a> Transaction<'a> {
     }
 
     /// Waits for the fsync of a staged blob started by `finish_blob`.
-    fn join_sync(&self, d: &Digest, h: std::thread::JoinHandle<io::Result<()>>) -> Result<()> {
-        h.join()
-            .unwrap_or_else(|_| Err(io::Error::other("the fsync thread panicked")))
-            .map_err(|e| {
-                let p = self
-                    .staged
-                    .get(d)
-                    .map_or_else(|| self.layout.blob_path(d), |p| p.to_path_buf());
-                Error::io("fsync", p)(e)
-            })
+    fn join_sync(&self, d: &Digest, h: BackgroundSync) -> Result<()> {
+        h.wait().map_err(|e| {
+            let p = self
+                .staged
+                .get(d)
+                .map_or_else(|| self.layout.blob_path(d), |p| p.to_path_buf());
+            Error::io("fsync", p)(e)
+        })
     }
 
     /// Renames a complete, verified (and, for durable layouts, fsynced) blob file into
