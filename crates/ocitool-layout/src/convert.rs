@@ -494,7 +494,10 @@ fn reencode(
             source,
         });
     }
-    enc.finish().map_err(write_err)
+    let mut w = enc.finish().map_err(write_err)?;
+    // The writers wait for `finish_blob` until every layer is done; their buffers need not.
+    w.complete().map_err(write_err)?;
+    Ok(w)
 }
 
 /// Annotations that describe one compressed form of a layer (zstd:chunked and eStargz tables

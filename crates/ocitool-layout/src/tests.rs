@@ -125,6 +125,62 @@ fn a_large_blob_is_hashed_on_a_second_thread_correctly() {
     assert_eq!(got.digest, Digest::of(Algorithm::Sha512, &data));
 }
 
+/// Large blobs of a durable layout go to the disk directly in aligned chunks from a helper
+/// thread after the first `PIPE_AFTER` bytes; the file must hold exactly what was written,
+/// whatever the sizes of the writes and wherever the blob ends relative to a chunk.
+#[test]
+fn large_blobs_land_byte_for_byte_whatever_the_write_sizes() {
+    use std::io::Write;
+    const MIB: usize = 1 << 20;
+    for durable in [true, false] {
+        let d = tempfile::tempdir().unwrap();
+        let options = Options {
+            durable,
+            ..Options::default()
+        };
+        let (l, _) = Layout::init(d.path().join("l"), options).unwrap();
+        let sizes = [
+            4 * MIB,
+            4 * MIB + 1,
+            5 * MIB,
+            5 * MIB + 4095,
+            7 * MIB + 12_345,
+            13 * MIB + 4096,
+        ];
+        let writes = [1usize, 4095, 65_536, MIB + 3, 3 * MIB];
+        let mut txn = Transaction::begin(&l).unwrap();
+        let mut made = vec![];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let data: Vec<u8> = (0..size)
+                .map(|j| ((j * 7 + i * 13 + j / 4093) % 256) as u8)
+                .collect();
+            let mut w = txn.blob_writer(Algorithm::Sha256).unwrap();
+            let mut rest = &data[..];
+            let mut k = i;
+            while !rest.is_empty() {
+                let n = writes[k % writes.len()].min(rest.len());
+                w.write_all(&rest[..n]).unwrap();
+                rest = &rest[n..];
+                k += 1;
+            }
+            if i % 2 == 0 {
+                // Completing early (as convert does) gives the same blob, and no more writes.
+                w.complete().unwrap();
+                assert!(w.write_all(b"x").is_err());
+            }
+            let got = txn.finish_blob(w, None).unwrap();
+            assert_eq!(got.digest, Digest::sha256(&data), "size {size}, durable {durable}");
+            assert_eq!(got.size, size as u64);
+            made.push((got, data));
+        }
+        txn.commit(|_| Ok(())).unwrap();
+        for (c, data) in made {
+            let on_disk = std::fs::read(l.blob_path(&c.digest)).unwrap();
+            assert!(on_disk == data, "{} differs on disk (durable {durable})", c.digest);
+        }
+    }
+}
+
 #[test]
 fn commit_refuses_a_descriptor_whose_blob_is_absent() {
     let (_d, l) = layout();

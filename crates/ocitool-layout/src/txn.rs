@@ -96,6 +96,11 @@ const PIPE_AFTER: u64 = 4 << 20;
 enum BlobHash {
     Inline(ocitool_digest::Hasher),
     Piped(ocitool_digest::HashPipe),
+    /// Hashed on one helper thread and written to the disk directly by another (durable
+    /// layouts; see `direct`).
+    Direct(crate::direct::DirectPipe),
+    /// All bytes written and hashed ([`BlobWriter::complete`]).
+    Done(io::Result<Digest>),
     /// Only while switching.
     Moving,
 }
@@ -107,6 +112,8 @@ pub struct BlobWriter {
     count: u64,
     path: tempfile::TempPath,
     algorithm: Algorithm,
+    /// Past `PIPE_AFTER` bytes, write directly to the disk (the layout is durable).
+    direct: bool,
 }
 
 impl BlobWriter {
@@ -141,10 +148,34 @@ impl BlobWriter {
         }
     }
 
-    fn digest(self) -> (Digest, u64, File, tempfile::TempPath) {
+    /// Ends the blob's data now: waits for its helper threads (if any) and releases their
+    /// buffers. For callers that hold several finished writers before staging them. Writing
+    /// afterwards is an error.
+    pub fn complete(&mut self) -> io::Result<()> {
+        let done = match std::mem::replace(&mut self.hash, BlobHash::Moving) {
+            BlobHash::Inline(h) => Ok(h.finish()),
+            BlobHash::Piped(p) => Ok(p.finish()),
+            BlobHash::Direct(p) => p.finish(),
+            done @ BlobHash::Done(_) => {
+                self.hash = done;
+                return Ok(());
+            }
+            BlobHash::Moving => unreachable!("never left moving"),
+        };
+        let kept = match &done {
+            Ok(d) => Ok(d.clone()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        self.hash = BlobHash::Done(kept);
+        done.map(|_| ())
+    }
+
+    fn digest(self) -> (io::Result<Digest>, u64, File, tempfile::TempPath) {
         let d = match self.hash {
-            BlobHash::Inline(h) => h.finish(),
-            BlobHash::Piped(p) => p.finish(),
+            BlobHash::Inline(h) => Ok(h.finish()),
+            BlobHash::Piped(p) => Ok(p.finish()),
+            BlobHash::Direct(p) => p.finish(),
+            BlobHash::Done(d) => d,
             BlobHash::Moving => unreachable!("never left moving"),
         };
         (d, self.count, self.file, self.path)
@@ -153,6 +184,31 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let BlobHash::Direct(p) = &mut self.hash {
+            p.write(buf)?;
+            self.count += buf.len() as u64;
+            return Ok(buf.len());
+        }
+        if let BlobHash::Done(_) = self.hash {
+            return Err(io::Error::other("write after the blob was completed"));
+        }
+        let mut buf = buf;
+        if self.direct {
+            // Through the page cache up to PIPE_AFTER (a multiple of the direct alignment),
+            // then directly.
+            let room = PIPE_AFTER - self.count;
+            if room == 0 {
+                let BlobHash::Inline(h) = std::mem::replace(&mut self.hash, BlobHash::Moving)
+                else {
+                    unreachable!("only an inline hash precedes the direct pipe")
+                };
+                self.hash = BlobHash::Direct(crate::direct::DirectPipe::spawn(
+                    &self.file, h, self.count,
+                )?);
+                return self.write(buf);
+            }
+            buf = &buf[..buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        }
         let n = self.file.write(buf)?;
         self.count += n as u64;
         self.hash(&buf[..n]);
@@ -255,6 +311,7 @@ impl<'a> Transaction<'a> {
             count: 0,
             path,
             algorithm,
+            direct: self.layout.options.durable,
         })
     }
 
@@ -266,6 +323,7 @@ impl<'a> Transaction<'a> {
         expected: Option<&Checked>,
     ) -> Result<Checked> {
         let (digest, size, mut file, path) = writer.digest();
+        let digest = digest.map_err(Error::io("write", path.to_path_buf()))?;
         file.flush()
             .map_err(Error::io("write", path.to_path_buf()))?;
         if let Some(exp) = expected
