@@ -169,14 +169,22 @@ fn large_blobs_land_byte_for_byte_whatever_the_write_sizes() {
                 assert!(w.write_all(b"x").is_err());
             }
             let got = txn.finish_blob(w, None).unwrap();
-            assert_eq!(got.digest, Digest::sha256(&data), "size {size}, durable {durable}");
+            assert_eq!(
+                got.digest,
+                Digest::sha256(&data),
+                "size {size}, durable {durable}"
+            );
             assert_eq!(got.size, size as u64);
             made.push((got, data));
         }
         txn.commit(|_| Ok(())).unwrap();
         for (c, data) in made {
             let on_disk = std::fs::read(l.blob_path(&c.digest)).unwrap();
-            assert!(on_disk == data, "{} differs on disk (durable {durable})", c.digest);
+            assert!(
+                on_disk == data,
+                "{} differs on disk (durable {durable})",
+                c.digest
+            );
         }
     }
 }

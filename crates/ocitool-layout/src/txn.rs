@@ -202,9 +202,8 @@ impl Write for BlobWriter {
                 else {
                     unreachable!("only an inline hash precedes the direct pipe")
                 };
-                self.hash = BlobHash::Direct(crate::direct::DirectPipe::spawn(
-                    &self.file, h, self.count,
-                )?);
+                self.hash =
+                    BlobHash::Direct(crate::direct::DirectPipe::spawn(&self.file, h, self.count)?);
                 return self.write(buf);
             }
             buf = &buf[..buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
