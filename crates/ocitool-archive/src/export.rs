@@ -394,21 +394,29 @@ fn check_diff_id(
 ) -> Result<()> {
     let (f, _) = layout.open_blob(&c.digest)?;
     // One read of the blob: its bytes feed the digest check and the decompressor.
-    let mut raw = ocitool_digest::HashingReader::new(f, c.digest.algorithm());
+    // The digest and the diff_id are hashed on two more threads, so that a large layer's
+    // check (two hashes and a decompression) spreads over both cores.
+    let mut raw = ocitool_digest::HashPipeReader::new(f, c.digest.algorithm());
     let decoded = (|| -> std::io::Result<Digest> {
         let mut dec = ocitool_compress::decoder(
             compression,
             std::io::BufReader::with_capacity(ocitool_layout::txn::BUF_SIZE, &mut raw),
             ocitool_compress::DecodeOptions::default(),
         )?;
-        let mut h =
-            ocitool_digest::HashingWriter::new(std::io::sink(), ocitool_digest::Algorithm::Sha256);
-        std::io::copy(&mut dec, &mut h)?;
-        Ok(h.finish().0)
+        let mut h = ocitool_digest::HashPipe::new(ocitool_digest::Algorithm::Sha256);
+        let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
+        loop {
+            match dec.read(&mut buf) {
+                Ok(0) => return Ok(h.finish()),
+                Ok(n) => h.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     })();
     // Whatever the decoder left (trailing data, or all of it after an error) is still hashed.
     std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| layout.read_error(&c.digest, e))?;
-    let (actual, size, _) = raw.finish();
+    let (actual, size) = raw.finish();
     // A corrupt blob is the cause of whatever its decompression says: reported first.
     if let Some(source) = ocitool_digest::VerifyError::compare(&c.digest, c.size, &actual, size) {
         return Err(ocitool_layout::Error::Verify {
