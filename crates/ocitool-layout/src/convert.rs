@@ -6,7 +6,7 @@
 //!
 //! One pass per layer: the source blob is read once, verified against its digest, decoded,
 //! hashed (the diff_id check) and re-encoded into a staged blob hashed as it is written.
-//! zstd uses the library's multi-threaded mode on every core, one layer at a time; gzip and
+//! zstd uses the library's multi-threaded mode on every core, two layers at a time; gzip and
 //! decompression run one layer per core.
 
 use std::collections::BTreeMap;
@@ -239,8 +239,11 @@ pub fn convert(
     };
     let results: Vec<((Digest, Compression), crate::txn::BlobWriter)> =
         if job_list.iter().any(|((_, c), _)| *c == Compression::Zstd) {
-            // zstd parallelises inside each stream.
-            work.into_iter()
+            // zstd parallelises inside each stream, and two layers go at once all the same:
+            // one layer's stream leaves the cores idle at its start and end, and while its
+            // reader waits (measured on the 3 GiB bench layout: 9.3 s one at a time, 7.5-7.8 s
+            // two at once, for ~70 MiB of memory instead of ~45).
+            work.into_par_iter()
                 .map(|j| {
                     let workers = if j.0.1 == Compression::Zstd {
                         threads
