@@ -1,31 +1,27 @@
 //! A deterministic tar writer for archives ocitool produces: ustar headers, fixed owner
 //! (0:0, no names), fixed mtime, fixed modes, entries in the order given. Blobs are streamed
-//! from the layout, by the kernel (`copy_file_range`) when the archive is a regular file, and
-//! their sizes checked; their digests are checked by the caller in parallel (see
-//! [`crate::export`]), so that hashing spreads over the cores while this thread copies.
+//! from the layout (straight to the disk for a durable file, see [`FileSink`]; by the kernel,
+//! `copy_file_range`, for a file written through the page cache), and their sizes checked;
+//! their digests are checked by the caller in parallel (see [`crate::export`]), so that
+//! hashing spreads over the cores while this thread copies.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 
 use ocitool_digest::VerifyError;
-use ocitool_layout::txn::BackgroundSync;
+use ocitool_layout::direct::DirectWriter;
 use ocitool_layout::{Layout, Progress};
 use ocitool_spec::views::Checked;
 
 use crate::errors::{Error, Result};
 
-/// Where an archive is written. A regular file lets the kernel copy blobs into it.
+/// Where an archive is written. A file written through the page cache lets the kernel copy
+/// blobs into it.
 pub trait Sink: Write {
     /// The file behind the sink, with everything buffered flushed to it, when the kernel may
     /// append to it directly (at its current offset); `None` for a pipe or memory.
     fn file(&mut self) -> io::Result<Option<&File>> {
         Ok(None)
-    }
-
-    /// Called after each large run of a blob's bytes was appended by the kernel: a sink that
-    /// will be fsynced may start writing them back.
-    fn wrote_bulk(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -36,77 +32,85 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn file(&mut self) -> io::Result<Option<&File>> {
         (**self).file()
     }
-    fn wrote_bulk(&mut self) -> io::Result<()> {
-        (**self).wrote_bulk()
-    }
 }
 
-/// An archive written to a file, made durable when complete if asked: as blobs are copied in,
-/// a helper thread fsyncs what has been written so far (one fsync at a time) while the copy
-/// goes on, so the disk works alongside the copy and the final fsync is short.
+/// An archive written to a file.
+///
+/// Durable (the default): written straight to the disk in aligned chunks by a helper thread
+/// ([`DirectWriter`]), then fsynced, which is then quick. Through the page cache, a durable
+/// archive costs twice: the kernel copies every byte into freshly allocated cache pages, and
+/// the fsync writes them back, at 0.35-0.4 GB/s on the benchmark machine against 1.3 GB/s
+/// direct.
+///
+/// Not durable (`--no-fsync`): blobs are copied into the page cache by the kernel
+/// (`copy_file_range`), nothing goes through user space, and nothing waits for the disk.
 pub struct FileSink {
-    w: BufWriter<File>,
-    durable: bool,
-    syncing: Option<BackgroundSync>,
+    w: FileSinkInner,
+}
+
+enum FileSinkInner {
+    Cached(BufWriter<File>),
+    Direct(DirectWriter),
 }
 
 impl FileSink {
-    pub fn new(file: File, durable: bool) -> FileSink {
-        FileSink {
-            w: BufWriter::with_capacity(1 << 20, file),
-            durable,
-            syncing: None,
-        }
+    pub fn new(file: File, durable: bool) -> io::Result<FileSink> {
+        Ok(FileSink {
+            w: if durable {
+                FileSinkInner::Direct(DirectWriter::new(file)?)
+            } else {
+                FileSinkInner::Cached(BufWriter::with_capacity(1 << 20, file))
+            },
+        })
     }
 
-    fn join(&mut self) -> io::Result<()> {
-        self.syncing.take().map_or(Ok(()), BackgroundSync::wait)
-    }
-
-    /// Flushes and, if durable, fsyncs the file; returns it.
-    pub fn finish(mut self) -> io::Result<File> {
-        self.w.flush()?;
-        self.join()?;
-        let durable = self.durable;
-        let file = self.w.into_inner().map_err(|e| e.into_error())?;
-        if durable {
-            file.sync_all()?;
+    /// Writes what is buffered and, if durable, fsyncs the file; returns it.
+    pub fn finish(self) -> io::Result<File> {
+        match self.w {
+            FileSinkInner::Cached(w) => w.into_inner().map_err(|e| e.into_error()),
+            FileSinkInner::Direct(w) => {
+                let file = w.finish()?;
+                file.sync_all()?;
+                Ok(file)
+            }
         }
-        Ok(file)
     }
 }
 
 impl Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.w.write(buf)
+        match &mut self.w {
+            FileSinkInner::Cached(w) => w.write(buf),
+            FileSinkInner::Direct(w) => w.write(buf),
+        }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.w.write_all(buf)
+        match &mut self.w {
+            FileSinkInner::Cached(w) => w.write_all(buf),
+            FileSinkInner::Direct(w) => w.write_all(buf),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.w.flush()
+        match &mut self.w {
+            FileSinkInner::Cached(w) => w.flush(),
+            FileSinkInner::Direct(w) => w.flush(),
+        }
     }
 }
 
 impl Sink for FileSink {
     fn file(&mut self) -> io::Result<Option<&File>> {
-        self.w.flush()?;
-        Ok(Some(self.w.get_ref()))
-    }
-
-    fn wrote_bulk(&mut self) -> io::Result<()> {
-        if !self.durable || self.syncing.as_ref().is_some_and(|h| !h.is_finished()) {
-            return Ok(());
+        match &mut self.w {
+            FileSinkInner::Cached(w) => {
+                w.flush()?;
+                Ok(Some(w.get_ref()))
+            }
+            FileSinkInner::Direct(_) => Ok(None),
         }
-        self.join()?;
-        self.w.flush()?;
-        let f = self.w.get_ref().try_clone()?;
-        self.syncing = Some(BackgroundSync::spawn(f, true));
-        Ok(())
     }
 }
 
-/// Bytes asked of one `copy_file_range`: the sink may start writing back after each.
+/// Bytes asked of one `copy_file_range` (progress is reported after each).
 const KERNEL_CHUNK: u64 = 64 << 20;
 
 /// mtime of every entry: the Unix epoch (reproducible, like `SOURCE_DATE_EPOCH=0`).
@@ -219,9 +223,6 @@ impl<W: Sink> TarWriter<W> {
                     copied += n as u64;
                     self.written += n as u64;
                     progress.advance(n as u64);
-                    self.inner
-                        .wrote_bulk()
-                        .map_err(Error::io("write the archive"))?;
                 }
                 Err(_) if copied == 0 => break,
                 Err(e) => return Err(Error::io("write the archive")(e.into())),

@@ -25,9 +25,11 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// size in use).
 pub(crate) const ALIGN: usize = 4096;
 
-/// Chunks queued before each helper thread; with the one being filled, at most
-/// `2 * DEPTH + 3` chunks exist per blob.
+/// Chunks queued before each helper thread.
 const DEPTH: usize = 3;
+
+/// Chunks that exist at once per file: queued, in the helpers' hands, and being filled.
+const MAX_BUFS: usize = 2 * DEPTH + 3;
 
 /// A `CHUNK`-sized buffer whose start is `ALIGN`-aligned (a plain vector, over-allocated).
 pub(crate) struct AlignedBuf {
@@ -62,12 +64,13 @@ impl AlignedBuf {
     }
 }
 
-/// Hashes and writes the rest of a blob from an aligned file offset on.
+/// Hashes (optionally) and writes the rest of a file from an aligned offset on.
 pub(crate) struct DirectPipe {
     cur: AlignedBuf,
     /// File offset of `cur`'s first byte.
     offset: u64,
-    to_hash: Option<SyncSender<(AlignedBuf, u64)>>,
+    /// The first helper's queue: the hasher's, or the writer's when nothing is hashed.
+    tx: Option<SyncSender<(AlignedBuf, u64)>>,
     pool: Receiver<AlignedBuf>,
     made: usize,
     hasher: Option<JoinHandle<Hasher>>,
@@ -76,23 +79,32 @@ pub(crate) struct DirectPipe {
 }
 
 impl DirectPipe {
-    /// Continues `hasher` (which holds the blob's first `offset` bytes, already in `file`)
+    /// Continues `hasher` (which holds the first `offset` bytes, already in `file`), if any,
     /// from `offset`, which must be a multiple of [`ALIGN`].
-    pub(crate) fn spawn(file: &File, hasher: Hasher, offset: u64) -> io::Result<DirectPipe> {
+    pub(crate) fn spawn(
+        file: &File,
+        hasher: Option<Hasher>,
+        offset: u64,
+    ) -> io::Result<DirectPipe> {
         debug_assert_eq!(offset % ALIGN as u64, 0);
-        let (to_hash, hash_rx) = sync_channel::<(AlignedBuf, u64)>(DEPTH);
         let (to_write, write_rx) = sync_channel::<(AlignedBuf, u64)>(DEPTH);
-        let (back, pool) = sync_channel::<AlignedBuf>(2 * DEPTH + 3);
-        let hasher = std::thread::spawn(move || {
-            let mut h = hasher;
-            for (buf, off) in hash_rx {
-                h.update(buf.filled());
-                if to_write.send((buf, off)).is_err() {
-                    break; // the writer failed; its error is the one reported
-                }
+        let (back, pool) = sync_channel::<AlignedBuf>(MAX_BUFS);
+        let (tx, hasher) = match hasher {
+            None => (to_write, None),
+            Some(mut h) => {
+                let (tx, hash_rx) = sync_channel::<(AlignedBuf, u64)>(DEPTH);
+                let t = std::thread::spawn(move || {
+                    for (buf, off) in hash_rx {
+                        h.update(buf.filled());
+                        if to_write.send((buf, off)).is_err() {
+                            break; // the writer failed; its error is the one reported
+                        }
+                    }
+                    h
+                });
+                (tx, Some(t))
             }
-            h
-        });
+        };
         let out = file.try_clone()?;
         let writer = std::thread::spawn(move || {
             let mut direct = set_direct(&out, true).is_ok();
@@ -108,10 +120,10 @@ impl DirectPipe {
         Ok(DirectPipe {
             cur: AlignedBuf::new(),
             offset,
-            to_hash: Some(to_hash),
+            tx: Some(tx),
             pool,
             made: 1,
-            hasher: Some(hasher),
+            hasher,
             writer: Some(writer),
             file: file.try_clone()?,
         })
@@ -132,7 +144,7 @@ impl DirectPipe {
     fn send(&mut self) -> io::Result<()> {
         let next = match self.pool.try_recv() {
             Ok(b) => b,
-            Err(_) if self.made < 2 * DEPTH + 3 => {
+            Err(_) if self.made < MAX_BUFS => {
                 self.made += 1;
                 AlignedBuf::new()
             }
@@ -145,7 +157,7 @@ impl DirectPipe {
         self.cur.len = 0;
         let off = self.offset;
         self.offset += full.len as u64;
-        let tx = self.to_hash.as_ref().expect("sender lives until finish");
+        let tx = self.tx.as_ref().expect("sender lives until finish");
         if tx.send((full, off)).is_err() {
             return Err(self.helper_error());
         }
@@ -154,7 +166,7 @@ impl DirectPipe {
 
     /// The error that stopped the writer (a helper stops early only when a write failed).
     fn helper_error(&mut self) -> io::Error {
-        drop(self.to_hash.take());
+        drop(self.tx.take());
         match self.writer.take().map(JoinHandle::join) {
             Some(Ok(Err(e))) => e,
             _ => io::Error::other("the blob writer thread stopped"),
@@ -162,27 +174,65 @@ impl DirectPipe {
     }
 
     /// Waits for the helpers, writes the last partial chunk (through the page cache) and
-    /// returns the hash of the whole blob.
-    pub(crate) fn finish(mut self) -> io::Result<Digest> {
-        drop(self.to_hash.take());
-        let hasher = self.hasher.take().expect("joined once").join();
+    /// returns the hash of the whole file, if it was hashed.
+    pub(crate) fn finish(mut self) -> io::Result<Option<Digest>> {
+        drop(self.tx.take());
+        let hasher = self.hasher.take().map(JoinHandle::join);
         match self.writer.take().expect("joined once").join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(io::Error::other("the blob writer thread panicked")),
         }
-        let mut h = hasher.map_err(|_| io::Error::other("the hashing thread panicked"))?;
+        let mut h = hasher
+            .transpose()
+            .map_err(|_| io::Error::other("the hashing thread panicked"))?;
         let tail = self.cur.filled();
-        h.update(tail);
+        if let Some(h) = h.as_mut() {
+            h.update(tail);
+        }
         let mut direct = false;
         write_all_at(&self.file, tail, self.offset, &mut direct)?;
-        Ok(h.finish())
+        Ok(h.map(Hasher::finish))
+    }
+}
+
+/// A file written from its start straight to the disk, in aligned chunks from a helper
+/// thread (`O_DIRECT` where the file system takes it). For large files that must be durable:
+/// the caller fsyncs the file after [`DirectWriter::finish`], which is then quick.
+pub struct DirectWriter {
+    pipe: DirectPipe,
+    file: File,
+}
+
+impl DirectWriter {
+    /// Writes `file` from offset 0 on (its current content is overwritten, not truncated).
+    pub fn new(file: File) -> io::Result<DirectWriter> {
+        Ok(DirectWriter {
+            pipe: DirectPipe::spawn(&file, None, 0)?,
+            file,
+        })
+    }
+
+    /// Waits until everything is written; returns the file.
+    pub fn finish(self) -> io::Result<File> {
+        self.pipe.finish()?;
+        Ok(self.file)
+    }
+}
+
+impl io::Write for DirectWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pipe.write(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(()) // chunks are written as they fill; the rest by `finish`
     }
 }
 
 impl Drop for DirectPipe {
     fn drop(&mut self) {
-        drop(self.to_hash.take());
+        drop(self.tx.take());
         if let Some(h) = self.hasher.take() {
             let _ = h.join();
         }

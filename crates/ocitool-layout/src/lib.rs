@@ -11,7 +11,7 @@
 
 pub mod convert;
 pub mod copy;
-mod direct;
+pub mod direct;
 mod errors;
 mod fsutil;
 pub mod gc;

@@ -155,7 +155,7 @@ impl BlobWriter {
         let done = match std::mem::replace(&mut self.hash, BlobHash::Moving) {
             BlobHash::Inline(h) => Ok(h.finish()),
             BlobHash::Piped(p) => Ok(p.finish()),
-            BlobHash::Direct(p) => p.finish(),
+            BlobHash::Direct(p) => finish_direct(p),
             done @ BlobHash::Done(_) => {
                 self.hash = done;
                 return Ok(());
@@ -174,12 +174,16 @@ impl BlobWriter {
         let d = match self.hash {
             BlobHash::Inline(h) => Ok(h.finish()),
             BlobHash::Piped(p) => Ok(p.finish()),
-            BlobHash::Direct(p) => p.finish(),
+            BlobHash::Direct(p) => finish_direct(p),
             BlobHash::Done(d) => d,
             BlobHash::Moving => unreachable!("never left moving"),
         };
         (d, self.count, self.file, self.path)
     }
+}
+
+fn finish_direct(p: crate::direct::DirectPipe) -> io::Result<Digest> {
+    p.finish().map(|d| d.expect("a blob's direct pipe hashes"))
 }
 
 impl Write for BlobWriter {
@@ -202,8 +206,11 @@ impl Write for BlobWriter {
                 else {
                     unreachable!("only an inline hash precedes the direct pipe")
                 };
-                self.hash =
-                    BlobHash::Direct(crate::direct::DirectPipe::spawn(&self.file, h, self.count)?);
+                self.hash = BlobHash::Direct(crate::direct::DirectPipe::spawn(
+                    &self.file,
+                    Some(h),
+                    self.count,
+                )?);
                 return self.write(buf);
             }
             buf = &buf[..buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))];

@@ -38,8 +38,8 @@ pub fn write_output<T>(
         .tempfile_in(dir)
         .with_context(|| format!("create a temporary file in {}", dir.display()))?
         .into_parts();
-    // A plain file behind the buffer: blobs are then copied into it by the kernel.
-    let mut sink = FileSink::new(file, durable);
+    let mut sink = FileSink::new(file, durable)
+        .with_context(|| format!("start writing {}", path.display()))?;
     let r = f(&mut sink)?;
     sink.finish()
         .with_context(|| format!("write and fsync {}", path.display()))?;

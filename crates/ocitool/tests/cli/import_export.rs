@@ -434,3 +434,85 @@ fn a_failed_import_leaves_the_destination_exactly_as_it_was() {
         "staging removed"
     );
 }
+
+/// Layers of several MiB go to the disk directly (aligned chunks, `O_DIRECT`) in a durable
+/// layout, and a durable archive is written the same way; the bytes must not depend on it:
+/// durable and `--no-fsync` imports store the same blobs, and durable, `--no-fsync` and
+/// standard-output exports are the same archive.
+#[test]
+fn large_layers_are_the_same_bytes_written_directly_or_through_the_cache() {
+    use ocitool_testkit::archives::{Docker25Options, docker25_classic};
+    use ocitool_testkit::tarball::{Content, build};
+    let d = empty_dir();
+    let mut rng = ocitool_testkit::Rng::new(99);
+    let mut big = vec![0u8; (6 << 20) + 777];
+    rng.fill(&mut big);
+    let mut small = vec![0u8; 5000];
+    rng.fill(&mut small);
+    let tars = vec![
+        build(&[("big.bin", Content::File(&big))]),
+        build(&[("small.bin", Content::File(&small))]),
+    ];
+    let img = ocitool_testkit::Image::from_tars(
+        &tars,
+        ("linux", "amd64", None),
+        ocitool_testkit::Compression::None,
+        false,
+        Value::Null,
+        Value::Null,
+    );
+    let archive = d.path().join("in.tar");
+    std::fs::write(
+        &archive,
+        docker25_classic(&[(&img, &["big:1"])], &Docker25Options::default()),
+    )
+    .unwrap();
+    let durable = d.path().join("durable");
+    let cached = d.path().join("cached");
+    ok(["import".as_ref(), archive.as_os_str(), durable.as_os_str()]);
+    ok([
+        "import".as_ref(),
+        archive.as_os_str(),
+        cached.as_os_str(),
+        "--no-fsync".as_ref(),
+    ]);
+    for (tar, diff_id) in tars.iter().zip(&img.diff_ids) {
+        for l in [&durable, &cached] {
+            let stored = std::fs::read(blob_path(l, &diff_id.to_string())).unwrap();
+            assert!(stored == *tar, "{diff_id} in {}", l.display());
+        }
+    }
+    verify_clean(&durable);
+    let a = d.path().join("a.tar");
+    let b = d.path().join("b.tar");
+    ok([
+        "export".as_ref(),
+        durable.as_os_str(),
+        "big:1".as_ref(),
+        "-o".as_ref(),
+        a.as_os_str(),
+    ]);
+    ok([
+        "export".as_ref(),
+        durable.as_os_str(),
+        "big:1".as_ref(),
+        "-o".as_ref(),
+        b.as_os_str(),
+        "--no-fsync".as_ref(),
+    ]);
+    let o = run([
+        "export".as_ref(),
+        durable.as_os_str(),
+        "big:1".as_ref(),
+        "-o".as_ref(),
+        "-".as_ref(),
+    ]);
+    assert!(o.status.success());
+    let a = std::fs::read(a).unwrap();
+    assert!(a.len() > 6 << 20);
+    assert!(
+        a == std::fs::read(b).unwrap(),
+        "durable and --no-fsync archives differ"
+    );
+    assert!(a == o.stdout, "file and standard-output archives differ");
+}
