@@ -398,21 +398,14 @@ fn check_diff_id(
     // check (two hashes and a decompression) spreads over both cores.
     let mut raw = ocitool_digest::HashPipeReader::new(f, c.digest.algorithm());
     let decoded = (|| -> std::io::Result<Digest> {
-        let mut dec = ocitool_compress::decoder(
+        let dec = ocitool_compress::decoder(
             compression,
             std::io::BufReader::with_capacity(ocitool_layout::txn::BUF_SIZE, &mut raw),
             ocitool_compress::DecodeOptions::default(),
         )?;
-        let mut h = ocitool_digest::HashPipe::new(ocitool_digest::Algorithm::Sha256);
-        let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];
-        loop {
-            match dec.read(&mut buf) {
-                Ok(0) => return Ok(h.finish()),
-                Ok(n) => h.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let mut h = ocitool_digest::HashPipeReader::new(dec, ocitool_digest::Algorithm::Sha256);
+        ocitool_layout::txn::copy_limited(&mut h, &mut std::io::sink(), None)?;
+        Ok(h.finish().0)
     })();
     // Whatever the decoder left (trailing data, or all of it after an error) is still hashed.
     std::io::copy(&mut raw, &mut std::io::sink()).map_err(|e| layout.read_error(&c.digest, e))?;

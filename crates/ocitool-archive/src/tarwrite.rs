@@ -212,20 +212,19 @@ impl<W: Sink> TarWriter<W> {
         let mut copied = 0u64;
         // The kernel copies page-cache pages into the archive, with no trip through user
         // space; a file system or kernel that cannot falls back to reading and writing.
-        while copied < blob.size {
-            let Some(out) = self.inner.file().map_err(Error::io("write the archive"))? else {
-                break;
-            };
-            let want = (blob.size - copied).min(KERNEL_CHUNK) as usize;
-            match rustix::fs::copy_file_range(&src, None, out, None, want) {
-                Ok(0) => break,
-                Ok(n) => {
-                    copied += n as u64;
-                    self.written += n as u64;
-                    progress.advance(n as u64);
+        if let Some(out) = self.inner.file().map_err(Error::io("write the archive"))? {
+            while copied < blob.size {
+                let want = (blob.size - copied).min(KERNEL_CHUNK) as usize;
+                match rustix::fs::copy_file_range(&src, None, out, None, want) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        copied += n as u64;
+                        self.written += n as u64;
+                        progress.advance(n as u64);
+                    }
+                    Err(_) if copied == 0 => break,
+                    Err(e) => return Err(Error::io("write the archive")(e.into())),
                 }
-                Err(_) if copied == 0 => break,
-                Err(e) => return Err(Error::io("write the archive")(e.into())),
             }
         }
         let mut buf = vec![0u8; ocitool_layout::txn::BUF_SIZE];

@@ -212,7 +212,7 @@ pub fn copy(
         let (p, m) = copy_blob(src, c, &staging, options.link, progress)?;
         let synced = if durable && m != Method::HardLink {
             let f = File::open(&p).map_err(Error::io("open", p.to_path_buf()))?;
-            Some(BackgroundSync::spawn(f, false))
+            Some(BackgroundSync::spawn(f))
         } else {
             None
         };

@@ -59,19 +59,9 @@ pub struct Transaction<'a> {
 pub struct BackgroundSync(std::thread::JoinHandle<io::Result<()>>);
 
 impl BackgroundSync {
-    /// Starts `fsync` (`fdatasync` with `data_only`) of `file`.
-    pub fn spawn(file: File, data_only: bool) -> BackgroundSync {
-        BackgroundSync(std::thread::spawn(move || {
-            if data_only {
-                file.sync_data()
-            } else {
-                file.sync_all()
-            }
-        }))
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.0.is_finished()
+    /// Starts `fsync` of `file`.
+    pub fn spawn(file: File) -> BackgroundSync {
+        BackgroundSync(std::thread::spawn(move || file.sync_all()))
     }
 
     /// Waits for the fsync and returns its outcome.
@@ -152,16 +142,10 @@ impl BlobWriter {
     /// buffers. For callers that hold several finished writers before staging them. Writing
     /// afterwards is an error.
     pub fn complete(&mut self) -> io::Result<()> {
-        let done = match std::mem::replace(&mut self.hash, BlobHash::Moving) {
-            BlobHash::Inline(h) => Ok(h.finish()),
-            BlobHash::Piped(p) => Ok(p.finish()),
-            BlobHash::Direct(p) => finish_direct(p),
-            done @ BlobHash::Done(_) => {
-                self.hash = done;
-                return Ok(());
-            }
-            BlobHash::Moving => unreachable!("never left moving"),
-        };
+        if let BlobHash::Done(_) = self.hash {
+            return Ok(());
+        }
+        let done = self.take_digest();
         let kept = match &done {
             Ok(d) => Ok(d.clone()),
             Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
@@ -170,20 +154,23 @@ impl BlobWriter {
         done.map(|_| ())
     }
 
-    fn digest(self) -> (io::Result<Digest>, u64, File, tempfile::TempPath) {
-        let d = match self.hash {
+    /// Ends the hashing (and the direct writes) and returns the digest; leaves `Moving`.
+    fn take_digest(&mut self) -> io::Result<Digest> {
+        match std::mem::replace(&mut self.hash, BlobHash::Moving) {
             BlobHash::Inline(h) => Ok(h.finish()),
             BlobHash::Piped(p) => Ok(p.finish()),
-            BlobHash::Direct(p) => finish_direct(p),
+            BlobHash::Direct(p) => p
+                .finish(&self.file)
+                .map(|d| d.expect("a blob's direct pipe hashes")),
             BlobHash::Done(d) => d,
             BlobHash::Moving => unreachable!("never left moving"),
-        };
+        }
+    }
+
+    fn digest(mut self) -> (io::Result<Digest>, u64, File, tempfile::TempPath) {
+        let d = self.take_digest();
         (d, self.count, self.file, self.path)
     }
-}
-
-fn finish_direct(p: crate::direct::DirectPipe) -> io::Result<Digest> {
-    p.finish().map(|d| d.expect("a blob's direct pipe hashes"))
 }
 
 impl Write for BlobWriter {
@@ -353,7 +340,7 @@ impl<'a> Transaction<'a> {
                 self.join_sync(&d, h)?;
             }
             self.syncing
-                .push((digest.clone(), BackgroundSync::spawn(file, false)));
+                .push((digest.clone(), BackgroundSync::spawn(file)));
         }
         Ok(Checked { digest, size })
     }
