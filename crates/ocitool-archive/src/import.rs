@@ -51,6 +51,8 @@ pub struct ImportOptions {
     pub force: bool,
     /// Re-encode uncompressed layers on the way in (`import --compression`).
     pub compression: Option<ingest::ConvertTo>,
+    /// Replace blobs already in the layout with the archive's verified bytes (`--repair`).
+    pub repair: bool,
 }
 
 /// What `import` did.
@@ -168,6 +170,7 @@ pub fn import(
     limits.json_limit = limits.json_limit.min(layout.options().json_limit).max(1);
     let mut txn = Transaction::begin(layout)?;
     txn.set_force(options.force);
+    txn.set_repair(options.repair);
     progress.start("import", 0);
     if options.mode == Mode::Unpack && options.compression.is_some() {
         return Err(Error::Archive(
@@ -403,7 +406,7 @@ pub fn import(
     }
     txn.retain_staged(|d| needed.contains(d));
     for d in &needed {
-        if layout.stat_blob(d)?.is_some() {
+        if !options.repair && layout.stat_blob(d)?.is_some() {
             report.blobs_present += 1;
         } else {
             report.blobs_added += 1;

@@ -43,6 +43,9 @@ pub struct CopyOptions {
     pub link: bool,
     /// Move tags the destination's policy protects.
     pub force: bool,
+    /// Copy blobs the destination already has too, replacing them with verified copies
+    /// (`--repair`).
+    pub repair: bool,
 }
 
 /// How blobs were copied.
@@ -191,7 +194,7 @@ pub fn copy(
             digest: d.clone(),
             size: n.size,
         };
-        if dst.stat_blob(d)? == Some(n.size) {
+        if !options.repair && dst.stat_blob(d)? == Some(n.size) {
             report.skipped += 1;
         } else {
             todo.push(c);
@@ -200,6 +203,7 @@ pub fn copy(
     todo.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
 
     txn.set_force(options.force);
+    txn.set_repair(options.repair);
     let staging = txn.staging_path()?;
     progress.start("copy", todo.iter().map(|c| c.size).sum());
     let durable = dst.options().durable;

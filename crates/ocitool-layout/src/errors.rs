@@ -109,6 +109,12 @@ pub enum Error {
         current: String,
         new: Option<String>,
     },
+    #[error("{} is a {kind} where a layout has a {expected}: ocitool never follows symlinks or opens special files in a layout's blob and state directories (remove it; `ocitool verify` lists every such path)", path.display())]
+    UnsafePath {
+        path: PathBuf,
+        kind: &'static str,
+        expected: &'static str,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -12,12 +12,13 @@ use std::fs;
 
 use ocitool_digest::Digest;
 
+use rustix::fs::{AtFlags, FileType};
+
 use crate::errors::{Error, Result};
-use crate::fsutil;
 use crate::graph::{Graph, Presence, WalkOptions, list_blobs};
 use crate::index::IndexDoc;
 use crate::layout::Layout;
-use crate::lock;
+use crate::lock::LockName;
 
 /// What `gc` did or would do.
 #[derive(Clone, Debug, Default)]
@@ -40,51 +41,88 @@ pub struct GcOptions {
 }
 
 pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
-    layout.state.ensure()?;
-    let _gc = lock::acquire(&layout.state.gc_lock, true, layout.options.wait)?;
+    // A dry run only reads: like every reader it creates nothing (so it works on read-only
+    // media) and takes the gc lock shared, if it exists.
+    let _gc = if options.dry_run {
+        layout.read_lock()?
+    } else {
+        layout.state.ensure()?;
+        Some(
+            layout
+                .state
+                .acquire(LockName::Gc, true, layout.options.wait)?,
+        )
+    };
     let index = layout.read_index()?;
     let mut report = plan(layout, &index, options.force)?;
     report.dry_run = options.dry_run;
     if !options.dry_run {
-        let mut dirs = BTreeSet::new();
-        for (d, _) in &report.removed {
-            let p = layout.blob_path(d);
-            match fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove", p)(e)),
-            }
-            dirs.insert(layout.blob_dir(d.algorithm()));
-        }
-        if layout.options.durable {
-            for d in dirs {
-                fsutil::fsync_dir(&d)?;
-            }
-        }
+        sweep(layout, &report.removed)?;
     }
-    // Stale staging directories and temporary files of dead writers.
-    if let Ok(rd) = fs::read_dir(&layout.state.tmp) {
-        // Holding the gc lock exclusively, nothing here belongs to a live ocitool writer; an
-        // entry that vanishes meanwhile (a writer of an older version, or a second remover) is
-        // simply gone.
-        for e in rd.flatten() {
-            if !options.dry_run {
-                let p = e.path();
-                let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
-                match r {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(Error::io("remove", p)(e)),
-                }
-            }
-            report.stale_temp += 1;
-        }
-    }
+    report.stale_temp = remove_stale_temp(layout, options.dry_run)?;
     Ok(report)
+}
+
+/// Deletes the blobs of the plan (relative to `blobs/<alg>/`, never through a symlink).
+fn sweep(layout: &Layout, removed: &[(Digest, u64)]) -> Result<()> {
+    let mut dirs = BTreeSet::new();
+    for (d, _) in removed {
+        layout.remove_blob(d)?;
+        dirs.insert(d.algorithm());
+    }
+    if layout.options.durable {
+        for alg in dirs {
+            layout.sync_blob_dir(alg)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the stale staging directories and temporary files of dead writers from
+/// `.ocitool/tmp/` (opened without following symlinks; entries are removed relative to it);
+/// returns how many there were.
+fn remove_stale_temp(layout: &Layout, dry_run: bool) -> Result<usize> {
+    let Some(tmp) = layout.state.open_tmp()? else {
+        return Ok(0);
+    };
+    let tmp_path = &layout.state.tmp;
+    let read_err = |e: rustix::io::Errno| Error::io("read directory", tmp_path)(e.into());
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&tmp).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_owned();
+        if name.as_bytes() != b"." && name.as_bytes() != b".." {
+            names.push(name);
+        }
+    }
+    if dry_run {
+        return Ok(names.len());
+    }
+    // Holding the gc lock exclusively, nothing here belongs to a live ocitool writer; an
+    // entry that vanishes meanwhile (a writer of an older version, or a second remover) is
+    // simply gone.
+    let mut removed = 0;
+    for name in names {
+        let shown = tmp_path.join(name.to_string_lossy().as_ref());
+        let st = match rustix::fs::statat(&tmp, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(Error::io("stat", shown)(e.into())),
+        };
+        let r: std::io::Result<()> = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            // A real directory inside the verified tmp/ (std's remove_dir_all never
+            // follows symlinks inside what it removes).
+            fs::remove_dir_all(&shown)
+        } else {
+            rustix::fs::unlinkat(&tmp, name.as_c_str(), AtFlags::empty()).map_err(Into::into)
+        };
+        match r {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed += 1,
+            Err(e) => return Err(Error::io("remove", shown)(e)),
+        }
+    }
+    Ok(removed)
 }
 
 /// What `gc` would remove if `index` were the layout's `index.json` (used by `prune` to say

@@ -47,12 +47,43 @@ pub enum Presence {
     NotAFile,
 }
 
+/// What a descriptor makes of the blob it names, which decides how the walk reads it. A blob
+/// can have several roles (OCI 1.1's empty `{}` is every artifact's config, and a hostile
+/// `index.json` can name an image's manifest as `application/octet-stream`): the walk reads
+/// it in each, so no first sighting decides what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Index,
+    Manifest,
+    Config,
+    Layer,
+    Other,
+}
+
+impl Role {
+    pub fn of(kind: Kind) -> Role {
+        match kind {
+            Kind::Index => Role::Index,
+            Kind::Manifest => Role::Manifest,
+            Kind::Config => Role::Config,
+            Kind::Layer { .. } => Role::Layer,
+            Kind::Other => Role::Other,
+        }
+    }
+}
+
 /// A blob in the graph.
 #[derive(Clone, Debug)]
 pub struct Node {
     pub size: u64,
+    /// The media type of its strongest role (index, manifest, config, layer, other).
     pub media_type: String,
+    /// The kind of its strongest role.
     pub kind: Kind,
+    /// Every role some descriptor gives it.
+    pub roles: Vec<Role>,
+    /// The worst presence any descriptor found (missing where one needs it beats absent
+    /// where another allows it).
     pub presence: Presence,
     /// Whether the walk read this document and found its digest and size right.
     pub verified: bool,
@@ -90,6 +121,25 @@ pub struct Graph {
     pub problems: Vec<Problem>,
     /// Documents found only because their `subject` is in the graph, not listed anywhere.
     pub unlisted_referrers: Vec<Digest>,
+    /// (blob, role, reached only as a child of an index) already walked.
+    visited: BTreeSet<(Digest, Role, bool)>,
+}
+
+impl Node {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+impl Presence {
+    fn severity(self) -> u8 {
+        match self {
+            Presence::Present => 0,
+            Presence::AbsentAllowed => 1,
+            Presence::Missing => 2,
+            Presence::NotAFile => 3,
+        }
+    }
 }
 
 /// What the walk reads.
@@ -133,6 +183,10 @@ impl Graph {
         });
     }
 
+    /// Walks one descriptor: records the blob in the role the descriptor gives it, reads it
+    /// if that role is a document, and descends. A blob already walked in this role is not
+    /// read again; one reached in a new role (or, having been reached only as a child of an
+    /// index, now where it must be present) is.
     fn visit(
         &mut self,
         layout: &Layout,
@@ -142,214 +196,288 @@ impl Graph {
         in_index: bool,
         options: WalkOptions,
     ) {
-        let checked = match d.validate(layout.options().json_limit) {
-            Ok(c) => c,
+        let Some(checked) = self.checked_descriptor(layout, d, location) else {
+            return;
+        };
+        let kind = d.kind();
+        let role = Role::of(kind);
+        let digest = checked.digest.clone();
+        if self.visited.contains(&(digest.clone(), role, false))
+            || !self.visited.insert((digest.clone(), role, in_index))
+        {
+            return;
+        }
+        // Walked before in this role, but only as a child of an index (where it may be
+        // absent): now it must be present; what it references was walked already.
+        let again = !in_index && self.visited.contains(&(digest.clone(), role, true));
+        if !self.record(&checked, d, kind, location) {
+            return;
+        }
+        match role {
+            Role::Index | Role::Manifest if again => {
+                self.read_blob_json(layout, &checked, location, false);
+            }
+            Role::Index | Role::Manifest => {
+                self.read_document(layout, &checked, d, location, depth, in_index, options)
+            }
+            Role::Config if options.read_configs => {
+                self.read_config(layout, &checked, location, in_index)
+            }
+            _ if options.check_presence => {
+                let p = self.presence(layout, &checked, d, location, in_index);
+                self.set_presence(&digest, p);
+            }
+            _ => {}
+        }
+    }
+
+    /// The digest and size of a descriptor, or a problem.
+    fn checked_descriptor(
+        &mut self,
+        layout: &Layout,
+        d: &Descriptor,
+        location: &str,
+    ) -> Option<Checked> {
+        match d.validate(layout.options().json_limit) {
+            Ok(c) => Some(c),
             Err(e) => {
                 let file = location.split(' ').next().unwrap_or(location).to_string();
                 let digest = Digest::parse(&d.digest).ok();
                 self.problem(digest.as_ref(), file, format!("{location}: {e}"));
-                return;
+                None
+            }
+        }
+    }
+
+    /// Adds the blob, or this role to it. `false` (with a problem) when the descriptor
+    /// contradicts what another said: a different size, or another layer compression.
+    fn record(&mut self, c: &Checked, d: &Descriptor, kind: Kind, location: &str) -> bool {
+        let role = Role::of(kind);
+        let Some(node) = self.nodes.get_mut(&c.digest) else {
+            self.nodes.insert(
+                c.digest.clone(),
+                Node {
+                    size: c.size,
+                    media_type: d.media_type.clone(),
+                    kind,
+                    roles: vec![role],
+                    presence: Presence::Present,
+                    verified: false,
+                    children: Vec::new(),
+                    subject: None,
+                    manifest: None,
+                    config: None,
+                    platforms: Vec::new(),
+                    artifact_type: d.artifact_type.clone(),
+                },
+            );
+            return true;
+        };
+        let conflict = if node.size != c.size {
+            Some(format!(
+                "declared size {} differs from size {} declared elsewhere",
+                c.size, node.size
+            ))
+        } else {
+            match (kind, node.kind) {
+                (Kind::Layer { compression: a, .. }, Kind::Layer { compression: b, .. })
+                    if a != b =>
+                {
+                    Some(format!(
+                        "declared as a layer compressed with {a}, but elsewhere with {b}"
+                    ))
+                }
+                _ => None,
             }
         };
-        let digest = checked.digest.clone();
-        if let Some(existing) = self.nodes.get(&digest) {
-            if existing.size != checked.size {
-                let (es, path) = (existing.size, Layout::blob_rel(&digest));
-                self.problem(
-                    Some(&digest),
-                    path,
-                    format!(
-                        "{location}: declared size {} differs from size {es} declared elsewhere",
-                        checked.size
-                    ),
-                );
-            }
-            return;
+        if let Some(why) = conflict {
+            let path = Layout::blob_rel(&c.digest);
+            self.problem(Some(&c.digest), path, format!("{location}: {why}"));
+            return false;
         }
-        let kind = d.kind();
-        let mut node = Node {
-            size: checked.size,
-            media_type: d.media_type.clone(),
-            kind,
-            presence: Presence::Present,
-            verified: false,
-            children: Vec::new(),
-            subject: None,
-            manifest: None,
-            config: None,
-            platforms: Vec::new(),
-            artifact_type: d.artifact_type.clone(),
-        };
-        let is_doc = matches!(kind, Kind::Index | Kind::Manifest)
-            || (kind == Kind::Config && options.read_configs);
-        if !is_doc {
-            if options.check_presence {
-                node.presence = self.presence(layout, &checked, d, location, in_index);
+        if !node.roles.contains(&role) {
+            node.roles.push(role);
+            node.roles.sort();
+            if role < Role::of(node.kind) {
+                node.kind = kind;
+                node.media_type = d.media_type.clone();
             }
-            self.nodes.insert(digest, node);
-            return;
         }
-        let bytes = match layout.read_json_blob(&checked) {
-            Ok(b) => b,
+        if node.artifact_type.is_none() {
+            node.artifact_type = d.artifact_type.clone();
+        }
+        true
+    }
+
+    fn set_presence(&mut self, digest: &Digest, p: Presence) {
+        if let Some(n) = self.nodes.get_mut(digest)
+            && p.severity() > n.presence.severity()
+        {
+            n.presence = p;
+        }
+    }
+
+    /// Reads a JSON document blob verified; on failure records its presence and a problem
+    /// (a child of an index may be absent).
+    fn read_blob_json(
+        &mut self,
+        layout: &Layout,
+        c: &Checked,
+        location: &str,
+        in_index: bool,
+    ) -> Option<Vec<u8>> {
+        match layout.read_json_blob(c) {
+            Ok(b) => {
+                if let Some(n) = self.nodes.get_mut(&c.digest) {
+                    n.verified = true;
+                }
+                Some(b)
+            }
             Err(Error::MissingBlob { .. }) => {
-                node.presence = if in_index {
+                let p = if in_index {
                     Presence::AbsentAllowed
                 } else {
-                    Presence::Missing
-                };
-                if !in_index {
                     self.problem(
-                        Some(&digest),
-                        Layout::blob_rel(&digest),
+                        Some(&c.digest),
+                        Layout::blob_rel(&c.digest),
                         format!("{location}: blob is missing"),
                     );
-                }
-                self.nodes.insert(digest, node);
-                return;
+                    Presence::Missing
+                };
+                self.set_presence(&c.digest, p);
+                None
             }
             Err(e) => {
                 if matches!(e, Error::NotRegularFile { .. }) {
-                    node.presence = Presence::NotAFile;
+                    self.set_presence(&c.digest, Presence::NotAFile);
                 }
                 self.problem(
-                    Some(&digest),
-                    Layout::blob_rel(&digest),
+                    Some(&c.digest),
+                    Layout::blob_rel(&c.digest),
                     format!("{location}: {}", strip_blob_prefix(&e)),
                 );
-                self.nodes.insert(digest, node);
+                None
+            }
+        }
+    }
+
+    fn read_config(&mut self, layout: &Layout, c: &Checked, location: &str, in_index: bool) {
+        let Some(bytes) = self.read_blob_json(layout, c, location, in_index) else {
+            return;
+        };
+        match views::parse::<ConfigView>(&bytes, "image config") {
+            Ok(cfg) => {
+                if let Some(n) = self.nodes.get_mut(&c.digest) {
+                    n.config = Some(ConfigInfo {
+                        platform: cfg.platform(),
+                        created: cfg.created.clone(),
+                        diff_ids: cfg.rootfs.diff_ids,
+                    });
+                }
+            }
+            Err(e) => self.problem(
+                Some(&c.digest),
+                Layout::blob_rel(&c.digest),
+                format!("{location}: {e}"),
+            ),
+        }
+    }
+
+    /// Reads an index or a manifest as the descriptor's media type says, records what it
+    /// references, and walks its children.
+    #[allow(clippy::too_many_arguments)]
+    fn read_document(
+        &mut self,
+        layout: &Layout,
+        c: &Checked,
+        d: &Descriptor,
+        location: &str,
+        depth: usize,
+        in_index: bool,
+        options: WalkOptions,
+    ) {
+        let digest = &c.digest;
+        let Some(bytes) = self.read_blob_json(layout, c, location, in_index) else {
+            return;
+        };
+        let rel = Layout::blob_rel(digest);
+        let doc = match Document::parse(&bytes, Some(&d.media_type)) {
+            Ok(doc) => doc,
+            Err(e) => {
+                self.problem(Some(digest), rel, format!("{location}: {e}"));
                 return;
             }
         };
-        node.verified = true;
-        let here = format!("blob {}", digest);
-        match kind {
-            Kind::Config => {
-                match views::parse::<ConfigView>(&bytes, "image config") {
-                    Ok(c) => {
-                        node.config = Some(ConfigInfo {
-                            platform: c.platform(),
-                            created: c.created.clone(),
-                            diff_ids: c.rootfs.diff_ids,
-                        })
-                    }
-                    Err(e) => self.problem(
-                        Some(&digest),
-                        Layout::blob_rel(&digest),
-                        format!("{location}: {e}"),
-                    ),
-                }
-                self.nodes.insert(digest, node);
-            }
-            Kind::Index | Kind::Manifest => {
-                let doc = match Document::parse(&bytes, Some(&d.media_type)) {
-                    Ok(doc) => doc,
-                    Err(e) => {
-                        self.problem(
-                            Some(&digest),
-                            Layout::blob_rel(&digest),
-                            format!("{location}: {e}"),
-                        );
-                        self.nodes.insert(digest, node);
-                        return;
-                    }
-                };
-                if let Some(own) = doc.media_type()
-                    && !own.is_empty()
-                    && own != d.media_type
-                {
+        if let Some(own) = doc.media_type()
+            && !own.is_empty()
+            && own != d.media_type
+        {
+            self.problem(
+                Some(digest),
+                rel.clone(),
+                format!(
+                    "{location}: descriptor says {} but the document says {own}",
+                    d.media_type
+                ),
+            );
+        }
+        let node = self.nodes.get_mut(digest).expect("recorded before reading");
+        if let Some(s) = doc.subject().and_then(|s| s.checked().ok()) {
+            node.subject = Some(s.digest);
+        }
+        if node.artifact_type.is_none() {
+            node.artifact_type = doc.artifact_type().map(str::to_string);
+        }
+        let here = format!("blob {digest}");
+        match doc {
+            Document::Index(ix) => {
+                if depth >= MAX_DEPTH {
                     self.problem(
-                        Some(&digest),
-                        Layout::blob_rel(&digest),
-                        format!(
-                            "{location}: descriptor says {} but the document says {own}",
-                            d.media_type
-                        ),
+                        Some(digest),
+                        rel,
+                        format!("{location}: indexes nested deeper than {MAX_DEPTH}"),
                     );
+                    return;
                 }
-                if let Some(s) = doc.subject().and_then(|s| s.checked().ok()) {
-                    node.subject = Some(s.digest);
+                for m in &ix.manifests {
+                    if let Ok(ck) = m.checked() {
+                        node.children.push(ck.digest.clone());
+                        node.platforms.push((ck.digest, m.platform.clone()));
+                    }
                 }
-                node.artifact_type = node
-                    .artifact_type
-                    .or(doc.artifact_type().map(str::to_string));
-                // Insert before descending so a (hash-colliding) cycle stops here.
-                match doc {
-                    Document::Index(ix) => {
-                        if depth >= MAX_DEPTH {
-                            self.problem(
-                                Some(&digest),
-                                Layout::blob_rel(&digest),
-                                format!("{location}: indexes nested deeper than {MAX_DEPTH}"),
-                            );
-                            self.nodes.insert(digest, node);
-                            return;
-                        }
-                        for c in &ix.manifests {
-                            if let Ok(ck) = c.checked() {
-                                node.children.push(ck.digest.clone());
-                                node.platforms.push((ck.digest, c.platform.clone()));
-                            }
-                        }
-                        self.nodes.insert(digest.clone(), node);
-                        for (i, c) in ix.manifests.iter().enumerate() {
-                            self.visit(
-                                layout,
-                                c,
-                                &format!("{here} manifests[{i}]"),
-                                depth + 1,
-                                true,
-                                options,
-                            );
-                        }
-                    }
-                    Document::Manifest(m) => {
-                        let mut info = None;
-                        if let Ok(cc) = m.config.checked() {
-                            node.children.push(cc.digest.clone());
-                            let layers = m
-                                .layers
-                                .iter()
-                                .filter_map(|l| l.checked().ok().map(|c| (c, l.kind())))
-                                .collect::<Vec<_>>();
-                            node.children
-                                .extend(layers.iter().map(|(c, _)| c.digest.clone()));
-                            info = Some(ManifestInfo {
-                                config: cc,
-                                config_media_type: m.config.media_type.clone(),
-                                layers,
-                            });
-                        } else {
-                            for l in &m.layers {
-                                if let Ok(c) = l.checked() {
-                                    node.children.push(c.digest);
-                                }
-                            }
-                        }
-                        node.manifest = info;
-                        self.nodes.insert(digest.clone(), node);
-                        self.visit(
-                            layout,
-                            &m.config,
-                            &format!("{here} config"),
-                            depth + 1,
-                            false,
-                            options,
-                        );
-                        for (i, l) in m.layers.iter().enumerate() {
-                            self.visit(
-                                layout,
-                                l,
-                                &format!("{here} layers[{i}]"),
-                                depth + 1,
-                                false,
-                                options,
-                            );
-                        }
-                    }
+                for (i, m) in ix.manifests.iter().enumerate() {
+                    let at = format!("{here} manifests[{i}]");
+                    self.visit(layout, m, &at, depth + 1, true, options);
                 }
             }
-            _ => {
-                self.nodes.insert(digest, node);
+            Document::Manifest(m) => {
+                let layers: Vec<(Checked, Kind)> = m
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.checked().ok().map(|c| (c, l.kind())))
+                    .collect();
+                if let Ok(cc) = m.config.checked() {
+                    node.children.push(cc.digest.clone());
+                    node.manifest = Some(ManifestInfo {
+                        config: cc,
+                        config_media_type: m.config.media_type.clone(),
+                        layers: layers.clone(),
+                    });
+                }
+                node.children
+                    .extend(layers.iter().map(|(l, _)| l.digest.clone()));
+                self.visit(
+                    layout,
+                    &m.config,
+                    &format!("{here} config"),
+                    depth + 1,
+                    false,
+                    options,
+                );
+                for (i, l) in m.layers.iter().enumerate() {
+                    let at = format!("{here} layers[{i}]");
+                    self.visit(layout, l, &at, depth + 1, false, options);
+                }
             }
         }
     }
@@ -582,10 +710,7 @@ pub fn list_blobs(layout: &Layout) -> Result<Vec<(Digest, u64)>> {
             if e.file_type != "regular file" {
                 continue;
             }
-            let size = std::fs::symlink_metadata(&e.path)
-                .map(|m| m.len())
-                .unwrap_or(0);
-            out.push((d, size));
+            out.push((d, e.size));
         }
     }
     Ok(out)

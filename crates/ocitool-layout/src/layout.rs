@@ -2,15 +2,20 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use ocitool_digest::{Algorithm, Digest, VerifyError, VerifyingReader};
 use ocitool_spec::views::Checked;
 
 use crate::errors::{Error, Result};
-use crate::fsutil::{self, kind_name, open_nofollow};
+use crate::fsutil::{self, kind_name, kind_of_mode, open_nofollow};
 use crate::index::IndexDoc;
-use crate::lock::{self, LockGuard, StatePaths, WaitMode};
+use crate::lock::{LockGuard, LockName, StatePaths, WaitMode};
 
 /// The content of the `oci-layout` file ocitool writes.
 pub const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -52,6 +57,10 @@ pub struct Layout {
     root: PathBuf,
     pub(crate) state: StatePaths,
     pub(crate) options: Options,
+    /// `blobs/<alg>/` of each algorithm (in `Algorithm::ALL` order), opened without following
+    /// symlinks when first needed; every blob is opened, stat'ed, renamed into place and
+    /// removed relative to it.
+    blob_dirs: [OnceLock<OwnedFd>; 2],
 }
 
 impl Layout {
@@ -59,6 +68,7 @@ impl Layout {
     pub fn open(root: impl AsRef<Path>, options: Options) -> Result<Layout> {
         let layout = Layout::open_dir(root.as_ref(), options)?;
         layout.check_oci_layout_file()?;
+        layout.refuse_unsafe_paths()?;
         Ok(layout)
     }
 
@@ -94,22 +104,59 @@ impl Layout {
             }
             Err(e) => return Err(Error::io("stat", &root)(e)),
         }
-        Ok(Layout {
+        Ok(Layout::at(root, options))
+    }
+
+    fn at(root: PathBuf, options: Options) -> Layout {
+        Layout {
             state: StatePaths::new(&root),
             root,
             options,
-        })
+            blob_dirs: Default::default(),
+        }
+    }
+
+    /// Paths inside the layout that ocitool must never follow or open but finds there: a
+    /// symlink or a non-directory at `blobs/`, `blobs/<alg>/`, `.ocitool/` or
+    /// `.ocitool/tmp/`, and a lock file that is not a regular file. Commands refuse such a
+    /// layout ([`Layout::open`]); `verify` reports each one.
+    pub fn unsafe_paths(&self) -> Vec<Error> {
+        let mut out: Vec<Error> = Vec::new();
+        let mut push = |e: Error| {
+            let dup = matches!((&e, out.last()), (Error::UnsafePath { path: a, .. }, Some(Error::UnsafePath { path: b, .. })) if a == b);
+            if !dup {
+                out.push(e);
+            }
+        };
+        for alg in Algorithm::ALL {
+            if let Err(e) = self.blob_dir_fd(alg, false) {
+                push(e);
+            }
+        }
+        if let Err(e) = self.state.open_tmp() {
+            push(e);
+        }
+        for name in [LockName::Gc, LockName::Index] {
+            if let Err(e) = self.state.check_lock_file(name) {
+                push(e);
+            }
+        }
+        out
+    }
+
+    /// [`Layout::unsafe_paths`] as an error: the first such path.
+    fn refuse_unsafe_paths(&self) -> Result<()> {
+        match self.unsafe_paths().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Creates a layout, or checks an existing one (idempotent). Returns whether anything
     /// was created. An existing directory that is neither empty nor a layout is refused.
     pub fn init(root: impl AsRef<Path>, options: Options) -> Result<(Layout, bool)> {
         let root = root.as_ref().to_path_buf();
-        let layout = Layout {
-            state: StatePaths::new(&root),
-            root: root.clone(),
-            options,
-        };
+        let layout = Layout::at(root.clone(), options);
         let oci_layout = root.join("oci-layout");
         if oci_layout.exists() {
             layout.check_oci_layout_file()?;
@@ -117,7 +164,9 @@ impl Layout {
             if !root.join("index.json").exists() {
                 layout.state.ensure()?;
                 // Like every writer of `.ocitool/tmp`, under the shared gc lock.
-                let _gc = lock::acquire(&layout.state.gc_lock, false, layout.options.wait)?;
+                let _gc = layout
+                    .state
+                    .acquire(LockName::Gc, false, layout.options.wait)?;
                 fsutil::replace_file(
                     &layout.state.tmp,
                     &root.join("index.json"),
@@ -126,9 +175,8 @@ impl Layout {
                 )?;
                 created = true;
             }
-            if !root.join("blobs").exists() {
-                fs::create_dir_all(layout.blob_dir(Algorithm::Sha256))
-                    .map_err(Error::io("create", root.join("blobs")))?;
+            if layout.blob_dir_fd(Algorithm::Sha256, false)?.is_none() {
+                layout.blob_dir_fd(Algorithm::Sha256, true)?;
                 created = true;
             }
             return Ok((layout, created));
@@ -155,10 +203,11 @@ impl Layout {
             }
             Err(e) => return Err(Error::io("read directory", &root)(e)),
         }
-        fs::create_dir_all(layout.blob_dir(Algorithm::Sha256))
-            .map_err(Error::io("create", root.join("blobs")))?;
+        layout.blob_dir_fd(Algorithm::Sha256, true)?;
         layout.state.ensure()?;
-        let _gc = lock::acquire(&layout.state.gc_lock, false, layout.options.wait)?;
+        let _gc = layout
+            .state
+            .acquire(LockName::Gc, false, layout.options.wait)?;
         let index = root.join("index.json");
         if !index.exists() {
             fsutil::replace_file(
@@ -260,43 +309,114 @@ impl Layout {
         IndexDoc::parse_for_edit(bytes, &path)
     }
 
+    /// `blobs/<alg>/`, opened without following symlinks (and cached); created with
+    /// `create`, else `None` when absent.
+    pub(crate) fn blob_dir_fd(
+        &self,
+        algorithm: Algorithm,
+        create: bool,
+    ) -> Result<Option<&OwnedFd>> {
+        let slot = &self.blob_dirs[Algorithm::ALL
+            .iter()
+            .position(|a| *a == algorithm)
+            .expect("every algorithm has a slot")];
+        if let Some(fd) = slot.get() {
+            return Ok(Some(fd));
+        }
+        match fsutil::open_dir_nofollow(&self.root, &["blobs", algorithm.name()], create)? {
+            Some(fd) => {
+                let _ = slot.set(fd);
+                Ok(slot.get())
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The size of a blob, `None` when it is absent; an error when something other than a
     /// regular file sits at its path.
     pub fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>> {
         let path = self.blob_path(digest);
-        match fs::symlink_metadata(&path) {
-            Ok(md) if md.file_type().is_file() => Ok(Some(md.len())),
-            Ok(md) => Err(Error::NotRegularFile {
+        let Some(dir) = self.blob_dir_fd(digest.algorithm(), false)? else {
+            return Ok(None);
+        };
+        match rustix::fs::statat(dir, digest.encoded(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                Ok(Some(st.st_size as u64))
+            }
+            Ok(st) => Err(Error::NotRegularFile {
                 digest: digest.clone(),
                 path,
-                kind: kind_name(&md.file_type()),
+                kind: kind_of_mode(st.st_mode),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("stat", path)(e)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(Error::io("stat", path)(e.into())),
         }
     }
 
-    /// Opens a blob for reading (never through a symlink). Returns the file and its size.
+    /// Opens a blob for reading (never through a symlink, in its name or in `blobs/<alg>/`,
+    /// and never blocking on a fifo). Returns the file and its size.
     pub fn open_blob(&self, digest: &Digest) -> Result<(fs::File, u64)> {
         let path = self.blob_path(digest);
-        match open_nofollow(&path) {
-            Ok((f, md)) if md.file_type().is_file() => Ok((f, md.len())),
-            Ok((_, md)) => Err(Error::NotRegularFile {
+        let missing = || Error::MissingBlob {
+            digest: digest.clone(),
+            path: self.blob_path(digest),
+        };
+        let Some(dir) = self.blob_dir_fd(digest.algorithm(), false)? else {
+            return Err(missing());
+        };
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(dir, digest.encoded(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Err(missing()),
+            Err(Errno::LOOP) => {
+                return Err(Error::NotRegularFile {
+                    digest: digest.clone(),
+                    path,
+                    kind: "symlink",
+                });
+            }
+            Err(e) => return Err(Error::io("open", path)(e.into())),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("stat", &path)(e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::NotRegularFile {
                 digest: digest.clone(),
                 path,
-                kind: kind_name(&md.file_type()),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::MissingBlob {
-                digest: digest.clone(),
-                path,
-            }),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(Error::NotRegularFile {
-                digest: digest.clone(),
-                path,
-                kind: "symlink",
-            }),
-            Err(e) => Err(Error::io("open", path)(e)),
+                kind: kind_of_mode(st.st_mode),
+            });
         }
+        Ok((fs::File::from(fd), st.st_size as u64))
+    }
+
+    /// Moves a complete temporary file into place as the blob `digest` (`rename`, relative to
+    /// `blobs/<alg>/` opened without following symlinks; created if missing).
+    pub(crate) fn rename_into_place(&self, digest: &Digest, from: &Path) -> Result<()> {
+        let dir = self
+            .blob_dir_fd(digest.algorithm(), true)?
+            .expect("created if missing");
+        rustix::fs::renameat(rustix::fs::CWD, from, dir, digest.encoded())
+            .map_err(|e| Error::io("rename into place", self.blob_path(digest))(e.into()))
+    }
+
+    /// Removes the blob `digest` (relative to `blobs/<alg>/`, never through a symlink);
+    /// absent is fine.
+    pub(crate) fn remove_blob(&self, digest: &Digest) -> Result<()> {
+        let Some(dir) = self.blob_dir_fd(digest.algorithm(), false)? else {
+            return Ok(());
+        };
+        match rustix::fs::unlinkat(dir, digest.encoded(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(Error::io("remove", self.blob_path(digest))(e.into())),
+        }
+    }
+
+    /// fsyncs `blobs/<alg>/` (after renames into it).
+    pub(crate) fn sync_blob_dir(&self, algorithm: Algorithm) -> Result<()> {
+        if let Some(dir) = self.blob_dir_fd(algorithm, false)? {
+            rustix::fs::fsync(dir)
+                .map_err(|e| Error::io("fsync directory", self.blob_dir(algorithm))(e.into()))?;
+        }
+        Ok(())
     }
 
     /// Opens a blob whose digest and size are checked when the reader reaches its end.
@@ -366,29 +486,38 @@ impl Layout {
     /// by ocitool (so a concurrent `gc` cannot delete blobs under a reader). Readers never
     /// create files.
     pub fn read_lock(&self) -> Result<Option<LockGuard>> {
-        lock::acquire_shared_if_present(&self.state.gc_lock, self.options.wait)
+        self.state
+            .acquire_shared_if_present(LockName::Gc, self.options.wait)
     }
 
     /// Lists the blob files of one algorithm directory: `(file name, parsed digest or the
     /// reason the name is not one)`. A missing directory is empty.
     pub fn list_blob_dir(&self, algorithm: Algorithm) -> Result<Vec<BlobEntry>> {
-        let dir = self.blob_dir(algorithm);
-        let rd = match fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("read directory", dir)(e)),
+        let dir_path = self.blob_dir(algorithm);
+        let Some(dir) = self.blob_dir_fd(algorithm, false)? else {
+            return Ok(Vec::new());
         };
+        let read_err = |e: Errno| Error::io("read directory", &dir_path)(e.into());
         let mut out = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(Error::io("read directory", &dir))?;
+        for entry in rustix::fs::Dir::read_from(dir).map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let ft = entry.file_type().map_err(Error::io("stat", entry.path()))?;
+            if name == "." || name == ".." {
+                continue;
+            }
+            let (file_type, size) =
+                match rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => (kind_of_mode(st.st_mode), st.st_size as u64),
+                    Err(Errno::NOENT) => continue, // removed meanwhile
+                    Err(e) => return Err(Error::io("stat", dir_path.join(&name))(e.into())),
+                };
             let digest = Digest::parse(&format!("{}:{}", algorithm, name)).ok();
             out.push(BlobEntry {
+                path: dir_path.join(&name),
                 name,
                 digest,
-                file_type: kind_name(&ft),
-                path: entry.path(),
+                file_type,
+                size,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -404,6 +533,8 @@ pub struct BlobEntry {
     pub digest: Option<Digest>,
     /// "regular file", "directory", "symlink", ...
     pub file_type: &'static str,
+    /// Its size (of the entry itself: a symlink's is its target's length).
+    pub size: u64,
     pub path: PathBuf,
 }
 

@@ -34,4 +34,6 @@ pub use progress::{NoProgress, Progress};
 pub use txn::Transaction;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;

@@ -10,10 +10,12 @@
 //!
 //! The locks are advisory: other tools (skopeo, umoci, oras) ignore them.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::errors::{Error, Result};
+use crate::fsutil;
 
 /// What to do when a lock is held by another process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,27 +33,7 @@ pub struct LockGuard {
     _file: File,
 }
 
-pub(crate) fn acquire(path: &Path, exclusive: bool, wait: WaitMode) -> Result<LockGuard> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(Error::io("open lock file", path))?;
-    lock_file(file, path, exclusive, wait)
-}
-
-/// Takes a shared lock on an existing lock file, opened read-only; `None` when the file does
-/// not exist (no ocitool writer has ever touched this layout) or cannot be opened (a
-/// read-only layout), because a reader must never modify the layout.
-pub(crate) fn acquire_shared_if_present(path: &Path, wait: WaitMode) -> Result<Option<LockGuard>> {
-    match File::open(path) {
-        Ok(file) => lock_file(file, path, false, wait).map(Some),
-        Err(_) => Ok(None),
-    }
-}
-
+/// Takes a lock on `file`, waiting or not.
 fn lock_file(file: File, path: &Path, exclusive: bool, wait: WaitMode) -> Result<LockGuard> {
     let locked = |path: &Path| Error::Locked {
         path: path
@@ -85,26 +67,96 @@ fn lock_file(file: File, path: &Path, exclusive: bool, wait: WaitMode) -> Result
     Ok(LockGuard { _file: file })
 }
 
-/// Paths of the private state of a layout.
+/// Which lock file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockName {
+    Gc,
+    Index,
+}
+
+impl LockName {
+    fn file_name(self) -> &'static str {
+        match self {
+            LockName::Gc => "gc.lock",
+            LockName::Index => "index.lock",
+        }
+    }
+}
+
+/// The private state of a layout: `.ocitool/`, its `tmp/` and the lock files. Every one of
+/// them is opened without following a symlink (a layout may come from someone else: a
+/// symlink at `.ocitool/tmp` must never let `gc` empty another directory, nor one at
+/// `gc.lock` make ocitool create files elsewhere), and a lock file that is a fifo or a device
+/// is refused without blocking.
 #[derive(Clone, Debug)]
 pub(crate) struct StatePaths {
+    root: PathBuf,
+    pub dir: PathBuf,
     pub tmp: PathBuf,
-    pub gc_lock: PathBuf,
-    pub index_lock: PathBuf,
 }
 
 impl StatePaths {
     pub fn new(root: &Path) -> StatePaths {
         let dir = root.join(".ocitool");
         StatePaths {
+            root: root.to_path_buf(),
             tmp: dir.join("tmp"),
-            gc_lock: dir.join("gc.lock"),
-            index_lock: dir.join("index.lock"),
+            dir,
         }
     }
 
-    /// Creates `.ocitool/` and `.ocitool/tmp/` (writers only).
+    pub fn lock_path(&self, name: LockName) -> PathBuf {
+        self.dir.join(name.file_name())
+    }
+
+    /// Creates `.ocitool/` and `.ocitool/tmp/` if needed (writers only), refusing symlinks.
     pub fn ensure(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.tmp).map_err(Error::io("create", &self.tmp))
+        fsutil::open_dir_nofollow(&self.root, &[".ocitool", "tmp"], true).map(|_| ())
+    }
+
+    /// `.ocitool/tmp/` opened without following symlinks, `None` if absent.
+    pub fn open_tmp(&self) -> Result<Option<OwnedFd>> {
+        fsutil::open_dir_nofollow(&self.root, &[".ocitool", "tmp"], false)
+    }
+
+    /// Takes a lock for a writer (or `gc`), creating the lock file if needed.
+    pub fn acquire(&self, name: LockName, exclusive: bool, wait: WaitMode) -> Result<LockGuard> {
+        let dir = fsutil::open_dir_nofollow(&self.root, &[".ocitool"], true)?
+            .expect("created if missing");
+        let file = fsutil::open_file_at(&dir, &self.dir, name.file_name(), true, true)?
+            .expect("created if missing");
+        lock_file(file, &self.lock_path(name), exclusive, wait)
+    }
+
+    /// Checks that the lock file, if it exists, is a regular file (without opening anything
+    /// that could block or follow).
+    pub fn check_lock_file(&self, name: LockName) -> Result<()> {
+        let Some(dir) = fsutil::open_dir_nofollow(&self.root, &[".ocitool"], false)? else {
+            return Ok(());
+        };
+        match fsutil::open_file_at(&dir, &self.dir, name.file_name(), false, false) {
+            Err(e @ Error::UnsafePath { .. }) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// A shared lock for a command that only reads: taken on the lock file if it exists
+    /// (opened read-only), `None` when it does not or cannot be opened (a read-only layout
+    /// that no writer ever touched), because a reader must never modify the layout. A lock
+    /// "file" that is a symlink, a fifo or a device is an error, never a hang.
+    pub fn acquire_shared_if_present(
+        &self,
+        name: LockName,
+        wait: WaitMode,
+    ) -> Result<Option<LockGuard>> {
+        let Some(dir) = fsutil::open_dir_nofollow(&self.root, &[".ocitool"], false)? else {
+            return Ok(None);
+        };
+        match fsutil::open_file_at(&dir, &self.dir, name.file_name(), false, false) {
+            Ok(Some(file)) => lock_file(file, &self.lock_path(name), false, wait).map(Some),
+            Ok(None) => Ok(None),
+            Err(e @ Error::UnsafePath { .. }) => Err(e),
+            Err(_) => Ok(None),
+        }
     }
 }

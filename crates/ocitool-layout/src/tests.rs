@@ -255,8 +255,10 @@ fn protected_tags_are_enforced_inside_the_locked_edit() {
 #[test]
 fn no_wait_reports_a_held_lock() {
     let (_d, l) = layout();
-    let gc_lock = l.root().join(".ocitool/gc.lock");
-    let held = crate::lock::acquire(&gc_lock, true, WaitMode::Wait).unwrap();
+    let held = l
+        .state
+        .acquire(crate::lock::LockName::Gc, true, WaitMode::Wait)
+        .unwrap();
     let l2 = Layout::open(
         l.root(),
         Options {

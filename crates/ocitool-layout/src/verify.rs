@@ -17,7 +17,6 @@ use ocitool_spec::media::Kind;
 use rayon::prelude::*;
 
 use crate::errors::Result;
-use crate::fsutil::{kind_name, open_nofollow};
 use crate::graph::{Graph, Presence, Problem, WalkOptions, layer_compression};
 use crate::layout::Layout;
 use crate::txn::BUF_SIZE;
@@ -69,6 +68,9 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
         check_presence: true,
     };
     let whole = matches!(scope, Scope::Whole);
+    if whole {
+        report.problems.extend(structure_problems(layout));
+    }
     let graph = match scope {
         Scope::Whole => match layout.read_index() {
             Ok(index) => Graph::walk_index(layout, &index, opts),
@@ -113,7 +115,12 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
     };
     if whole {
         for alg in Algorithm::ALL {
-            for e in layout.list_blob_dir(alg)? {
+            let entries = match layout.list_blob_dir(alg) {
+                Ok(entries) => entries,
+                Err(crate::Error::UnsafePath { .. }) => continue, // reported above
+                Err(e) => return Err(e),
+            };
+            for e in entries {
                 let rel = format!("blobs/{}/{}", alg, e.name);
                 match (&e.digest, e.file_type) {
                     (None, _) => report.problems.push(Problem {
@@ -122,9 +129,7 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
                         problem: format!("file name is not a valid {alg} digest"),
                     }),
                     (Some(d), "regular file") => {
-                        let size = std::fs::symlink_metadata(&e.path)
-                            .map(|m| m.len())
-                            .unwrap_or(0);
+                        let size = e.size;
                         if graph.nodes.get(d).is_some_and(|n| n.verified) {
                             report.checked += 1;
                             report.bytes += size;
@@ -192,7 +197,9 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
         let Some(cfg_node) = graph.nodes.get(&m.config.digest) else {
             continue;
         };
-        if cfg_node.kind != Kind::Config {
+        // As this manifest's own descriptor names its config (the same blob may be an
+        // image config elsewhere and an artifact's empty config here, or the reverse).
+        if ocitool_spec::media::classify(&m.config_media_type) != Kind::Config {
             continue; // an artifact: its "layers" are arbitrary blobs
         }
         let Some(cfg) = &cfg_node.config else {
@@ -247,6 +254,45 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
     Ok(report)
 }
 
+/// What is wrong with the layout's directories themselves: no `blobs/` (the image-layout
+/// spec requires it), and symlinks or special files where ocitool keeps blobs and state.
+fn structure_problems(layout: &Layout) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let rel = |p: &std::path::Path| {
+        p.strip_prefix(layout.root())
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
+    };
+    match std::fs::symlink_metadata(layout.root().join("blobs")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => out.push(Problem {
+            digest: None,
+            path: "blobs".into(),
+            problem: "is missing (the image-layout spec requires a blobs directory)".into(),
+        }),
+        _ => {}
+    }
+    for e in layout.unsafe_paths() {
+        let (path, problem) = match &e {
+            crate::Error::UnsafePath {
+                path,
+                kind,
+                expected,
+            } => (
+                rel(path),
+                format!("is a {kind}, not a {expected}: ocitool neither follows nor opens it"),
+            ),
+            other => (String::new(), other.to_string()),
+        };
+        out.push(Problem {
+            digest: None,
+            path,
+            problem,
+        });
+    }
+    out
+}
+
 fn check_blob(layout: &Layout, job: &Job, progress: &dyn crate::Progress) -> Outcome {
     let rel = Layout::blob_rel(&job.digest);
     let mut out = Outcome {
@@ -262,14 +308,10 @@ fn check_blob(layout: &Layout, job: &Job, progress: &dyn crate::Progress) -> Out
             problem: text,
         })
     };
-    let path = layout.blob_path(&job.digest);
-    let file = match open_nofollow(&path) {
-        Ok((f, md)) if md.file_type().is_file() => f,
-        Ok((_, md)) => {
-            problem(
-                &mut out,
-                format!("is a {}, not a regular file", kind_name(&md.file_type())),
-            );
+    let file = match layout.open_blob(&job.digest) {
+        Ok((f, _)) => f,
+        Err(crate::Error::NotRegularFile { kind, .. }) => {
+            problem(&mut out, format!("is a {kind}, not a regular file"));
             return out;
         }
         Err(e) => {

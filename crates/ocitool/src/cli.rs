@@ -212,6 +212,11 @@ pub struct ImportArgs {
     /// Move tags the layout's policy protects.
     #[arg(long)]
     pub force: bool,
+    /// Re-verify blobs the layout already has: store the verified bytes from the archive
+    /// in place of each (a blob damaged on disk since it was written is then repaired)
+    /// instead of skipping it. Costs the writes a first import makes.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +228,11 @@ pub struct UnpackArgs {
     /// Move tags the layout's policy protects.
     #[arg(long)]
     pub force: bool,
+    /// Re-verify blobs the layout already has: store the verified bytes from the archive
+    /// in place of each (a blob damaged on disk since it was written is then repaired)
+    /// instead of skipping it. Costs the writes a first import makes.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +281,10 @@ pub struct CopyArgs {
     /// Move tags the destination's policy protects.
     #[arg(long)]
     pub force: bool,
+    /// Copy blobs the destination already has too, each verified, in place of what is there
+    /// (repairs a destination blob damaged since it was written).
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

@@ -133,6 +133,7 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
                 mode: Mode::Import,
                 force: a.force,
                 compression: cmd::import::convert_to(a.compression, a.level),
+                repair: a.repair,
             };
             cmd::import::run(ctx, &a.archive, &a.layout, options)
         }
@@ -141,6 +142,7 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
                 limits: cmd::import::limits(ctx, &a.limits),
                 mode: Mode::Unpack,
                 force: a.force,
+                repair: a.repair,
                 ..Default::default()
             };
             cmd::import::run(ctx, &a.archive, &a.layout, options)

@@ -19,6 +19,7 @@ pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         referrers: !a.no_referrers,
         force: a.force,
         link,
+        repair: a.repair,
     };
     let progress = ctx.progress();
     // Created if missing and kept on failure: the blobs a failed copy verified and published

@@ -9,7 +9,11 @@ use crate::{Ctx, exit};
 
 pub fn run(ctx: &mut Ctx, path: &Path, refs: &[String]) -> anyhow::Result<i32> {
     let (layout, layout_problem) = Layout::open_lenient(path, ctx.layout_options())?;
-    let _lock = layout.read_lock()?;
+    // A lock file that is a fifo or a symlink is reported below as a problem, not followed.
+    let _lock = match layout.read_lock() {
+        Err(ocitool_layout::Error::UnsafePath { .. }) => None,
+        other => other?,
+    };
     let scope = if refs.is_empty() {
         Scope::Whole
     } else {

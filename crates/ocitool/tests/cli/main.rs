@@ -10,6 +10,7 @@ mod crash;
 mod dialects;
 mod fixtures_up_to_date;
 mod gc;
+mod hostile;
 mod import_export;
 mod init;
 mod inspect;
