@@ -349,6 +349,20 @@ fn seed(root: &Path, t: &str, corpus: &Path) -> anyhow::Result<usize> {
                 seeds.push((format!("name-{s}"), s.as_bytes().to_vec()));
             }
         }
+        "graph_roles" => {
+            // Three bytes per contradicting index.json entry: which blob, which media type,
+            // which size (see `graph_roles` in crates/ocitool-fuzz/src/graph_roles.rs).
+            let entries: [&[u8]; 5] = [
+                &[3, 3, 0],
+                &[3, 2, 0],
+                &[1, 4, 2, 3, 1, 0, 3, 7, 0],
+                &[0, 1, 0, 4, 0, 3, 8, 2, 1, 5, 4, 2, 10, 3, 0],
+                &[7, 8, 1, 6, 5, 2, 9, 6, 3, 2, 0, 0, 4, 2, 0x81],
+            ];
+            for (i, e) in entries.iter().enumerate() {
+                seeds.push((format!("roles-{i}"), e.to_vec()));
+            }
+        }
         "index_edit" => {
             // First byte: the seed index.json (0..=5 built in, 6: carried by the input);
             // then operations (see `index_edit` in crates/ocitool-fuzz/src/lib.rs).

@@ -23,10 +23,14 @@
 //!   of its names (what its successful commands set or removed, in order); at the end the
 //!   layout's refs must equal every model, and `verify` must pass.
 //! - **disk-full**: a layout on an 8 MiB tmpfs, partly filled by a file of random size; `import`
-//!   and `unpack` of archives bigger than the free space, and `tag`/`import` on a completely full
-//!   file system (so `index.json` cannot be written). Each must exit 3 with one `error:` line about
+//!   and `unpack` of archives bigger than the free space, an `import` whose blobs fit but whose
+//!   new `index.json` (2,500 refs) does not, and `tag`/`import` on a completely full file system
+//!   (so `index.json` cannot be written). Each must exit 3 with one `error:` line about
 //!   the space, leave every file of the layout (outside `.ocitool/`) as it was, verify clean, and
 //!   leave `.ocitool/tmp/` empty.
+//! - **hostile**: layouts crafted by someone else: symlinks, fifos, devices and misplaced
+//!   files at every path ocitool opens, and contradicting `index.json` descriptors in random
+//!   orders (see `torture/hostile.rs`).
 //! - **faults**: a read-only bind mount (reads work, writes fail clearly and change nothing); blobs
 //!   replaced by a directory, a symlink (to a file holding the right bytes), a truncated copy and
 //!   a fifo, one at a time and all at once: `verify` exits 1 naming each within a timeout, and
@@ -47,7 +51,9 @@ use ocitool_testkit::{Blob, Compression, Image, LayoutWriter, Rng};
 use serde_json::Value;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CAMPAIGNS: [&str; 4] = ["crash", "concurrency", "disk-full", "faults"];
+mod hostile;
+
+const CAMPAIGNS: [&str; 5] = ["crash", "concurrency", "disk-full", "faults", "hostile"];
 /// Kills the crash campaign lands at least, whatever the budget.
 const MIN_KILLS: usize = 100;
 /// Failing layouts kept per campaign.
@@ -129,6 +135,7 @@ pub fn run(minutes: u64, seed: Option<u64>, campaign: Option<String>) -> anyhow:
             "crash" => crash(&ctx, &mut rng, budget(c)),
             "concurrency" => concurrency(&ctx, &mut rng, budget(c)),
             "disk-full" => disk_full(&ctx, &mut rng),
+            "hostile" => hostile::run(&ctx, &mut rng),
             _ => faults(&ctx, &mut rng),
         };
         match res {
@@ -1264,20 +1271,38 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         ]),
     )?;
     must(ctx, &argv(&["import", &s(&content_tar), &l]))?;
+    // Enough refs that index.json (about 0.5 MiB) needs more room than a small image's blobs.
+    let mut many = argv(&["tag", &l, "app:1.0"]);
+    many.extend((0..2500).map(|k| format!("many/t{k}:1")));
+    must(ctx, &many)?;
+    let small = random_image(rng, &[96 << 10], Compression::None, false);
+    let small_tar = dir.join("small.tar");
+    fs::write(&small_tar, docker_save(&[(&small, &["small:1"])]))?;
+    let small_blobs: u64 = small.blobs().iter().map(|b| b.size()).sum();
     let pristine = dir.join("pristine");
     copy_dir(&layout, &pristine)?;
     let filler = mnt.join("filler");
 
-    let variants: Vec<(&str, Vec<String>, bool)> = vec![
-        ("import", argv(&["import", &s(&one_tar), &l]), false),
-        ("import", argv(&["import", &s(&multi_tar), &l]), false),
-        ("import", argv(&["import", &s(&multi_gz), &l]), false),
+    let variants: Vec<(&str, Vec<String>, Fill)> = vec![
+        ("import", argv(&["import", &s(&one_tar), &l]), Fill::Random),
+        (
+            "import",
+            argv(&["import", &s(&multi_tar), &l]),
+            Fill::Random,
+        ),
+        ("import", argv(&["import", &s(&multi_gz), &l]), Fill::Random),
         (
             "import",
             argv(&["import", &s(&noise_tar), &l, "--compression", "gzip"]),
-            false,
+            Fill::Random,
         ),
-        ("unpack", argv(&["unpack", &s(&pack_tar), &l]), false),
+        ("unpack", argv(&["unpack", &s(&pack_tar), &l]), Fill::Random),
+        // The blobs fit, the new index.json does not: still nothing new may stay.
+        (
+            "import",
+            argv(&["import", &s(&small_tar), &l]),
+            Fill::Leave(small_blobs + (64 << 10)),
+        ),
         // A full file system: no new blob, but index.json cannot be rewritten.
         (
             "tag",
@@ -1286,7 +1311,7 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
                 a.extend((0..200).map(|k| format!("full/t{k}:1")));
                 a
             },
-            true,
+            Fill::Full,
         ),
         (
             "import",
@@ -1297,7 +1322,7 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
                 "--tag",
                 "full:1",
             ]),
-            true,
+            Fill::Full,
         ),
     ];
     let attempts = 12 + 4 * ctx.minutes as usize;
@@ -1311,12 +1336,14 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
             uniform(rng, variants.len())
         }];
         let free_before_fill = layout_free(&mnt);
-        if *full {
-            fill(&filler, None)?;
-        } else {
-            // leave between 64 KiB and (almost) all the free space
-            let room = free_before_fill.saturating_sub(64 << 10);
-            fill(&filler, Some(rng.next_u64() % room.max(1)))?;
+        match full {
+            Fill::Full => fill(&filler, None)?,
+            Fill::Random => {
+                // leave between 64 KiB and (almost) all the free space
+                let room = free_before_fill.saturating_sub(64 << 10);
+                fill(&filler, Some(rng.next_u64() % room.max(1)))?;
+            }
+            Fill::Leave(bytes) => fill(&filler, Some(free_before_fill.saturating_sub(*bytes)))?,
         }
         let before = snapshot(&layout, true)?;
         let o = ocitool(ctx, args, CMD_TIMEOUT)?;
@@ -1329,7 +1356,9 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         let errs = o.error_lines();
         let clear = errs.len() == 1 && {
             let e = errs[0].to_lowercase();
-            e.contains("no space") || e.contains("space left") || e.contains("disk full")
+            (e.contains("no space") || e.contains("space left") || e.contains("disk full"))
+                // the attempt meant to fill the disk at index.json must have got there
+                && (!matches!(full, Fill::Leave(_)) || e.contains("index.json"))
         };
         if !clear {
             unclear += 1;
@@ -1370,6 +1399,16 @@ fn disk_full(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         by_s.join(", ")
     );
     Ok(Report { line, ok, details })
+}
+
+/// How much room a disk-full attempt leaves.
+enum Fill {
+    /// A random amount, from 64 KiB to (almost) all the free space.
+    Random,
+    /// None at all.
+    Full,
+    /// About this many bytes.
+    Leave(u64),
 }
 
 /// Free bytes on the file system holding `p` (from `df`), 0 if unknown.

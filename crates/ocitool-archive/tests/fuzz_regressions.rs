@@ -93,6 +93,11 @@ fn index_edit() {
 }
 
 #[test]
+fn graph_roles() {
+    replay("graph_roles");
+}
+
+#[test]
 fn every_target_is_replayed() {
     assert_eq!(
         harness::TARGETS,
@@ -102,7 +107,8 @@ fn every_target_is_replayed() {
             "archive_structured",
             "views",
             "names",
-            "index_edit"
+            "index_edit",
+            "graph_roles"
         ]
     );
     // A directory for a target that does not exist would never be replayed.

@@ -36,6 +36,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "views" => views(data),
         "names" => names(data),
         "index_edit" => index_edit(data),
+        "graph_roles" => graph_roles(data),
         _ => return false,
     }
     true
@@ -191,6 +192,7 @@ fn archive(data: &[u8], mode: Mode) -> bool {
 // archive_structured
 
 include!("structured_seeds.rs");
+include!("graph_roles.rs");
 
 /// `import` (or `unpack`) of an archive the input describes member by member, with digests,
 /// sizes and names that reference the archive's own members (the format is described in

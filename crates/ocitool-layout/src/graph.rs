@@ -121,8 +121,11 @@ pub struct Graph {
     pub problems: Vec<Problem>,
     /// Documents found only because their `subject` is in the graph, not listed anywhere.
     pub unlisted_referrers: Vec<Digest>,
-    /// (blob, role, reached only as a child of an index) already walked.
-    visited: BTreeSet<(Digest, Role, bool)>,
+    /// (blob, media type as the walk reads it, declared size, reached only as a child of an
+    /// index) already walked. Media types ocitool does not read are all the same to it (""),
+    /// so however many a hostile index.json invents, a blob is read at most once per known
+    /// media type and size.
+    visited: BTreeSet<(Digest, String, u64, bool)>,
 }
 
 impl Node {
@@ -202,17 +205,28 @@ impl Graph {
         let kind = d.kind();
         let role = Role::of(kind);
         let digest = checked.digest.clone();
-        if self.visited.contains(&(digest.clone(), role, false))
-            || !self.visited.insert((digest.clone(), role, in_index))
+        let size = checked.size;
+        let as_read = if role == Role::Other {
+            String::new()
+        } else {
+            d.media_type.clone()
+        };
+        if self
+            .visited
+            .contains(&(digest.clone(), as_read.clone(), size, false))
+            || !self
+                .visited
+                .insert((digest.clone(), as_read.clone(), size, in_index))
         {
             return;
         }
-        // Walked before in this role, but only as a child of an index (where it may be
-        // absent): now it must be present; what it references was walked already.
-        let again = !in_index && self.visited.contains(&(digest.clone(), role, true));
-        if !self.record(&checked, d, kind, location) {
-            return;
-        }
+        // Walked before as this, but only as a child of an index (where it may be absent):
+        // now it must be present; what it references was walked already.
+        let again = !in_index
+            && self
+                .visited
+                .contains(&(digest.clone(), as_read, size, true));
+        self.record(&checked, d, kind, location);
         match role {
             Role::Index | Role::Manifest if again => {
                 self.read_blob_json(layout, &checked, location, false);
@@ -249,9 +263,10 @@ impl Graph {
         }
     }
 
-    /// Adds the blob, or this role to it. `false` (with a problem) when the descriptor
-    /// contradicts what another said: a different size, or another layer compression.
-    fn record(&mut self, c: &Checked, d: &Descriptor, kind: Kind, location: &str) -> bool {
+    /// Adds the blob, or this role to it. A descriptor that contradicts another (a different
+    /// size, another layer compression) is a problem, but the walk goes on with what it says:
+    /// a wrong descriptor met first must not hide what the right one reaches.
+    fn record(&mut self, c: &Checked, d: &Descriptor, kind: Kind, location: &str) {
         let role = Role::of(kind);
         let Some(node) = self.nodes.get_mut(&c.digest) else {
             self.nodes.insert(
@@ -271,7 +286,7 @@ impl Graph {
                     artifact_type: d.artifact_type.clone(),
                 },
             );
-            return true;
+            return;
         };
         let conflict = if node.size != c.size {
             Some(format!(
@@ -290,23 +305,27 @@ impl Graph {
                 _ => None,
             }
         };
-        if let Some(why) = conflict {
-            let path = Layout::blob_rel(&c.digest);
-            self.problem(Some(&c.digest), path, format!("{location}: {why}"));
-            return false;
-        }
         if !node.roles.contains(&role) {
             node.roles.push(role);
             node.roles.sort();
-            if role < Role::of(node.kind) {
-                node.kind = kind;
-                node.media_type = d.media_type.clone();
-            }
+        }
+        // The strongest role decides what the blob is shown and checked as; between media
+        // types of one role the smallest, so the order of descriptors never matters.
+        let current = (Role::of(node.kind), node.media_type.as_str());
+        if (role, d.media_type.as_str()) < current {
+            node.kind = kind;
+            node.media_type = d.media_type.clone();
+        }
+        if conflict.is_some() && !node.verified {
+            node.size = node.size.min(c.size);
         }
         if node.artifact_type.is_none() {
             node.artifact_type = d.artifact_type.clone();
         }
-        true
+        if let Some(why) = conflict {
+            let path = Layout::blob_rel(&c.digest);
+            self.problem(Some(&c.digest), path, format!("{location}: {why}"));
+        }
     }
 
     fn set_presence(&mut self, digest: &Digest, p: Presence) {
@@ -330,6 +349,7 @@ impl Graph {
             Ok(b) => {
                 if let Some(n) = self.nodes.get_mut(&c.digest) {
                     n.verified = true;
+                    n.size = c.size; // read and hashed at this size: the true one
                 }
                 Some(b)
             }
@@ -502,6 +522,8 @@ impl Graph {
                             c.size
                         ),
                     );
+                } else if let Some(n) = self.nodes.get_mut(&c.digest) {
+                    n.size = size; // the file agrees with this descriptor
                 }
                 Presence::Present
             }
@@ -542,7 +564,14 @@ impl Graph {
     ) {
         let mut pending: Vec<(Digest, u64, Digest, String)> = Vec::new();
         for (digest, size) in candidates {
-            if self.nodes.contains_key(digest) || *size > REFERRER_SCAN_LIMIT || *size == 0 {
+            // A blob already read as a document needs no second look; one reached only in
+            // another role (named as a config, a layer, or as an index it is not) may still
+            // be a referrer whose own children must be kept.
+            let read_as_document = self
+                .nodes
+                .get(digest)
+                .is_some_and(|n| n.manifest.is_some() || !n.platforms.is_empty());
+            if read_as_document || *size > REFERRER_SCAN_LIMIT || *size == 0 {
                 continue;
             }
             let Ok(bytes) = layout.read_json_blob(&Checked {

@@ -462,3 +462,39 @@ fn a_commit_whose_index_cannot_be_written_leaves_no_new_blob() {
     assert!(err.to_string().contains("index.json"), "{err}");
     assert_eq!(entries(&l.root().join("blobs/sha256")), before);
 }
+
+/// An unlisted referrer (a signature whose `subject` is a listed image) that some entry names
+/// in another role (as a config here) is still read as the manifest it is, so `gc` keeps
+/// what it references.
+#[test]
+fn a_referrer_named_in_another_role_keeps_its_children() {
+    let (_d, l) = layout();
+    let subject = tag_tiny_image(&l, "app:1");
+    let mut txn = Transaction::begin(&l).unwrap();
+    let empty = txn.stage_bytes(b"{}", None).unwrap();
+    let sig = txn.stage_bytes(b"signature", None).unwrap();
+    let referrer = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": MANIFEST,
+        "artifactType": "application/vnd.example.sig",
+        "config": descriptor_value(EMPTY, &empty.digest, empty.size),
+        "layers": [descriptor_value("application/vnd.example.sig", &sig.digest, sig.size)],
+        "subject": subject}))
+    .unwrap();
+    let r = txn.stage_bytes(&referrer, None).unwrap();
+    let as_config = descriptor_value(CONFIG, &r.digest, r.size);
+    txn.commit(|ix| {
+        ix.ensure_listed(&as_config);
+        Ok(())
+    })
+    .unwrap();
+    let report = gc(
+        &reopen(&l),
+        GcOptions {
+            dry_run: true,
+            force: true,
+        },
+    )
+    .unwrap();
+    let removed: Vec<&Digest> = report.removed.iter().map(|(d, _)| d).collect();
+    assert!(!removed.contains(&&empty.digest), "{removed:?}");
+    assert!(!removed.contains(&&sig.digest), "{removed:?}");
+}
