@@ -507,6 +507,27 @@ impl<'a> Transaction<'a> {
     }
 }
 
+/// Runs `edit` on `index` and applies the protection check [`Transaction::commit`] applies
+/// (unless `force`), writing nothing: for dry runs, which must refuse what the real command
+/// would. The policy is `index`'s before the edit, as in `commit`.
+pub fn check_edit<T>(
+    index: &mut IndexDoc,
+    force: bool,
+    edit: impl FnOnce(&mut IndexDoc) -> Result<T>,
+) -> Result<T> {
+    let policy = index.policy()?;
+    let refs_before = if policy.is_empty() {
+        BTreeMap::new()
+    } else {
+        index.ref_digests()
+    };
+    let out = edit(index)?;
+    if index.changed() && !force {
+        check_protected(index, &refs_before, &policy)?;
+    }
+    Ok(out)
+}
+
 /// Refuses an edit that moves or removes a protected tag. The policy read is the one in force
 /// before the edit, inside the same locked read-modify-write, so no concurrent change of the
 /// policy can slip between the check and the write.
