@@ -68,6 +68,8 @@ impl Ctx {
 
 /// Runs ocitool with these arguments and returns the exit code.
 pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // First: a signal from here on removes what this process registered.
+    signals::install();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -99,7 +101,6 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
             return code;
         }
     };
-    signals::install();
     if let Some(n) = cli.global.jobs {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))

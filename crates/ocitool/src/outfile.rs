@@ -173,8 +173,11 @@ fn replace<T>(
             dir.join(format!("{PARTIAL_PREFIX}*")).display()
         ));
     }
-    let (file, tmp) = locked_partial(dir)?;
-    let registered = signals::register(&tmp);
+    let ((file, tmp), registered) = signals::create_registered(|| {
+        let (file, tmp) = locked_partial(dir)?;
+        let path = tmp.to_path_buf();
+        anyhow::Ok(((file, tmp), path))
+    })?;
     let mut sink = FileSink::new(file, durable)
         .with_context(|| format!("start writing {}", shown.display()))?;
     let r = f(&mut sink).map_err(|e| name_output_error(e, Some(shown)))?;

@@ -8,7 +8,7 @@
 //! and `gc` removes them once no writer holds the layout.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -61,10 +61,16 @@ pub fn remove_partials_now() {
 /// A partial file removed if a signal stops the process before [`Registered::settle`].
 pub struct Registered(PathBuf);
 
-/// Registers `path` (a temporary file this process just created).
-pub fn register(path: &Path) -> Registered {
-    partials().push(path.to_path_buf());
-    Registered(path.to_path_buf())
+/// Runs `create`, which makes a partial file and returns it with its path, and registers the
+/// path, with the cleanup held off in between: a signal never finds a file made but not yet
+/// registered.
+pub fn create_registered<T, E>(
+    create: impl FnOnce() -> Result<(T, PathBuf), E>,
+) -> Result<(T, Registered), E> {
+    let mut list = partials();
+    let (made, path) = create()?;
+    list.push(path.clone());
+    Ok((made, Registered(path)))
 }
 
 impl Registered {
