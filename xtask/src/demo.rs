@@ -17,7 +17,11 @@ pub fn build_release() -> anyhow::Result<std::path::PathBuf> {
     if !st.success() {
         bail!("cargo build --release failed");
     }
-    Ok(root.join("target/release/ocitool"))
+    // Where cargo put it: CARGO_TARGET_DIR (relative to the workspace) when set.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release/ocitool"))
 }
 
 fn step(bin: &Path, cwd: &Path, args: &[&str], expect: i32) -> anyhow::Result<()> {

@@ -43,7 +43,7 @@ enum Task {
         target: Option<String>,
     },
     /// Try to make ocitool lose data: kill -9, concurrent writers, a full disk, damaged and
-    /// read-only layouts; exits non-zero if any campaign found a problem.
+    /// read-only layouts, SIGINT/SIGTERM; exits non-zero if any campaign found a problem.
     Torture {
         /// Budget of the timed campaigns, in minutes.
         #[arg(long, default_value_t = 3)]
@@ -51,7 +51,7 @@ enum Task {
         /// Seed of every random choice (default: from the clock; printed).
         #[arg(long)]
         seed: Option<u64>,
-        /// Only these campaigns (comma-separated: crash, concurrency, disk-full, faults).
+        /// Only these campaigns (comma-separated: crash, concurrency, disk-full, faults, hostile, signals).
         #[arg(long)]
         campaign: Option<String>,
     },

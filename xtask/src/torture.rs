@@ -2,11 +2,11 @@
 //!
 //! ocitool is built in release mode, inputs are generated under `target/torture/` (from
 //! `testdata/` and `ocitool_testkit`, every random choice drawn from one [`Rng`] seeded by
-//! `--seed`, printed first), and four campaigns run; each prints one line of figures, and the
+//! `--seed`, printed first), and six campaigns run; each prints one line of figures, and the
 //! task exits non-zero if any campaign found a problem. `--minutes` is the budget of the timed
-//! campaigns (crash 55 %, concurrency 30 %; disk-full and faults are short fixed runs scaled by
-//! it); `--campaign crash,faults` runs a subset (then the one or two timed ones share the whole
-//! budget). Details of each problem go to standard error before the campaign's line; failing
+//! campaigns (crash 50 %, concurrency 27 %, signals 8 %; disk-full and faults are short fixed
+//! runs scaled by it); `--campaign crash,faults` runs a subset (then the one or two timed ones
+//! share the whole budget). Details of each problem go to standard error before the campaign's line; failing
 //! layouts are kept under `target/torture/<campaign>/failed-*`.
 //!
 //! - **crash**: `kill -9` at a uniformly random moment of the measured normal duration of
@@ -35,6 +35,9 @@
 //!   replaced by a directory, a symlink (to a file holding the right bytes), a truncated copy and
 //!   a fifo, one at a time and all at once: `verify` exits 1 naming each within a timeout, and
 //!   `gc` refuses or sweeps without deleting a reachable intact blob or following the symlink.
+//! - **signals** (`torture/signals.rs`): SIGINT, SIGTERM and SIGKILL at random moments of
+//!   `export -o`, `pack -o`, `import`, `unpack`, `copy` and `tag`: no partial file left, exit
+//!   130/143, layouts verify, refs before or after, no stray file after a rerun or `gc`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -50,10 +53,18 @@ use ocitool_testkit::tarball::{Content, build};
 use ocitool_testkit::{Blob, Compression, Image, LayoutWriter, Rng};
 use serde_json::Value;
 
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
 mod hostile;
+mod signals;
 
-const CAMPAIGNS: [&str; 5] = ["crash", "concurrency", "disk-full", "faults", "hostile"];
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const CAMPAIGNS: [&str; 6] = [
+    "crash",
+    "concurrency",
+    "disk-full",
+    "faults",
+    "hostile",
+    "signals",
+];
 /// Kills the crash campaign lands at least, whatever the budget.
 const MIN_KILLS: usize = 100;
 /// Failing layouts kept per campaign.
@@ -113,8 +124,8 @@ pub fn run(minutes: u64, seed: Option<u64>, campaign: Option<String>) -> anyhow:
         .collect();
     let budget = |c: &str| -> Duration {
         match (timed.len(), c) {
-            (2, "crash") => total.mul_f64(0.55),
-            (2, "concurrency") => total.mul_f64(0.30),
+            (2, "crash") => total.mul_f64(0.50),
+            (2, "concurrency") => total.mul_f64(0.27),
             _ if selected.len() == timed.len() => total.mul_f64(1.0 / timed.len().max(1) as f64),
             _ => total.mul_f64(0.85 / timed.len().max(1) as f64),
         }
@@ -136,6 +147,7 @@ pub fn run(minutes: u64, seed: Option<u64>, campaign: Option<String>) -> anyhow:
             "concurrency" => concurrency(&ctx, &mut rng, budget(c)),
             "disk-full" => disk_full(&ctx, &mut rng),
             "hostile" => hostile::run(&ctx, &mut rng),
+            "signals" => signals::run(&ctx, &mut rng),
             _ => faults(&ctx, &mut rng),
         };
         match res {

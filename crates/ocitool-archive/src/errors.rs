@@ -14,6 +14,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A write to the archive's destination failed (a full disk, a closed pipe): the caller,
+    /// which knows the destination's name, reports it.
+    #[error("write the archive: {0}")]
+    Output(#[source] std::io::Error),
     #[error("archive entry {entry:?}: {why}")]
     Entry { entry: String, why: String },
     #[error("{0}")]
@@ -31,6 +35,14 @@ impl Error {
         Error::Entry {
             entry: truncate(entry),
             why: why.into(),
+        }
+    }
+
+    /// The I/O error of a failed write to the archive's destination, if that is what stopped it.
+    pub fn output_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Output(e) => Some(e),
+            _ => None,
         }
     }
 

@@ -144,9 +144,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn raw(&mut self, b: &[u8]) -> Result<()> {
-        self.inner
-            .write_all(b)
-            .map_err(Error::io("write the archive"))?;
+        self.inner.write_all(b).map_err(Error::Output)?;
         self.written += b.len() as u64;
         Ok(())
     }
@@ -171,7 +169,7 @@ impl<W: Write> TarWriter<W> {
     /// Writes the two zero blocks that end a tar and returns the inner writer.
     pub fn finish(mut self) -> Result<W> {
         self.raw(&[0u8; 1024])?;
-        self.inner.flush().map_err(Error::io("write the archive"))?;
+        self.inner.flush().map_err(Error::Output)?;
         Ok(self.inner)
     }
 
@@ -212,7 +210,7 @@ impl<W: Sink> TarWriter<W> {
         let mut copied = 0u64;
         // The kernel copies page-cache pages into the archive, with no trip through user
         // space; a file system or kernel that cannot falls back to reading and writing.
-        if let Some(out) = self.inner.file().map_err(Error::io("write the archive"))? {
+        if let Some(out) = self.inner.file().map_err(Error::Output)? {
             while copied < blob.size {
                 let want = (blob.size - copied).min(KERNEL_CHUNK) as usize;
                 match rustix::fs::copy_file_range(&src, None, out, None, want) {
@@ -223,7 +221,7 @@ impl<W: Sink> TarWriter<W> {
                         progress.advance(n as u64);
                     }
                     Err(_) if copied == 0 => break,
-                    Err(e) => return Err(Error::io("write the archive")(e.into())),
+                    Err(e) => return Err(Error::Output(e.into())),
                 }
             }
         }

@@ -245,6 +245,20 @@ fn protected_tags_are_enforced_inside_the_locked_edit() {
         a["digest"].as_str().unwrap(),
         "all or nothing"
     );
+    // A dry run (check_edit) refuses what commit refuses, and writes nothing either way.
+    let before = std::fs::read(l.index_path()).unwrap();
+    let dry = |force: bool| {
+        let mut idx = l.read_index().unwrap();
+        crate::txn::check_edit(&mut idx, force, |idx| {
+            idx.set_ref("app:1.0.0", &b);
+            Ok(())
+        })
+    };
+    assert!(
+        matches!(dry(false).unwrap_err(), Error::Protected { ref name, .. } if name == "app:1.0.0")
+    );
+    dry(true).unwrap();
+    assert_eq!(std::fs::read(l.index_path()).unwrap(), before);
     move_to_b(true).unwrap();
     assert_eq!(
         l.read_index().unwrap().ref_digests()["app:1.0.0"],

@@ -438,17 +438,8 @@ impl<'a> Transaction<'a> {
             .state
             .acquire(LockName::Index, true, layout.options.wait)?;
         let mut index = layout.read_index_for_edit()?;
-        let policy = index.policy()?;
-        let refs_before = if policy.is_empty() {
-            BTreeMap::new()
-        } else {
-            index.ref_digests()
-        };
-        let out = edit(&mut index)?;
+        let out = check_edit(&mut index, self.force, edit)?;
         let changed = index.changed();
-        if changed && !self.force {
-            check_protected(&index, &refs_before, &policy)?;
-        }
         if changed {
             // Every descriptor the edit added or replaced names a blob that is staged here or
             // already in the layout; checked before anything is installed, so a refused
@@ -534,6 +525,27 @@ impl<'a> Transaction<'a> {
         let _ = path.keep();
         Ok(())
     }
+}
+
+/// Runs `edit` on `index` and applies the protection check [`Transaction::commit`] applies
+/// (unless `force`), writing nothing: for dry runs, which must refuse what the real command
+/// would. The policy is `index`'s before the edit, as in `commit`.
+pub fn check_edit<T>(
+    index: &mut IndexDoc,
+    force: bool,
+    edit: impl FnOnce(&mut IndexDoc) -> Result<T>,
+) -> Result<T> {
+    let policy = index.policy()?;
+    let refs_before = if policy.is_empty() {
+        BTreeMap::new()
+    } else {
+        index.ref_digests()
+    };
+    let out = edit(index)?;
+    if index.changed() && !force {
+        check_protected(index, &refs_before, &policy)?;
+    }
+    Ok(out)
 }
 
 /// Refuses an edit that moves or removes a protected tag. The policy read is the one in force

@@ -4,7 +4,9 @@
 mod cli;
 mod cmd;
 mod exit;
+mod outfile;
 mod output;
+mod signals;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -12,16 +14,24 @@ use std::io::Write;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, Global};
-use crate::output::{BrokenPipe, Diag, Out};
+use crate::output::{BrokenPipe, Diag, Out, StdoutFailed, term_text};
 
 /// What every command gets.
 pub(crate) struct Ctx {
     pub global: Global,
     pub out: Out,
     pub diag: Diag,
+    /// The command's change is committed: from here on, a failure to print its report is a
+    /// warning, not a failure (the change happened; exit code 0 says so).
+    pub committed: bool,
 }
 
 impl Ctx {
+    /// Marks the command's change as done (see [`Ctx::committed`]).
+    pub fn committed(&mut self) {
+        self.committed = true;
+    }
+
     pub fn layout_options(&self) -> ocitool_layout::Options {
         let mut o = ocitool_layout::Options::default();
         if self.global.no_wait {
@@ -58,6 +68,8 @@ impl Ctx {
 
 /// Runs ocitool with these arguments and returns the exit code.
 pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // First: a signal from here on removes what this process registered.
+    signals::install();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
             .payload()
@@ -71,8 +83,10 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
             .unwrap_or_default();
         let _ = writeln!(
             std::io::stderr(),
-            "error: internal error (a bug in ocitool): {msg}{loc}"
+            "error: internal error (a bug in ocitool): {}{loc}",
+            term_text(&msg)
         );
+        signals::remove_partials_now();
         std::process::exit(exit::INTERNAL);
     }));
     let cli = match Cli::try_parse_from(args) {
@@ -98,6 +112,7 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
         },
         global: cli.global,
         out: Out::new(),
+        committed: false,
     };
     let result = run(&mut ctx, cli.command).and_then(|code| {
         ctx.out.flush()?;
@@ -106,8 +121,15 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<BrokenPipe>().is_some() => exit::OK,
+        Err(e) if ctx.committed && e.chain().any(|c| c.is::<StdoutFailed>()) => {
+            ctx.diag.warn(format!(
+                "the change is made, but its report could not be printed: {}",
+                one_line(&e)
+            ));
+            exit::OK
+        }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&e));
+            let _ = writeln!(std::io::stderr(), "error: {}", term_text(&one_line(&e)));
             exit_code(&e)
         }
     }
@@ -155,9 +177,15 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
     }
 }
 
+/// Ends the process with `code` (what `main_impl` returned), unless a SIGINT or SIGTERM is
+/// being handled, which then ends it.
+pub fn exit(code: i32) -> ! {
+    signals::exit(code)
+}
+
 /// The error chain on one line: `context: cause: cause`, without repeating a cause that the
 /// message above it already includes.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();

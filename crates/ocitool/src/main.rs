@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(ocitool::main_impl(std::env::args_os()));
+    ocitool::exit(ocitool::main_impl(std::env::args_os()));
 }

@@ -1,5 +1,7 @@
 //! Everything that is written to the terminal: text, JSON, sizes, progress.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -22,12 +24,61 @@ impl std::fmt::Display for BrokenPipe {
 
 impl std::error::Error for BrokenPipe {}
 
+/// A write to standard output failed (other than a closed pipe): a full disk behind `> file`,
+/// `> /dev/full`. After a committed change, `main_impl` turns it into a warning.
+#[derive(Debug)]
+pub struct StdoutFailed(io::Error);
+
+impl std::fmt::Display for StdoutFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("write to standard output")
+    }
+}
+
+impl std::error::Error for StdoutFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 fn map_io(e: io::Error) -> anyhow::Error {
     if e.kind() == io::ErrorKind::BrokenPipe {
         anyhow::Error::new(BrokenPipe)
     } else {
-        anyhow::Error::new(e).context("write to standard output")
+        anyhow::Error::new(StdoutFailed(e))
     }
+}
+
+/// Text from an image or `index.json` (ref names, config fields, annotations, platforms) made
+/// safe for a terminal: every control character (C0 including tab and newline, DEL, C1) and
+/// every bidirectional override or isolate becomes a visible escape (`\x1b`, `\n`, `\u{9b}`,
+/// `\u{202e}`), so content cannot move the cursor, set the title, clear the screen, fake rows
+/// or reorder what is shown. Everything else, ordinary Unicode included, is kept. Applied to
+/// every human line ([`Out::line`], [`table`] cells, notes, warnings and `error:` lines);
+/// JSON is escaped by serde and raw bytes (`inspect --raw`, `blob get`) are data.
+pub fn term_text(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && unsafe_char(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 impl Out {
@@ -37,9 +88,10 @@ impl Out {
         }
     }
 
+    /// One line of human output, escaped for the terminal ([`term_text`]).
     pub fn line(&mut self, s: impl AsRef<str>) -> anyhow::Result<()> {
         self.inner
-            .write_all(s.as_ref().as_bytes())
+            .write_all(term_text(s.as_ref()).as_bytes())
             .map_err(map_io)?;
         self.inner.write_all(b"\n").map_err(map_io)
     }
@@ -68,17 +120,17 @@ pub struct Diag {
 impl Diag {
     pub fn note(&self, s: impl AsRef<str>) {
         if !self.quiet {
-            let _ = writeln!(io::stderr(), "note: {}", s.as_ref());
+            let _ = writeln!(io::stderr(), "note: {}", term_text(s.as_ref()));
         }
     }
 
     pub fn warn(&self, s: impl AsRef<str>) {
-        let _ = writeln!(io::stderr(), "warning: {}", s.as_ref());
+        let _ = writeln!(io::stderr(), "warning: {}", term_text(s.as_ref()));
     }
 
     pub fn info(&self, s: impl AsRef<str>) {
         if !self.quiet {
-            let _ = writeln!(io::stderr(), "{}", s.as_ref());
+            let _ = writeln!(io::stderr(), "{}", term_text(s.as_ref()));
         }
     }
 }
@@ -103,10 +155,15 @@ pub fn human_size(n: u64) -> String {
 }
 
 /// Left-aligned columns, two spaces apart, the last column unpadded.
+/// Cells are escaped for the terminal ([`term_text`]) before they are measured.
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| term_text(c)).collect())
+        .collect();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; cols];
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -167,5 +224,37 @@ impl ocitool_layout::Progress for TermProgress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_unicode_is_kept() {
+        assert!(matches!(
+            term_text("app:1.0 ünïcødé 日本"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            term_text("a\x1b]0;owned\x07b\x1b[2Jc"),
+            "a\\x1b]0;owned\\x07b\\x1b[2Jc"
+        );
+        assert_eq!(term_text("x\ny\rz\tw\x7f"), "x\\ny\\rz\\tw\\x7f");
+        assert_eq!(term_text("c1\u{9b}31m"), "c1\\u{9b}31m");
+        assert_eq!(term_text("rev\u{202e}txt"), "rev\\u{202e}txt");
+        // Escaping twice changes nothing more.
+        let once = term_text("\x1b[31m").into_owned();
+        assert_eq!(term_text(&once), once);
+    }
+
+    #[test]
+    fn tables_measure_escaped_cells() {
+        let t = table(&[
+            vec!["a\x1b".into(), "x".into()],
+            vec!["bbbbbb".into(), "y".into()],
+        ]);
+        assert_eq!(t, vec!["a\\x1b   x", "bbbbbb  y"]);
     }
 }

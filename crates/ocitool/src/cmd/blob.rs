@@ -41,6 +41,7 @@ pub fn run(ctx: &mut Ctx, cmd: BlobCommand) -> anyhow::Result<i32> {
                 );
             }
             txn.commit(|_| Ok(()))?;
+            ctx.committed();
             if ctx.global.json {
                 ctx.out
                     .json(&serde_json::json!({"digest": got.digest.to_string(), "size": n}))?;

@@ -27,6 +27,7 @@ pub fn run(ctx: &mut Ctx, a: &ConvertArgs) -> anyhow::Result<i32> {
     };
     let progress = ctx.progress();
     let r = convert::convert(&layout, &a.source, &a.target, &options, &progress)?;
+    ctx.committed();
     let before: u64 = r.layers.iter().map(|l| l.from.size).sum();
     let after: u64 = r.layers.iter().map(|l| l.to.size).sum();
     let digest = r

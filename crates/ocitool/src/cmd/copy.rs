@@ -26,6 +26,7 @@ pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
     // there are what a rerun resumes from.
     let dst = Layout::open_or_init(dst, ctx.layout_options())?;
     let report = copy::copy(&src, &dst, &options, &progress)?;
+    ctx.committed();
     if ctx.global.json {
         let refs: Vec<_> = report
             .refs

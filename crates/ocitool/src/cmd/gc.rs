@@ -10,6 +10,9 @@ use crate::{Ctx, exit};
 pub fn run(ctx: &mut Ctx, path: &Path, dry_run: bool, force: bool) -> anyhow::Result<i32> {
     let layout = Layout::open(path, ctx.layout_options())?;
     let r = gc::gc(&layout, GcOptions { dry_run, force })?;
+    if !dry_run {
+        ctx.committed();
+    }
     if ctx.global.json {
         let removed: Vec<_> = r
             .removed

@@ -93,6 +93,7 @@ pub fn run(
         progress.finish();
         r
     })?;
+    ctx.committed();
     if ctx.global.json {
         let images: Vec<_> = report
             .images

@@ -6,6 +6,9 @@ use crate::{Ctx, exit};
 
 pub fn run(ctx: &mut Ctx, path: &Path) -> anyhow::Result<i32> {
     let (layout, created) = Layout::init(path, ctx.layout_options())?;
+    if created {
+        ctx.committed();
+    }
     if ctx.global.json {
         ctx.out
             .json(&serde_json::json!({ "path": layout.root(), "created": created }))?;

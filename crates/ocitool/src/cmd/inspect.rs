@@ -307,18 +307,17 @@ pub fn run(ctx: &mut Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
             }
             out.line(format!("Layers:      {}", m.layers.len()))?;
             for l in &layers {
-                let mut line = format!(
+                out.line(format!(
                     "  {}  {:>9}  {}",
                     l["digest"].as_str().unwrap_or(""),
                     human_size(l["size"].as_u64().unwrap_or(0)),
                     l["mediaType"].as_str().unwrap_or("")
-                );
+                ))?;
                 if let Some(d) = l["diffId"].as_str()
                     && d != l["digest"].as_str().unwrap_or("")
                 {
-                    line.push_str(&format!("\n      diff_id {d}"));
+                    out.line(format!("      diff_id {d}"))?;
                 }
-                out.line(line)?;
             }
             if let Some(c) = &cfg
                 && !c.history.is_empty()

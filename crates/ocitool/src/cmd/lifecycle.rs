@@ -24,7 +24,7 @@ pub fn protect(ctx: &mut Ctx, a: &ProtectArgs) -> anyhow::Result<i32> {
         layout.read_index()?.policy()?
     } else {
         let txn = Transaction::begin(&layout)?;
-        txn.commit(|idx| {
+        let policy = txn.commit(|idx| {
             let mut p = idx.policy()?;
             if a.remove {
                 p.semver &= !a.semver;
@@ -41,7 +41,9 @@ pub fn protect(ctx: &mut Ctx, a: &ProtectArgs) -> anyhow::Result<i32> {
             }
             idx.set_policy(&p)?;
             Ok(p)
-        })?
+        })?;
+        ctx.committed();
+        policy
     };
     print_policy(ctx, &policy)?;
     Ok(exit::OK)
@@ -118,6 +120,7 @@ pub fn prune(ctx: &mut Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
         let mut txn = Transaction::begin(&layout)?;
         txn.set_force(a.force);
         let plan = txn.commit(|idx| decide(idx, true))?;
+        ctx.committed();
         (plan, layout.read_index()?)
     };
     let removed = plan.iter().filter(|d| d.remove).count();

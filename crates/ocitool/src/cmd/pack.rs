@@ -8,7 +8,7 @@ use ocitool_spec::Platform;
 use serde_json::json;
 
 use crate::cli::PackArgs;
-use crate::cmd::export::write_output;
+use crate::outfile::write_output;
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
@@ -42,7 +42,8 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
         Selection::Refs(refs.to_vec())
     };
     let progress = ctx.progress();
-    let report = write_output(output, !ctx.global.no_fsync, |w| {
+    let durable = !ctx.global.no_fsync;
+    let report = write_output(ctx, output, durable, |w| {
         Ok(export::export(&layout, &selection, &options, w, &progress)?.0)
     })?;
     if ctx.global.json && output.as_os_str() != "-" {
@@ -97,7 +98,8 @@ pub fn inventory(ctx: &mut Ctx, layout: &Path, output: Option<&Path>) -> anyhow:
     let bytes = inv.to_bytes();
     match output {
         Some(p) if p.as_os_str() != "-" => {
-            write_output(p, !ctx.global.no_fsync, |w| {
+            let durable = !ctx.global.no_fsync;
+            write_output(ctx, p, durable, |w| {
                 w.write_all(&bytes)
                     .with_context(|| format!("write {}", p.display()))?;
                 Ok(())

@@ -1,5 +1,5 @@
 use ocitool_layout::resolve;
-use ocitool_layout::{IndexDoc, Layout, Transaction};
+use ocitool_layout::{IndexDoc, Layout, Transaction, txn};
 use ocitool_lifecycle::cascade;
 use ocitool_spec::refname;
 use serde::Serialize;
@@ -22,29 +22,19 @@ pub fn run(ctx: &mut Ctx, a: &TagArgs) -> anyhow::Result<i32> {
         refname::validate(t)?;
     }
     let layout = Layout::open(&a.layout, ctx.layout_options())?;
+    let edit = |index: &mut IndexDoc| apply(&layout, index, &a.source, &a.targets, a.semver);
     let moves = if a.dry_run {
+        // The same edit and the same protection check as a commit, nothing written: a dry run
+        // fails where the real command would.
         let _lock = layout.read_lock()?;
         let mut index = layout.read_index()?;
-        let moves = apply(&layout, &mut index, &a.source, &a.targets, a.semver)?;
-        // A dry run still says what protection would refuse.
-        if !a.force {
-            let policy = layout.read_index()?.policy()?;
-            for m in &moves {
-                if let (Some(prev), Some(why)) = (&m.previous, policy.protects(&m.reference))
-                    && *prev != m.digest
-                {
-                    ctx.warn(format!(
-                        "{} is protected ({why}); moving it would need --force",
-                        m.reference
-                    ));
-                }
-            }
-        }
-        moves
+        txn::check_edit(&mut index, a.force, edit)?
     } else {
         let mut txn = Transaction::begin(&layout)?;
         txn.set_force(a.force);
-        txn.commit(|index| apply(&layout, index, &a.source, &a.targets, a.semver))?
+        let moves = txn.commit(edit)?;
+        ctx.committed();
+        moves
     };
     report(ctx, &moves, a.dry_run)?;
     Ok(exit::OK)

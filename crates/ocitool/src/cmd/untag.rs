@@ -59,6 +59,7 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
         index.remove_positions(&positions);
         Ok(removed)
     })?;
+    ctx.committed();
     if ctx.global.json {
         ctx.out.json(&serde_json::json!({ "removed": removed }))?;
     } else {
