@@ -249,7 +249,7 @@ impl Blob {
     /// The media type a descriptor of this blob has where nothing else decides it.
     fn media_type(&self, docker: bool) -> &'static str {
         match self.doc {
-            Doc::Layer => media::layer_media_type(self.compression, docker),
+            Doc::Layer => media::layer_media_type(self.compression, docker).unwrap_or(media::OCI_LAYER_TAR),
             Doc::Config if docker => media::DOCKER_CONFIG,
             Doc::Config => media::OCI_CONFIG,
             Doc::Manifest(mt) | Doc::Index(mt) => mt,
@@ -794,7 +794,7 @@ impl Input<'_> {
             } else {
                 b.compression
             };
-            let mut d = b.descriptor(media::layer_media_type(c, docker), v);
+            let mut d = b.descriptor(media::layer_media_type(c, docker).unwrap_or(media::OCI_LAYER_TAR), v);
             if k == 0 && flags & M_FOREIGN != 0 {
                 let foreign = if docker {
                     media::DOCKER_FOREIGN_LAYER
@@ -923,7 +923,7 @@ impl Input<'_> {
                     if let Some(b) =
                         pick(earlier, r, Pool::Names).and_then(|(i, _)| earlier[i].blob.as_ref())
                     {
-                        let d = b.descriptor(media::layer_media_type(b.compression, false), 0);
+                        let d = b.descriptor(media::layer_media_type(b.compression, false).unwrap_or(media::OCI_LAYER_TAR), 0);
                         sources.insert(b.diff_id.to_string(), Value::Object(d));
                     }
                 }
