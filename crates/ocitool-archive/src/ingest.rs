@@ -65,8 +65,9 @@ pub struct Member {
     /// Compression recognised by magic bytes.
     pub compression: Compression,
     /// For a compressed member, sha256 of its decompressed bytes (or why they could not be
-    /// decompressed); `None` for an uncompressed one (its digest is its own) or when
-    /// decompression was not asked for.
+    /// decompressed); for an uncompressed member named by a sha512 digest, its sha256 (what
+    /// configs' diff_ids are); `None` for an uncompressed sha256 one (its digest is its own)
+    /// or when diff_ids were not asked for.
     pub uncompressed: Option<std::result::Result<Digest, String>>,
     /// With `import --compression`: an uncompressed tar member was re-encoded on the way in;
     /// only this blob was staged (the member's own bytes were hashed, not kept).
@@ -81,13 +82,16 @@ impl Member {
         }
     }
 
-    /// The digest of the member's uncompressed content (a layer's diff_id); `Ok(None)` when it
-    /// was not computed.
-    pub fn diff_id(&self) -> std::result::Result<Option<&Digest>, &str> {
+    /// The digest by `algorithm` of the member's uncompressed content (a layer's diff_id, to
+    /// compare with a config's); `Ok(None)` when it was not computed.
+    pub fn diff_id(&self, algorithm: Algorithm) -> std::result::Result<Option<&Digest>, &str> {
+        if self.compression == Compression::None && self.digest.algorithm() == algorithm {
+            return Ok(Some(&self.digest));
+        }
         match &self.uncompressed {
-            None if self.compression == Compression::None => Ok(Some(&self.digest)),
             None => Ok(None),
-            Some(Ok(d)) => Ok(Some(d)),
+            Some(Ok(d)) if d.algorithm() == algorithm => Ok(Some(d)),
+            Some(Ok(_)) => Ok(None),
             Some(Err(e)) => Err(e),
         }
     }
@@ -362,6 +366,8 @@ fn stream_member(
         })
     };
     let mut decoder: Option<SideDecoder> = None;
+    // An uncompressed member named by sha512 is also hashed by sha256, its diff_id.
+    let mut sha256: Option<ocitool_digest::Hasher> = None;
     let mut compression = Compression::None;
     let mut total: u64 = 0;
     loop {
@@ -373,8 +379,7 @@ fn stream_member(
         };
         if total == 0 {
             compression = Compression::detect(&buf[..n]);
-            if compression != Compression::None && compression.is_layer_codec() && limits.diff_ids
-            {
+            if compression != Compression::None && compression.is_layer_codec() && limits.diff_ids {
                 decoder = Some(SideDecoder::spawn(
                     compression,
                     limits.decode,
@@ -384,7 +389,14 @@ fn stream_member(
                     },
                 ));
             }
+            if compression == Compression::None && algorithm != Algorithm::Sha256 && limits.diff_ids
+            {
+                sha256 = Some(ocitool_digest::Hasher::new(Algorithm::Sha256));
+            }
             dest = Some(choose(&buf[..n], txn)?);
+        }
+        if let Some(h) = sha256.as_mut() {
+            h.update(&buf[..n]);
         }
         total += n as u64;
         dest.as_mut()
@@ -423,6 +435,7 @@ fn stream_member(
         Some(Ok(d)) => Some(Ok(d)),
         // xz and bzip2 (which `docker load` reads in layers) are named, not decoded: no
         // layer media type could describe such a layer as it is.
+        None if sha256.is_some() => sha256.map(|h| Ok(h.finish())),
         None if limits.diff_ids && !compression.is_layer_codec() => Some(Err(format!(
             "it is {compression}-compressed, and no OCI or Docker layer media type names {compression}"
         ))),

@@ -179,7 +179,10 @@ fn a_sparse_member_is_refused_before_it_expands() {
     a.extend_from_slice(&[0; 1024]);
     a.resize(a.len() + 1024, 0);
     let e = import_err(&a[..]);
-    assert!(e.contains("sparse") && e.contains("GNUSparseFile.0/layer.tar"), "{e}");
+    assert!(
+        e.contains("sparse") && e.contains("GNUSparseFile.0/layer.tar"),
+        "{e}"
+    );
 }
 
 /// A member whose data holds what looks like a huge long-name header.

@@ -2107,8 +2107,21 @@ mod tests {
         let all = malicious();
         let names: BTreeSet<&str> = all.iter().map(|m| m.0).collect();
         assert_eq!(names.len(), all.len(), "unique names");
-        assert_eq!(all.len(), 16);
+        assert_eq!(all.len(), 19);
         let get = |n: &str| &all.iter().find(|m| m.0 == n).expect(n).1;
+        // The sparse member is what the tar crate expands: 1.5 KiB that reads as 100 GiB.
+        let sparse = get("gnu-sparse");
+        assert!(sparse.len() <= 2048);
+        let mut a = tar::Archive::new(&sparse[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.header().entry_type(), tar::EntryType::GNUSparse);
+        assert_eq!(e.size(), 100 << 30);
+        // The long-name and pax records declare 1 GiB.
+        for (n, flag) in [("long-name", b'L'), ("pax-header", b'x')] {
+            let h = tar::Header::from_byte_slice(&get(n)[..512]);
+            assert_eq!(h.entry_type(), tar::EntryType::new(flag));
+            assert_eq!(h.entry_size().unwrap(), 1 << 30);
+        }
         let bomb = get("gzip-bomb");
         assert!(bomb.len() < 2 << 20, "bomb is {} bytes", bomb.len());
         assert_eq!(inflated_len(bomb), BOMB_EXPANDED);

@@ -121,6 +121,7 @@ pub fn run(
             "blobsAdded": report.blobs_added,
             "blobsPresent": report.blobs_present,
             "bytesRead": report.bytes_read,
+            "notes": report.notes,
         }))?;
         return Ok(exit::OK);
     }
@@ -144,6 +145,9 @@ pub fn run(
                 i.digest
             ));
         }
+    }
+    for n in &report.notes {
+        ctx.note(n.clone());
     }
     for s in &report.skipped {
         ctx.note(format!(
