@@ -627,6 +627,10 @@ fn walk_doc(
                         }
                         diff_ids = Some(cfg.rootfs.diff_ids);
                     }
+                    // Whether layers pair with diff_ids is the image's business, which
+                    // `import` checks; `unpack` takes an oci-archive as it is (`verify`
+                    // reports it), as `pack` and `copy` carry it.
+                    let diff_ids = diff_ids.filter(|_| src.limits.diff_ids);
                     if let Some(ids) = &diff_ids
                         && ids.len() != m.layers.len()
                     {

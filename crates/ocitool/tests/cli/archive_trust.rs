@@ -331,7 +331,8 @@ fn export_refuses_a_config_without_rootfs_naming_the_ref() {
             ],
         );
         assert!(!out.exists());
-        // The oci format keeps it as it is.
+        // The oci format keeps it as it is, and so do pack and unpack (as copy does);
+        // `verify` reports it.
         ok([
             "export".as_ref(),
             l.as_os_str(),
@@ -341,6 +342,11 @@ fn export_refuses_a_config_without_rootfs_naming_the_ref() {
             "-o".as_ref(),
             out.as_os_str(),
         ]);
+        let p = d.path().join(format!("pack-{layers}.tar"));
+        ok(["pack".as_ref(), l.as_os_str(), "-o".as_ref(), p.as_os_str()]);
+        let u = d.path().join(format!("unpacked-{layers}"));
+        ok(["unpack".as_ref(), p.as_os_str(), u.as_os_str()]);
+        assert_eq!(refs(&u), refs(&l));
     }
 }
 
