@@ -222,6 +222,7 @@ pub fn export<W: Sink>(
                         why: "its config is not an image config (an artifact?); use --format oci"
                             .into(),
                     })?;
+                check_loadable_config(layout, it, &m.config, m.layers.len())?;
                 let mut tags = Vec::new();
                 for n in &it.names {
                     let tag = docker_tag(n)?;
@@ -483,6 +484,20 @@ fn select(
     };
     let mut items: Vec<Item> = Vec::new();
     for (name, mut t, verbatim) in picks {
+        // Only names ocitool reads back go into an archive (`unpack` and `import` check the
+        // same grammar); a verbatim entry carries its own ref.name.
+        let written = if verbatim {
+            t.descriptor
+                .get("annotations")
+                .and_then(|a| a.get(refname::REF_NAME))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        } else {
+            name.clone()
+        };
+        if let Some(n) = written {
+            check_ref_name(&n)?;
+        }
         if t.kind() == Kind::Index
             && (options.format == Format::Docker || options.platform.is_some())
         {
@@ -525,6 +540,65 @@ fn select(
         }
     }
     Ok(items)
+}
+
+/// The docker format is for `docker load`, `podman load` and skopeo, which all decode the
+/// config as an image config and refuse one without `rootfs` (Docker: "invalid image JSON, no
+/// RootFS key") or whose `rootfs.diff_ids` do not pair with the layers ("layers length
+/// mismatch"). Some registries' test images declare the image-config media type for a config
+/// that is not one (`{}`); such an image is refused here, naming the ref, rather than written
+/// into an archive that nothing loads.
+fn check_loadable_config(
+    layout: &Layout,
+    it: &Item,
+    config: &Checked,
+    layers: usize,
+) -> Result<()> {
+    let image = || match it.names.as_slice() {
+        [] => format!("{}", it.target.digest),
+        names => format!("ref {}", names.join(", ")),
+    };
+    let bytes = layout.read_json_blob(config)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Image {
+        image: image(),
+        why: format!("its config {} is not JSON: {e}", config.digest),
+    })?;
+    let why = match v.get("rootfs") {
+        None | Some(Value::Null) => Some("has no rootfs".to_string()),
+        Some(r) => match r.get("diff_ids").and_then(Value::as_array) {
+            None => Some("has no rootfs.diff_ids".to_string()),
+            Some(ids) if ids.len() != layers => {
+                Some(format!("lists {} diff_ids for {layers} layers", ids.len()))
+            }
+            Some(_) if r.get("type").and_then(Value::as_str) != Some("layers") => {
+                Some("has a rootfs.type other than \"layers\"".to_string())
+            }
+            Some(_) => None,
+        },
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::Image {
+            image: image(),
+            why: format!(
+                "its config {} {why}: docker load, podman load and skopeo refuse such an image, so the docker format cannot carry it (`ocitool verify` reports it; --format oci keeps it as it is)",
+                config.digest
+            ),
+        }),
+    }
+}
+
+/// A ref name must follow the grammar `tag`, `import` and `unpack` enforce (image-spec's, as
+/// skopeo checks it) to be written into an archive; a layout written by another tool may hold
+/// one that does not.
+fn check_ref_name(name: &str) -> Result<()> {
+    refname::validate(name).map_err(|e| Error::Image {
+        image: format!("ref {name:?}"),
+        why: format!(
+            "{}: no archive carries it, since ocitool would not read it back; give the image a valid name with `ocitool tag LAYOUT {name:?} NEW`",
+            e.why
+        ),
+    })
 }
 
 /// The RepoTag Docker would show for a ref: familiar, with `:latest` when it has no tag.

@@ -66,6 +66,8 @@ pub struct ImportReport {
     pub blobs_added: usize,
     pub blobs_present: usize,
     pub bytes_read: u64,
+    /// What was read leniently (a RepoTag without a tag taken as `:latest`).
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -298,11 +300,8 @@ pub fn import(
                 .clone();
             let mut names = Vec::new();
             for t in &item.repo_tags {
-                docker::validate_repo_tag(t).map_err(|e| Error::RepoTag {
-                    tag: t.clone(),
-                    why: e.to_string(),
-                })?;
-                names.push(refname::familiar(t).to_string());
+                let t = repo_tag(t, &mut report.notes)?;
+                names.push(refname::familiar(&t).to_string());
             }
             // Already imported through index.json: only add the names.
             if let Some(r) = roots
@@ -446,6 +445,26 @@ pub fn import(
     Ok(report)
 }
 
+/// A `manifest.json` RepoTag, checked as `docker load` checks it, except that one without a
+/// tag (`"test_image_2"`, which go-containerregistry writes and reads) is taken as `:latest`,
+/// with a note, rather than failing the whole archive.
+fn repo_tag(t: &str, notes: &mut Vec<String>) -> Result<String> {
+    let refused = |tag: &str, e: docker::RepoTagError| Error::RepoTag {
+        tag: tag.to_string(),
+        why: e.to_string(),
+    };
+    if refname::split_repo_tag(t).1.is_none() {
+        let latest = format!("{t}:latest");
+        docker::validate_repo_tag(&latest).map_err(|e| refused(t, e))?;
+        notes.push(format!(
+            "RepoTag {t:?} in manifest.json has no tag; imported as {latest:?} (docker load would refuse it)"
+        ));
+        return Ok(latest);
+    }
+    docker::validate_repo_tag(t).map_err(|e| refused(t, e))?;
+    Ok(t.to_string())
+}
+
 /// Roots with the same digest (Docker writes one descriptor per tag) are merged, unless they
 /// are kept verbatim (unpack keeps every descriptor as it is).
 fn add_root(roots: &mut Vec<Root>, root: Root, verbatim: bool) {
@@ -484,10 +503,14 @@ fn check_oci_layout(src: &Source<'_, '_>) -> Result<()> {
 
 /// The refs an `index.json` descriptor of an archive gives: the familiar form of its
 /// `io.containerd.image.name` (`docker.io/library/app:1.0` → `app:1.0`, as docker shows it),
-/// else its `ref.name` verbatim (skopeo, podman and ocitool oci-archives).
+/// else its `ref.name` verbatim (skopeo, podman and ocitool oci-archives). A containerd name
+/// that is not a valid ref name (regctl writes `ocidir://path:tag` there) gives way to the
+/// ref.name.
 fn oci_names(d: &Descriptor) -> Vec<String> {
-    if let Some(n) = d.containerd_name() {
-        return vec![refname::familiar(n).to_string()];
+    if let Some(n) = d.containerd_name().map(refname::familiar)
+        && (refname::validate(n).is_ok() || d.ref_name().is_none())
+    {
+        return vec![n.to_string()];
     }
     d.ref_name()
         .map(|n| vec![n.to_string()])
@@ -607,6 +630,10 @@ fn walk_doc(
                         }
                         diff_ids = Some(cfg.rootfs.diff_ids);
                     }
+                    // Whether layers pair with diff_ids is the image's business, which
+                    // `import` checks; `unpack` takes an oci-archive as it is (`verify`
+                    // reports it), as `pack` and `copy` carry it.
+                    let diff_ids = diff_ids.filter(|_| src.limits.diff_ids);
                     if let Some(ids) = &diff_ids
                         && ids.len() != m.layers.len()
                     {
@@ -679,7 +706,7 @@ fn check_diff_id(src: &Source<'_, '_>, layer: &Digest, want: &str, location: &st
         image: location.to_string(),
         why: format!("config diff_id: {e}"),
     })?;
-    match m.diff_id() {
+    match m.diff_id(want.algorithm()) {
         Ok(None) => Ok(()), // not computed (unpack checks digests; `verify` checks diff_ids)
         Ok(Some(got)) if *got == want => Ok(()),
         Ok(Some(got)) => Err(Error::Image {
@@ -757,7 +784,10 @@ fn rewrite(
                             });
                         }
                         replaced.insert(lc.digest.clone(), made.digest.clone());
-                        Some((made, media::layer_media_type(to, docker).to_string()))
+                        let mt = media::layer_media_type(to, docker).ok_or_else(|| {
+                            Error::Archive(format!("{to} is not a layer compression"))
+                        })?;
+                        Some((made, mt.to_string()))
                     }
                     _ => None,
                 }
@@ -774,6 +804,7 @@ fn rewrite(
         return Ok(None);
     }
     let out = ocitool_spec::canonical::to_vec(&doc);
+    check_generated_size(&out, src.limits, &c.digest.to_string())?;
     let new = Checked {
         digest: Digest::sha256(&out),
         size: out.len() as u64,
@@ -818,11 +849,21 @@ fn generate(
     let mut layers = Vec::new();
     for (i, (path, want)) in item.layers.iter().zip(&cfg.rootfs.diff_ids).enumerate() {
         let m = src.ing.get(path, src.limits)?;
+        if !m.compression.is_layer_codec() {
+            return Err(Error::entry(
+                path,
+                format!(
+                    "layer {i} of {} is {c}-compressed: `docker load` reads such layers, but no OCI or Docker layer media type names {c}, so ocitool cannot store it as it is (decompress the layer, or load and save the image again)",
+                    image(),
+                    c = m.compression
+                ),
+            ));
+        }
         let want = Digest::parse(want).map_err(|e| Error::Image {
             image: image(),
             why: format!("rootfs.diff_ids[{i}]: {e}"),
         })?;
-        match m.diff_id() {
+        match m.diff_id(want.algorithm()) {
             Ok(Some(got)) if *got == want => {}
             Ok(None) => return Err(Error::entry(path, "its diff_id was not computed")),
             Ok(Some(got)) => {
@@ -845,7 +886,8 @@ fn generate(
             Some((made, to)) => (made.clone(), *to),
             None => (m.checked(), m.compression),
         };
-        let mt = media::layer_media_type(c, false);
+        let mt = media::layer_media_type(c, false)
+            .ok_or_else(|| Error::entry(path, format!("{c} is not a layer compression")))?;
         layers.push(oci_spec::image::Descriptor::new(
             oci_spec::image::MediaType::from(mt),
             blob.size,
@@ -865,6 +907,7 @@ fn generate(
         .build()
         .map_err(|e| Error::Archive(format!("building the manifest of {}: {e}", image())))?;
     let doc = ocitool_spec::canonical::to_vec(&manifest);
+    check_generated_size(&doc, src.limits, &image())?;
     let digest = Digest::sha256(&doc);
     let size = doc.len() as u64;
     let root = Root {
@@ -878,6 +921,23 @@ fn generate(
         platforms: vec![cfg.platform().to_string()],
     };
     Ok((root, doc))
+}
+
+/// A document ocitool writes must be one it reads back: `verify`, `export` and every other
+/// command refuse JSON documents over the limit, so a generated one over it is refused here
+/// (130,000 layers make a manifest of about 20 MB).
+fn check_generated_size(doc: &[u8], limits: &Limits, image: &str) -> Result<()> {
+    if doc.len() as u64 > limits.json_limit {
+        return Err(Error::Image {
+            image: image.to_string(),
+            why: format!(
+                "the manifest ocitool would write for it is {} bytes, over the limit of {} for JSON documents, which ocitool would then refuse to read (raise it with --max-json-size, for this command and every later one)",
+                doc.len(),
+                limits.json_limit
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn oci_digest(d: &Digest) -> Result<oci_spec::image::Digest> {

@@ -18,6 +18,7 @@ use ocitool_layout::{Progress, Transaction};
 use ocitool_spec::views::Checked;
 
 use crate::errors::{Error, Result};
+use crate::guard::{Refused, TarGuard};
 use crate::paths;
 
 /// Caps that stop hostile archives. Every one is documented in the README and can be raised.
@@ -33,6 +34,8 @@ pub struct Limits {
     pub ratio_slack: u64,
     /// Largest JSON document read (`manifest.json`, `index.json`, configs, manifests).
     pub json_limit: u64,
+    /// Largest GNU long name, long link or pax record (refused before it is read).
+    pub max_header: u64,
     pub decode: DecodeOptions,
     /// Decompress compressed members (on a second thread) to know their diff_ids.
     pub diff_ids: bool,
@@ -46,6 +49,7 @@ impl Default for Limits {
             max_ratio: 100,
             ratio_slack: 64 << 20,
             json_limit: ocitool_spec::DEFAULT_JSON_LIMIT,
+            max_header: crate::guard::DEFAULT_MAX_HEADER,
             decode: DecodeOptions::default(),
             diff_ids: true,
         }
@@ -61,8 +65,9 @@ pub struct Member {
     /// Compression recognised by magic bytes.
     pub compression: Compression,
     /// For a compressed member, sha256 of its decompressed bytes (or why they could not be
-    /// decompressed); `None` for an uncompressed one (its digest is its own) or when
-    /// decompression was not asked for.
+    /// decompressed); for an uncompressed member named by a sha512 digest, its sha256 (what
+    /// configs' diff_ids are); `None` for an uncompressed sha256 one (its digest is its own)
+    /// or when diff_ids were not asked for.
     pub uncompressed: Option<std::result::Result<Digest, String>>,
     /// With `import --compression`: an uncompressed tar member was re-encoded on the way in;
     /// only this blob was staged (the member's own bytes were hashed, not kept).
@@ -77,13 +82,16 @@ impl Member {
         }
     }
 
-    /// The digest of the member's uncompressed content (a layer's diff_id); `Ok(None)` when it
-    /// was not computed.
-    pub fn diff_id(&self) -> std::result::Result<Option<&Digest>, &str> {
+    /// The digest by `algorithm` of the member's uncompressed content (a layer's diff_id, to
+    /// compare with a config's); `Ok(None)` when it was not computed.
+    pub fn diff_id(&self, algorithm: Algorithm) -> std::result::Result<Option<&Digest>, &str> {
+        if self.compression == Compression::None && self.digest.algorithm() == algorithm {
+            return Ok(Some(&self.digest));
+        }
         match &self.uncompressed {
-            None if self.compression == Compression::None => Ok(Some(&self.digest)),
             None => Ok(None),
-            Some(Ok(d)) => Ok(Some(d)),
+            Some(Ok(d)) if d.algorithm() == algorithm => Ok(Some(d)),
+            Some(Ok(_)) => Ok(None),
             Some(Err(e)) => Err(e),
         }
     }
@@ -128,7 +136,7 @@ impl Ingested {
     }
 }
 
-/// Reads an archive (plain, gzip or zstd, detected by magic bytes) in one pass.
+/// Reads an archive (plain, gzip, zstd, xz or bzip2, detected by magic bytes) in one pass.
 pub fn ingest(
     input: impl Read,
     txn: &mut Transaction<'_>,
@@ -158,7 +166,8 @@ pub fn ingest(
             limits.ratio_slack,
         ))
     };
-    let mut archive = tar::Archive::new(guarded);
+    // Long names, pax records and sparse members are judged before the tar crate reads them.
+    let mut archive = tar::Archive::new(TarGuard::new(guarded, limits.max_header));
     let mut out = Ingested {
         compression: Some(compression),
         ..Default::default()
@@ -208,7 +217,7 @@ pub fn ingest(
                 }
                 out.links.insert(name, resolved);
             }
-            T::Regular | T::Continuous | T::GNUSparse => {
+            T::Regular | T::Continuous => {
                 let declared = entry.size();
                 let member =
                     stream_member(&mut entry, &name, declared, txn, limits, convert, &mut buf)?;
@@ -216,6 +225,10 @@ pub fn ingest(
                 out.members.insert(name, member);
             }
             T::XGlobalHeader => continue,
+            // Refused by the guard before the tar crate expands it; kept for clarity.
+            T::GNUSparse => {
+                return Err(Error::entry(&name, "a GNU sparse file (refused)"));
+            }
             other => {
                 return Err(Error::entry(
                     &name,
@@ -228,6 +241,9 @@ pub fn ingest(
 }
 
 fn archive_error(what: &str, e: io::Error) -> Error {
+    if let Some(r) = e.get_ref().and_then(|x| x.downcast_ref::<Refused>()) {
+        return Error::entry(&r.member, r.why.clone());
+    }
     if let Some(b) = e
         .get_ref()
         .and_then(|x| x.downcast_ref::<ocitool_compress::BombError>())
@@ -350,6 +366,8 @@ fn stream_member(
         })
     };
     let mut decoder: Option<SideDecoder> = None;
+    // An uncompressed member named by sha512 is also hashed by sha256, its diff_id.
+    let mut sha256: Option<ocitool_digest::Hasher> = None;
     let mut compression = Compression::None;
     let mut total: u64 = 0;
     loop {
@@ -361,7 +379,7 @@ fn stream_member(
         };
         if total == 0 {
             compression = Compression::detect(&buf[..n]);
-            if compression != Compression::None && limits.diff_ids {
+            if compression != Compression::None && compression.is_layer_codec() && limits.diff_ids {
                 decoder = Some(SideDecoder::spawn(
                     compression,
                     limits.decode,
@@ -371,7 +389,14 @@ fn stream_member(
                     },
                 ));
             }
+            if compression == Compression::None && algorithm != Algorithm::Sha256 && limits.diff_ids
+            {
+                sha256 = Some(ocitool_digest::Hasher::new(Algorithm::Sha256));
+            }
             dest = Some(choose(&buf[..n], txn)?);
+        }
+        if let Some(h) = sha256.as_mut() {
+            h.update(&buf[..n]);
         }
         total += n as u64;
         dest.as_mut()
@@ -408,6 +433,12 @@ fn stream_member(
         Some(Err(SideError::Bomb(msg))) => return Err(Error::entry(name, msg)),
         Some(Err(SideError::Decode(e))) => Some(Err(e)),
         Some(Ok(d)) => Some(Ok(d)),
+        // xz and bzip2 (which `docker load` reads in layers) are named, not decoded: no
+        // layer media type could describe such a layer as it is.
+        None if sha256.is_some() => sha256.map(|h| Ok(h.finish())),
+        None if limits.diff_ids && !compression.is_layer_codec() => Some(Err(format!(
+            "it is {compression}-compressed, and no OCI or Docker layer media type names {compression}"
+        ))),
         None => None,
     };
     let dest = match dest {

@@ -7,6 +7,7 @@
 
 mod errors;
 pub mod export;
+pub mod guard;
 pub mod import;
 pub mod ingest;
 pub mod paths;

@@ -143,6 +143,63 @@ impl<W: Write> TarWriter<W> {
         Ok(h)
     }
 
+    /// Writes the header of an entry. A path too long for a ustar header (a sha512 blob,
+    /// `blobs/sha512/<128 hex>`, is 141 bytes and cannot be split at a `/` into the 155-byte
+    /// prefix and 100-byte name) is carried by a pax record with its `path` just before it,
+    /// as Go's `archive/tar` writes it (skopeo, podman and docker read it; so does GNU tar):
+    /// the record is named `<dir>/PaxHeaders.0/<file>` and the ustar header keeps the first
+    /// 100 bytes of the path. Paths that fit are written exactly as before.
+    fn entry_header(
+        &mut self,
+        path: &str,
+        size: u64,
+        kind: tar::EntryType,
+        mode: u32,
+    ) -> Result<()> {
+        if path.len() <= 100 || tar::Header::new_ustar().set_path(path).is_ok() {
+            let h = Self::header(path, size, kind, mode)?;
+            return self.raw(h.as_bytes());
+        }
+        let record = pax_record("path", path);
+        let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+        let pax_name = if dir.is_empty() {
+            format!("PaxHeaders.0/{file}")
+        } else {
+            format!("{dir}/PaxHeaders.0/{file}")
+        };
+        let x = Self::truncated_header(
+            &pax_name,
+            record.len() as u64,
+            tar::EntryType::XHeader,
+            0o644,
+        )?;
+        self.raw(x.as_bytes())?;
+        self.raw(&record)?;
+        self.pad(record.len() as u64)?;
+        let h = Self::truncated_header(path, size, kind, mode)?;
+        self.raw(h.as_bytes())
+    }
+
+    /// A header whose name field holds the first 100 bytes of `name` (its real name is in
+    /// the pax record before it).
+    fn truncated_header(
+        name: &str,
+        size: u64,
+        kind: tar::EntryType,
+        mode: u32,
+    ) -> Result<tar::Header> {
+        let mut end = name.len().min(100);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut h = Self::header("x", size, kind, mode)?;
+        let field = &mut h.as_old_mut().name;
+        field.fill(0);
+        field[..end].copy_from_slice(&name.as_bytes()[..end]);
+        h.set_cksum();
+        Ok(h)
+    }
+
     fn raw(&mut self, b: &[u8]) -> Result<()> {
         self.inner.write_all(b).map_err(Error::Output)?;
         self.written += b.len() as u64;
@@ -155,13 +212,11 @@ impl<W: Write> TarWriter<W> {
     }
 
     pub fn dir(&mut self, path: &str) -> Result<()> {
-        let h = Self::header(path, 0, tar::EntryType::Directory, 0o755)?;
-        self.raw(h.as_bytes())
+        self.entry_header(path, 0, tar::EntryType::Directory, 0o755)
     }
 
     pub fn file(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        let h = Self::header(path, data.len() as u64, tar::EntryType::Regular, 0o644)?;
-        self.raw(h.as_bytes())?;
+        self.entry_header(path, data.len() as u64, tar::EntryType::Regular, 0o644)?;
         self.raw(data)?;
         self.pad(data.len() as u64)
     }
@@ -205,8 +260,7 @@ impl<W: Sink> TarWriter<W> {
         if size != blob.size {
             return Err(short(size));
         }
-        let h = Self::header(path, blob.size, tar::EntryType::Regular, 0o644)?;
-        self.raw(h.as_bytes())?;
+        self.entry_header(path, blob.size, tar::EntryType::Regular, 0o644)?;
         let mut copied = 0u64;
         // The kernel copies page-cache pages into the archive, with no trip through user
         // space; a file system or kernel that cannot falls back to reading and writing.
@@ -242,5 +296,67 @@ impl<W: Sink> TarWriter<W> {
             return Err(short(copied));
         }
         self.pad(blob.size)
+    }
+}
+
+/// One pax extended-header record, `"<length> <key>=<value>\n"`, where the length counts the
+/// whole record, its own digits included.
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    format!("{len} {key}={value}\n").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        for n in [1usize, 80, 89, 90, 91, 128, 990, 995, 1000, 9990] {
+            let v = "a".repeat(n);
+            let r = pax_record("path", &v);
+            let (len, _) = std::str::from_utf8(&r).unwrap().split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), r.len(), "{n}");
+            let exts: Vec<_> = tar::PaxExtensions::new(&r).map(|e| e.unwrap()).collect();
+            assert_eq!(exts.len(), 1);
+            assert_eq!(exts[0].value_bytes(), v.as_bytes());
+        }
+    }
+
+    #[test]
+    fn long_paths_go_in_a_pax_record_and_read_back() {
+        let long = format!("blobs/sha512/{}", "ab".repeat(64));
+        let mut tw = TarWriter::new(Vec::new());
+        tw.dir("blobs/sha512/").unwrap();
+        tw.file(&long, b"hello").unwrap();
+        tw.file("index.json", b"{}").unwrap();
+        let bytes = tw.finish().unwrap();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let got: Vec<(String, Vec<u8>)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (e.path().unwrap().display().to_string(), data)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("blobs/sha512/".to_string(), vec![]),
+                (long.clone(), b"hello".to_vec()),
+                ("index.json".to_string(), b"{}".to_vec()),
+            ]
+        );
+        // Short paths are plain ustar headers, as before: no pax record for them.
+        let mut tw = TarWriter::new(Vec::new());
+        tw.file("index.json", b"{}").unwrap();
+        assert_eq!(tw.finish().unwrap().len(), 512 + 512 + 1024);
     }
 }

@@ -1,6 +1,11 @@
 //! Layer and archive compression: detection by magic bytes, decoders that read every member
 //! or frame, and encoders that must be finished explicitly.
 //!
+//! gzip and zstd are what layers use. xz and bzip2 are recognised too, and decoded for whole
+//! archives (`docker load` and `podman load` read `docker save | xz`), but no OCI or Docker
+//! layer media type names them, so they are never encoded and a layer in them is named, not
+//! read (see [`Compression::is_layer_codec`]).
+//!
 //! Pitfalls this crate exists to contain (see `../shared/research/crates.md`):
 //! - `flate2::GzDecoder` stops silently after the first gzip member; only `MultiGzDecoder` is
 //!   ever used here, so pigz-style or eStargz layers hash to their true diff_id.
@@ -16,6 +21,8 @@ pub enum Compression {
     None,
     Gzip,
     Zstd,
+    Xz,
+    Bzip2,
 }
 
 impl Compression {
@@ -24,15 +31,37 @@ impl Compression {
             Compression::None => "none",
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
+            Compression::Xz => "xz",
+            Compression::Bzip2 => "bzip2",
         }
     }
 
-    /// Recognises gzip and zstd by their magic bytes; anything else is `None`.
+    /// Whether layers may use it: an OCI (and Docker) layer media type names it.
+    pub fn is_layer_codec(self) -> bool {
+        matches!(
+            self,
+            Compression::None | Compression::Gzip | Compression::Zstd
+        )
+    }
+
+    /// Recognises gzip, zstd, xz and bzip2 by their magic bytes; anything else is `None`.
+    /// bzip2's `BZh` and level digit are followed by the magic of a block or of the stream's
+    /// end, so a tar whose first member is named `BZh9…` is still a tar.
     pub fn detect(prefix: &[u8]) -> Compression {
+        const BZ_BLOCK: [u8; 6] = [0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+        const BZ_END: [u8; 6] = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
         if prefix.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
         } else if prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Compression::Zstd
+        } else if prefix.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Compression::Xz
+        } else if prefix.len() >= 10
+            && prefix.starts_with(b"BZh")
+            && (b'1'..=b'9').contains(&prefix[3])
+            && (prefix[4..10] == BZ_BLOCK || prefix[4..10] == BZ_END)
+        {
+            Compression::Bzip2
         } else {
             Compression::None
         }
@@ -63,21 +92,36 @@ pub const ZSTD_JOB_SIZE: u32 = 1 << 20;
 /// raised.
 pub const DEFAULT_ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
+/// Most memory the xz decoder may use by default: 128 MiB, room for the largest dictionary
+/// of `xz -9` (64 MiB). A stream that asks for more (`--lzma2=dict=1GiB`) is refused.
+pub const DEFAULT_XZ_MEMLIMIT: u64 = 128 << 20;
+
 /// Options for decoders.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeOptions {
     pub zstd_window_log_max: u32,
+    pub xz_memlimit: u64,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             zstd_window_log_max: DEFAULT_ZSTD_WINDOW_LOG_MAX,
+            xz_memlimit: DEFAULT_XZ_MEMLIMIT,
         }
     }
 }
 
-/// A decoder for `compression` over `reader`. Gzip reads every member; zstd every frame.
+/// The error for a codec that only whole archives use, where a layer decoder was asked for.
+fn not_a_layer_codec(c: Compression) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{c} is not a layer compression (no OCI or Docker layer media type names it)"),
+    )
+}
+
+/// A decoder for `compression` over `reader`. Gzip reads every member; zstd every frame; xz
+/// and bzip2 every concatenated stream (`pixz`, `pbzip2`), xz within its memory limit.
 pub fn decoder<'a, R: BufRead + 'a>(
     compression: Compression,
     reader: R,
@@ -91,7 +135,47 @@ pub fn decoder<'a, R: BufRead + 'a>(
             d.window_log_max(options.zstd_window_log_max)?;
             Box::new(d)
         }
+        Compression::Xz => {
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                options.xz_memlimit,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(io::Error::other)?;
+            Box::new(XzMemlimit {
+                inner: liblzma::bufread::XzDecoder::new_stream(reader, stream),
+                limit: options.xz_memlimit,
+            })
+        }
+        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
     })
+}
+
+/// Says which limit an xz stream hit, rather than liblzma's bare "memory limit reached".
+struct XzMemlimit<R> {
+    inner: R,
+    limit: u64,
+}
+
+impl<R: Read> Read for XzMemlimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let memlimit = e
+                .get_ref()
+                .and_then(|x| x.downcast_ref::<liblzma::stream::Error>())
+                .is_some_and(|x| matches!(x, liblzma::stream::Error::MemLimit));
+            if memlimit {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the xz stream needs more than {} MiB of memory to decode (a dictionary larger than xz -9's)",
+                        self.limit >> 20
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// Detects the compression of `reader` by magic bytes and returns it with a decoder.
@@ -114,8 +198,10 @@ pub enum PushDecoder<W: Write> {
 }
 
 impl<W: Write> PushDecoder<W> {
+    /// Layer codecs only: xz and bzip2 are refused (`Unsupported`).
     pub fn new(compression: Compression, inner: W, options: DecodeOptions) -> io::Result<Self> {
         Ok(match compression {
+            Compression::Xz | Compression::Bzip2 => return Err(not_a_layer_codec(compression)),
             Compression::None => PushDecoder::None(inner),
             Compression::Gzip => PushDecoder::Gzip(flate2::write::MultiGzDecoder::new(inner)),
             Compression::Zstd => {
@@ -187,6 +273,8 @@ pub enum EncodeError {
         min: i32,
         max: i32,
     },
+    #[error("ocitool does not write {compression} (it only reads archives compressed with it)")]
+    Unsupported { compression: Compression },
     #[error("cannot set up the {compression} encoder")]
     Setup {
         compression: Compression,
@@ -198,7 +286,7 @@ pub enum EncodeError {
 /// The accepted level range of each codec.
 pub fn level_range(compression: Compression) -> (i32, i32) {
     match compression {
-        Compression::None => (0, 0),
+        Compression::None | Compression::Xz | Compression::Bzip2 => (0, 0),
         Compression::Gzip => (0, 9),
         Compression::Zstd => (1, 22),
     }
@@ -217,6 +305,9 @@ impl<W: Write> Encoder<W> {
         inner: W,
         options: EncodeOptions,
     ) -> Result<Self, EncodeError> {
+        if !compression.is_layer_codec() {
+            return Err(EncodeError::Unsupported { compression });
+        }
         let (min, max) = level_range(compression);
         if let Some(level) = options.level
             && compression != Compression::None
@@ -230,7 +321,8 @@ impl<W: Write> Encoder<W> {
             });
         }
         Ok(match compression {
-            Compression::None => Encoder::None(inner),
+            // xz and bzip2 were refused above.
+            Compression::None | Compression::Xz | Compression::Bzip2 => Encoder::None(inner),
             Compression::Gzip => {
                 let level = options.level.unwrap_or(6) as u32;
                 Encoder::Gzip(flate2::write::GzEncoder::new(

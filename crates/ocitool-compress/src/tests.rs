@@ -29,6 +29,71 @@ fn detects_by_magic() {
     assert_eq!(Compression::detect(b""), Compression::None);
 }
 
+fn xz(data: &[u8], preset: u32) -> Vec<u8> {
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), preset);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn detects_xz_and_bzip2() {
+    assert_eq!(Compression::detect(&xz(b"x", 6)), Compression::Xz);
+    assert_eq!(Compression::detect(&bzip2(b"x")), Compression::Bzip2);
+    assert_eq!(Compression::detect(&bzip2(b"")), Compression::Bzip2);
+    // A tar whose first member is named like a bzip2 header is still a tar.
+    let mut tar = b"BZh9-not-a-stream".to_vec();
+    tar.resize(512, 0);
+    assert_eq!(Compression::detect(&tar), Compression::None);
+    assert!(!Compression::Xz.is_layer_codec() && !Compression::Bzip2.is_layer_codec());
+    assert!(Compression::Gzip.is_layer_codec() && Compression::None.is_layer_codec());
+}
+
+#[test]
+fn concatenated_xz_and_bzip2_streams_are_read_to_the_end() {
+    let mut two = xz(b"hello ", 6);
+    two.extend(xz(b"world", 1));
+    assert_eq!(decode_all(&two), (Compression::Xz, b"hello world".to_vec()));
+    let mut two = bzip2(b"hello ");
+    two.extend(bzip2(b"world"));
+    assert_eq!(
+        decode_all(&two),
+        (Compression::Bzip2, b"hello world".to_vec())
+    );
+}
+
+#[test]
+fn xz_over_the_memory_limit_is_refused_by_name() {
+    // xz -9 needs a 64 MiB dictionary: refused under a 16 MiB limit, read under the default.
+    let data = xz(b"some layer bytes", 9);
+    let small = DecodeOptions {
+        xz_memlimit: 16 << 20,
+        ..DecodeOptions::default()
+    };
+    let mut d = decoder(Compression::Xz, BufReader::new(&data[..]), small).unwrap();
+    let err = d.read_to_end(&mut Vec::new()).unwrap_err().to_string();
+    assert!(err.contains("more than 16 MiB"), "{err}");
+    assert_eq!(decode_all(&data).1, b"some layer bytes");
+}
+
+#[test]
+fn xz_and_bzip2_are_never_written_nor_push_decoded() {
+    assert!(matches!(
+        Encoder::new(Compression::Xz, Vec::new(), EncodeOptions::default()),
+        Err(EncodeError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        Encoder::new(Compression::Bzip2, Vec::new(), EncodeOptions::default()),
+        Err(EncodeError::Unsupported { .. })
+    ));
+    assert!(PushDecoder::new(Compression::Xz, Vec::new(), DecodeOptions::default()).is_err());
+}
+
 #[test]
 fn multi_member_gzip_is_read_to_the_end() {
     let mut two = gzip(b"hello ");
@@ -77,6 +142,7 @@ fn zstd_window_over_the_cap_is_refused() {
         BufReader::new(&frame[..]),
         DecodeOptions {
             zstd_window_log_max: 31,
+            ..DecodeOptions::default()
         },
     )
     .unwrap();

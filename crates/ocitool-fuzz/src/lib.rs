@@ -251,7 +251,9 @@ impl Blob {
     /// The media type a descriptor of this blob has where nothing else decides it.
     fn media_type(&self, docker: bool) -> &'static str {
         match self.doc {
-            Doc::Layer => media::layer_media_type(self.compression, docker),
+            Doc::Layer => {
+                media::layer_media_type(self.compression, docker).unwrap_or(media::OCI_LAYER_TAR)
+            }
             Doc::Config if docker => media::DOCKER_CONFIG,
             Doc::Config => media::OCI_CONFIG,
             Doc::Manifest(mt) | Doc::Index(mt) => mt,
@@ -355,6 +357,10 @@ fn toggle_dot(name: &str) -> String {
 }
 
 fn compress(data: &[u8], c: Compression) -> Vec<u8> {
+    if !c.is_layer_codec() {
+        // ocitool only reads xz and bzip2; the testkit writes them.
+        return ocitool_testkit::archives::compress(data, c);
+    }
     let options = EncodeOptions {
         level: Some(1),
         zstd_workers: 0,
@@ -393,6 +399,7 @@ impl Structured {
         let compression = match flags & 3 {
             1 => Compression::Gzip,
             2 => Compression::Zstd,
+            3 => Compression::Xz,
             _ => Compression::None,
         };
         let mode = if flags & F_UNPACK != 0 {
@@ -796,7 +803,10 @@ impl Input<'_> {
             } else {
                 b.compression
             };
-            let mut d = b.descriptor(media::layer_media_type(c, docker), v);
+            let mut d = b.descriptor(
+                media::layer_media_type(c, docker).unwrap_or(media::OCI_LAYER_TAR),
+                v,
+            );
             if k == 0 && flags & M_FOREIGN != 0 {
                 let foreign = if docker {
                     media::DOCKER_FOREIGN_LAYER
@@ -905,10 +915,16 @@ impl Input<'_> {
                 .collect();
             let nl = self.byte()? % 6;
             let layers = self.refs(nl)?;
+            // Bit 3: the keys as old Jib wrote them (docker and ocitool match any case).
+            let (k_config, k_tags, k_layers) = if tb & 8 != 0 {
+                ("config", "repoTags", "layers")
+            } else {
+                ("Config", "RepoTags", "Layers")
+            };
             let mut item = Map::new();
-            item.insert("Config".into(), Value::from(name_ref(earlier, config)));
+            item.insert(k_config.into(), Value::from(name_ref(earlier, config)));
             item.insert(
-                "RepoTags".into(),
+                k_tags.into(),
                 if tags.is_empty() && tb & 4 != 0 {
                     Value::Null
                 } else {
@@ -916,7 +932,7 @@ impl Input<'_> {
                 },
             );
             item.insert(
-                "Layers".into(),
+                k_layers.into(),
                 layers.iter().map(|&r| name_ref(earlier, r)).collect(),
             );
             if flags & D_LAYER_SOURCES != 0 {
@@ -925,7 +941,11 @@ impl Input<'_> {
                     if let Some(b) =
                         pick(earlier, r, Pool::Names).and_then(|(i, _)| earlier[i].blob.as_ref())
                     {
-                        let d = b.descriptor(media::layer_media_type(b.compression, false), 0);
+                        let d = b.descriptor(
+                            media::layer_media_type(b.compression, false)
+                                .unwrap_or(media::OCI_LAYER_TAR),
+                            0,
+                        );
                         sources.insert(b.diff_id.to_string(), Value::Object(d));
                     }
                 }

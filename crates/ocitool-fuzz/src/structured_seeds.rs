@@ -21,7 +21,7 @@
 
 /// Flags (first byte): the whole archive gzip-compressed.
 pub const F_GZIP: u8 = 0x01;
-/// Flags: the whole archive zstd-compressed (with `F_GZIP` too: plain).
+/// Flags: the whole archive zstd-compressed (with `F_GZIP` too: xz-compressed).
 pub const F_ZSTD: u8 = 0x02;
 /// Flags: `unpack` (an oci-archive kept verbatim) instead of `import`.
 pub const F_UNPACK: u8 = 0x04;
@@ -64,7 +64,8 @@ pub const K_MANIFEST: u8 = 2;
 /// R and an annotation byte (`A_*`).
 pub const K_INDEX: u8 = 3;
 /// A docker-save `manifest.json`. Params: flags (`D_*`), item count (mod 4), per item: R (by
-/// name) config, tag byte (count in bits 0-1, bit 2: `null` when none), one `REPO_TAGS`
+/// name) config, tag byte (count in bits 0-1, bit 2: `null` when none, bit 3: lower-case
+/// keys `config`, `repoTags`, `layers` as old Jib wrote them), one `REPO_TAGS`
 /// index per tag, layer count (mod 6), R (by name) per layer.
 pub const K_DOCKER_MANIFEST: u8 = 4;
 /// `oci-layout` content. Params: variant (mod 5; 0 is the usual one).
@@ -210,7 +211,7 @@ pub const T_TEAM_APP_2: u8 = 3;
 
 /// Seeds: inputs that decode to archives `import` (or, with `F_UNPACK`, `unpack`) accepts,
 /// one per dialect. `crates/ocitool-archive/tests/fuzz_regressions.rs` checks that they do.
-pub const STRUCTURED_SEEDS: [(&str, &[u8]); 12] = [
+pub const STRUCTURED_SEEDS: [(&str, &[u8]); 14] = [
     ("docker-legacy", DOCKER_LEGACY),
     ("docker-legacy-zstd", &SEED_DOCKER_LEGACY_ZSTD),
     ("docker25", DOCKER25),
@@ -223,6 +224,8 @@ pub const STRUCTURED_SEEDS: [(&str, &[u8]); 12] = [
     ("crane-tarball", CRANE),
     ("gnu-retar-gzip", GNU_RETAR),
     ("docker-legacy-no-end", &SEED_DOCKER_LEGACY_NO_END),
+    ("docker-legacy-xz", &SEED_DOCKER_LEGACY_XZ),
+    ("jib-lower-case-keys", JIB),
 ];
 
 /// Docker 24 and earlier: `{v1}/layer.tar`, `{v1}/json`, `{v1}/VERSION`, `{config}.json`,
@@ -247,6 +250,23 @@ const DOCKER_LEGACY: &[u8] = &[
 ];
 const SEED_DOCKER_LEGACY_ZSTD: [u8; DOCKER_LEGACY.len()] = with_flags(DOCKER_LEGACY, F_ZSTD);
 const SEED_DOCKER_LEGACY_NO_END: [u8; DOCKER_LEGACY.len()] = with_flags(DOCKER_LEGACY, F_NO_END);
+const SEED_DOCKER_LEGACY_XZ: [u8; DOCKER_LEGACY.len()] =
+    with_flags(DOCKER_LEGACY, F_GZIP | F_ZSTD);
+
+/// Old Jib (before mid-2020): gzip layers `{hex}.tar.gz`, `config.json`, and `manifest.json`
+/// keys `config`, `repoTags`, `layers`.
+#[rustfmt::skip]
+const JIB: &[u8] = &[
+    0,
+    // #0, #1 layers
+    N_HEX_TAR_GZ, K_LAYER, L_GZIP | L_FILES2, 40, b'j', 30, b'J',
+    N_HEX_TAR_GZ, K_LAYER, L_GZIP | L_FILES1, 20, b'k',
+    // #2 config.json: diff_ids of #0 and #1
+    N_RAW, 11, b'c', b'o', b'n', b'f', b'i', b'g', b'.', b'j', b's', b'o', b'n',
+    K_CONFIG, C_FULL, 2, 1, 0,
+    // #3 manifest.json: config #2, repoTags app:1.0, layers #0 #1, lower-case keys (bit 3)
+    N_MANIFEST_JSON, K_DOCKER_MANIFEST, 0, 1, 0, 1 | 8, T_APP_1_0, 2, 2, 1,
+];
 
 /// Docker 25 to 29: an OCI layout (blobs, `index.json` with containerd and ref names,
 /// `oci-layout`) plus `manifest.json` (with `LayerSources`) and `repositories`.

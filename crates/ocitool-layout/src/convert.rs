@@ -87,6 +87,13 @@ pub fn convert(
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
     ocitool_spec::refname::validate(target)?;
+    if let Some(c) = options.compression
+        && !c.is_layer_codec()
+    {
+        return Err(Error::Invalid(format!(
+            "{c} is not a layer compression; use gzip, zstd or none"
+        )));
+    }
     if let (Some(Compression::Zstd), Some(Family::Docker)) = (options.compression, options.family) {
         return Err(Error::Invalid(
             "Docker v2s2 manifests have no zstd layer media type that docker and skopeo accept; use --media-types oci for zstd".into(),
@@ -301,12 +308,12 @@ pub fn convert(
                 changed = true;
                 (produced[&(c.digest.clone(), to)].clone(), false)
             };
-            let mt = media::layer_media_type(to, family == Family::Docker);
+            let mt = media_type_of(to, family);
             if let Some(o) = l.as_object_mut() {
                 if !reused {
                     drop_compression_annotations(o);
                 }
-                o.insert("mediaType".into(), Value::from(mt));
+                o.insert("mediaType".into(), Value::from(mt.as_str()));
                 o.insert("digest".into(), Value::from(out.digest.to_string()));
                 o.insert("size".into(), Value::from(out.size));
             }
@@ -517,8 +524,12 @@ fn drop_compression_annotations(o: &mut Map<String, Value>) {
     }
 }
 
+/// The layer media type of a layer codec (what layers' media types and `--compression` give;
+/// xz and bzip2 are refused on the way in).
 fn media_type_of(c: Compression, f: Family) -> String {
-    media::layer_media_type(c, f == Family::Docker).to_string()
+    media::layer_media_type(c, f == Family::Docker)
+        .unwrap_or(media::OCI_LAYER_TAR)
+        .to_string()
 }
 
 fn as_descriptor(t: &Target) -> Descriptor {

@@ -78,16 +78,18 @@ pub fn is_docker(media_type: &str) -> bool {
     media_type.starts_with("application/vnd.docker.")
 }
 
-/// The layer media type for a compression, in the OCI or the Docker family.
-pub fn layer_media_type(compression: Compression, docker: bool) -> &'static str {
-    match (compression, docker) {
+/// The layer media type for a compression, in the OCI or the Docker family; `None` for xz and
+/// bzip2, which no layer media type names.
+pub fn layer_media_type(compression: Compression, docker: bool) -> Option<&'static str> {
+    Some(match (compression, docker) {
         (Compression::None, false) => OCI_LAYER_TAR,
         (Compression::Gzip, false) => OCI_LAYER_GZIP,
         (Compression::Zstd, false) => OCI_LAYER_ZSTD,
         (Compression::None, true) => DOCKER_LAYER_TAR,
         (Compression::Gzip, true) => DOCKER_LAYER_GZIP,
         (Compression::Zstd, true) => DOCKER_LAYER_ZSTD,
-    }
+        (Compression::Xz | Compression::Bzip2, _) => return None,
+    })
 }
 
 /// Checks the RFC 6838 shape `type "/" subtype` (restricted-name characters, as the OCI

@@ -146,6 +146,33 @@ fn docker_25_null_manifests_and_layers_read_as_empty() {
 }
 
 #[test]
+fn manifest_json_keys_match_in_any_ascii_case_as_go_does() {
+    use crate::docker::ManifestItem;
+    let parse = |s: &str| views::parse::<Vec<ManifestItem>>(s.as_bytes(), "manifest.json");
+    // Old Jib: lower camel case.
+    let items =
+        parse(r#"[{"config":"config.json","repoTags":["a:1"],"layers":["l.tar.gz"]}]"#).unwrap();
+    assert_eq!(items[0].config, "config.json");
+    assert_eq!(items[0].repo_tags, vec!["a:1"]);
+    assert_eq!(items[0].layers, vec!["l.tar.gz"]);
+    // Any case; nulls read as empty; unknown keys ignored.
+    let items = parse(
+        r#"[{"CONFIG":"c","REPOTAGS":null,"LaYeRs":null,"layersources":null,"PARENT":"p","X":{}}]"#,
+    )
+    .unwrap();
+    assert_eq!(items[0].config, "c");
+    assert!(items[0].repo_tags.is_empty() && items[0].layers.is_empty());
+    assert_eq!(items[0].parent.as_deref(), Some("p"));
+    // A key twice (in any case) is refused, Config is required.
+    let e = parse(r#"[{"Config":"a","config":"b"}]"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Config is given twice"), "{e}");
+    let e = parse(r#"[{"Layers":[]}]"#).unwrap_err().to_string();
+    assert!(e.contains("Config"), "{e}");
+}
+
+#[test]
 fn docker_config_with_nulls_reads() {
     let c: ConfigView = views::parse(
         br#"{"architecture":"amd64","os":"linux","config":{"Env":null,"Cmd":["sh"],"Labels":null,"Entrypoint":null},

@@ -1213,6 +1213,32 @@ fn crane_entries(images: &[Saved<'_>]) -> Vec<Entry> {
     entries
 }
 
+/// What Jib wrote for `jib:buildTar` and its Docker daemon builds before mid-2020
+/// (`ImageTarball`, `DockerLoadManifestEntryTemplate` serialised by Jackson): the layers as
+/// pushed (gzip) named `<compressed digest hex>.tar.gz`, then `config.json`, then a
+/// `manifest.json` of one item whose keys are lower camel case: `config`, `repoTags`,
+/// `layers`. `docker load` and skopeo read it because Go matches JSON keys regardless of
+/// case. One image, one tag, no directories, no `repositories`.
+pub fn jib_tarball(img: &Image, tag: &str) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut files = Vec::new();
+    for l in &img.layers {
+        let f = format!("{}.tar.gz", l.digest.encoded());
+        if !files.contains(&f) {
+            entries.push(Entry::file(f.clone(), l.bytes.clone()));
+        }
+        files.push(f);
+    }
+    entries.push(Entry::file("config.json", img.config.bytes.clone()));
+    let item = obj([
+        ("config", js("config.json")),
+        ("repoTags", arr(Some(vec![js(tag)]))),
+        ("layers", arr(Some(files.iter().map(|f| js(f)).collect()))),
+    ]);
+    entries.push(Entry::file("manifest.json", arr(Some(vec![item]))));
+    serialize(&entries)
+}
+
 /// What go-containerregistry's `tarball.MultiWrite` writes (`crane pull img f.tar`,
 /// `pkg/v1/tarball/write.go`): per image the config as an entry named `sha256:<hex>`, then its
 /// layers as stored in the registry (compressed), named `<compressed digest hex>.tar.gz`
@@ -1353,6 +1379,23 @@ pub fn gzip_bomb() -> Vec<u8> {
     .clone()
 }
 
+/// A GNU sparse header (typeflag `S`) for a file of `real_size` bytes whose only data, `stored`
+/// bytes, is mapped at its end; written byte for byte as GNU tar does (`--sparse`).
+pub fn sparse_header(name: &str, real_size: u64, stored: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_size(stored);
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    let g = h.as_gnu_mut().expect("a GNU header");
+    g.set_real_size(real_size);
+    g.sparse[0].set_offset(real_size - stored);
+    g.sparse[0].set_length(stored);
+    h.set_cksum();
+    h
+}
+
 fn replace(entries: &mut [Entry], pred: impl Fn(&Entry) -> bool, kind: Kind) -> String {
     let e = entries
         .iter_mut()
@@ -1486,6 +1529,56 @@ pub fn malicious() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         bytes,
         "a Docker 24 archive followed by an entry declaring 2^40 bytes, of which 4 KiB follow",
     ));
+
+    // A GNU sparse member (typeflag `S`, GNU header): one 512-byte data block mapped to the
+    // end of a 100 GiB file; the tar crate expands the holes to zeros that cost no input.
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(sparse_header("layer.tar", 100 << 30, 512).as_bytes());
+    bytes.extend_from_slice(&[0x55; 512]);
+    bytes.resize(bytes.len() + 1024, 0);
+    out.push((
+        "gnu-sparse",
+        bytes,
+        "a GNU sparse member `layer.tar` of 1.5 KiB that expands to 100 GiB",
+    ));
+
+    // Records the tar crate reads whole into memory: the header declares 1 GiB, 4 KiB follow.
+    for (name, flag, what) in [
+        (
+            "long-name",
+            b'L',
+            "a GNU long-name record declaring 1 GiB (4 KiB of it present)",
+        ),
+        (
+            "pax-header",
+            b'x',
+            "a pax extended header declaring 1 GiB (4 KiB of it present)",
+        ),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        let n: &[u8] = if flag == b'L' {
+            b"././@LongLink"
+        } else {
+            b"PaxHeaders.0/layer.tar"
+        };
+        h.as_old_mut().name[..n.len()].copy_from_slice(n);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(1 << 30);
+        h.set_entry_type(tar::EntryType::new(flag));
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        if flag == b'L' {
+            bytes.extend(std::iter::repeat_n(b'a', 4096));
+        } else {
+            let mut rec = Vec::new();
+            while rec.len() < 4096 {
+                rec.extend_from_slice(b"30 SCHILY.xattr.user.x=abcdef\n");
+            }
+            bytes.extend_from_slice(&rec);
+        }
+        out.push((name, bytes, what));
+    }
 
     out.push((
         "gzip-bomb",
@@ -2014,8 +2107,21 @@ mod tests {
         let all = malicious();
         let names: BTreeSet<&str> = all.iter().map(|m| m.0).collect();
         assert_eq!(names.len(), all.len(), "unique names");
-        assert_eq!(all.len(), 16);
+        assert_eq!(all.len(), 19);
         let get = |n: &str| &all.iter().find(|m| m.0 == n).expect(n).1;
+        // The sparse member is what the tar crate expands: 1.5 KiB that reads as 100 GiB.
+        let sparse = get("gnu-sparse");
+        assert!(sparse.len() <= 2048);
+        let mut a = tar::Archive::new(&sparse[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.header().entry_type(), tar::EntryType::GNUSparse);
+        assert_eq!(e.size(), 100 << 30);
+        // The long-name and pax records declare 1 GiB.
+        for (n, flag) in [("long-name", b'L'), ("pax-header", b'x')] {
+            let h = tar::Header::from_byte_slice(&get(n)[..512]);
+            assert_eq!(h.entry_type(), tar::EntryType::new(flag));
+            assert_eq!(h.entry_size().unwrap(), 1 << 30);
+        }
         let bomb = get("gzip-bomb");
         assert!(bomb.len() < 2 << 20, "bomb is {} bytes", bomb.len());
         assert_eq!(inflated_len(bomb), BOMB_EXPANDED);

@@ -346,6 +346,21 @@ fn archives() -> Vec<Fixture> {
             a::compress(&d25, Compression::Gzip),
         ),
         archive(
+            "archives/docker-save.tar.xz",
+            "the same, xz-compressed (`docker save | xz`, which docker load and podman load read)",
+            a::compress(&d25, Compression::Xz),
+        ),
+        archive(
+            "archives/docker-save.tar.bz2",
+            "the same, bzip2-compressed",
+            a::compress(&d25, Compression::Bzip2),
+        ),
+        archive(
+            "archives/jib.tar",
+            "a Jib (before mid-2020) tarball: gzip layers `<hex>.tar.gz`, `config.json`, manifest.json keys `config`, `repoTags`, `layers`",
+            a::jib_tarball(&gz, "jib/app:1"),
+        ),
+        archive(
             "archives/docker-legacy.tar",
             "Docker 24 and earlier: `<v1id>/layer.tar`, config `<hex>.json`, repositories",
             a::docker_legacy(&[(&app, &["app:1.0"]), (&tool, &[])]),

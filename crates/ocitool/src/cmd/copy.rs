@@ -11,6 +11,7 @@ use crate::{Ctx, exit};
 pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
     let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let src = Layout::open(&a.src, ctx.layout_options())?;
+    check_names(&src, &a.refs)?;
     let dst = &a.dst;
     let link = a.link;
     let options = CopyOptions {
@@ -66,4 +67,32 @@ pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         }
     ));
     Ok(exit::OK)
+}
+
+/// The names copy would write into the destination follow the grammar that `tag`, `import`
+/// and `unpack` enforce: a layout written by another tool may hold names outside it, which
+/// ocitool would then carry into layouts and archives it cannot read back.
+fn check_names(src: &Layout, refs: &[String]) -> anyhow::Result<()> {
+    let names: Vec<String> = if refs.is_empty() {
+        let index = src.read_index()?;
+        index
+            .entries()
+            .into_iter()
+            .filter_map(|e| e.descriptor.ref_name().map(str::to_string))
+            .collect()
+    } else {
+        refs.iter()
+            .filter(|r| ocitool_digest::Digest::parse(r).is_err())
+            .cloned()
+            .collect()
+    };
+    for n in names {
+        if let Err(e) = ocitool_spec::refname::validate(&n) {
+            anyhow::bail!(
+                "{e}: copy writes only names ocitool reads back; give the image a valid name with `ocitool tag {} {n:?} NEW` and copy that",
+                src.root().display()
+            );
+        }
+    }
+    Ok(())
 }

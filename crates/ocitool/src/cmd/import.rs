@@ -122,6 +122,7 @@ pub fn run(
             "blobsAdded": report.blobs_added,
             "blobsPresent": report.blobs_present,
             "bytesRead": report.bytes_read,
+            "notes": report.notes,
         }))?;
         return Ok(exit::OK);
     }
@@ -145,6 +146,9 @@ pub fn run(
                 i.digest
             ));
         }
+    }
+    for n in &report.notes {
+        ctx.note(n.clone());
     }
     for s in &report.skipped {
         ctx.note(format!(

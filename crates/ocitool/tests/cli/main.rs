@@ -3,6 +3,7 @@
 
 mod util;
 
+mod archive_trust;
 mod blob;
 mod concurrency;
 mod convert;
