@@ -222,12 +222,9 @@ pub fn copy(
     report.bytes_copied = todo.iter().map(|c| c.size).sum();
     report.methods = methods.into_inner().unwrap_or_default();
 
-    let written: Vec<(Option<String>, Digest)> = entries
-        .iter()
-        .map(|e| (e.name.clone(), e.digest.clone()))
-        .collect();
-    txn.commit(|idx| {
-        for e in &entries {
+    report.refs = txn.commit(|idx| {
+        let mut written = Vec::with_capacity(entries.len());
+        for e in entries {
             let made;
             let descriptor = match &e.descriptor {
                 Source::Made(v) => v.as_ref(),
@@ -244,10 +241,10 @@ pub fn copy(
                     idx.ensure_listed(descriptor);
                 }
             }
+            written.push((e.name, e.digest));
         }
-        Ok(())
+        Ok(written)
     })?;
-    report.refs = written;
     Ok(report)
 }
 

@@ -376,7 +376,8 @@ fn raw(v: &impl serde::Serialize) -> Box<RawValue> {
 }
 
 impl Item {
-    /// An entry made by an edit, with its parsed descriptor.
+    /// An entry made by an edit (validated as a descriptor, which is not kept: a copy of
+    /// 100,000 refs would hold 100,000 of them).
     fn from_value(v: &Value) -> Result<Item> {
         let descriptor =
             Descriptor::deserialize(v).map_err(|e| Error::Invalid(format!("descriptor: {e}")))?;
@@ -386,7 +387,7 @@ impl Item {
             digest: Text::Owned(descriptor.digest.as_str().into()),
             ref_name: owned(descriptor.ref_name()),
             containerd_name: owned(descriptor.containerd_name()),
-            parsed: OnceLock::from(Box::new(descriptor)),
+            parsed: OnceLock::new(),
             fresh: true,
         })
     }
@@ -780,11 +781,12 @@ impl IndexDoc {
         self.live().map(|(i, it)| (i, self.parsed(it)))
     }
 
-    /// Descriptors added or replaced by edits of this document.
-    pub fn fresh(&self) -> impl Iterator<Item = (usize, &Descriptor)> {
+    /// Descriptors added or replaced by edits of this document, each parsed for the caller
+    /// (nothing is kept).
+    pub fn fresh(&self) -> impl Iterator<Item = (usize, Descriptor)> {
         self.live()
             .filter(|(_, it)| it.fresh)
-            .map(|(i, it)| (i, self.parsed(it)))
+            .map(|(i, it)| (i, self.parse_item(it)))
     }
 
     pub fn len(&self) -> usize {
