@@ -17,7 +17,13 @@ pub fn build_release() -> anyhow::Result<std::path::PathBuf> {
     if !st.success() {
         bail!("cargo build --release failed");
     }
-    Ok(root.join("target/release/ocitool"))
+    // Where cargo put it: CARGO_TARGET_DIR (relative to the workspace, where cargo ran) if
+    // set, else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || root.join("target"),
+        |d| root.join(std::path::PathBuf::from(d)),
+    );
+    Ok(target.join("release/ocitool"))
 }
 
 fn step(bin: &Path, cwd: &Path, args: &[&str], expect: i32) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 //!
 //! ocitool is built in release mode, inputs are generated under `target/torture/` (from
 //! `testdata/` and `ocitool_testkit`, every random choice drawn from one [`Rng`] seeded by
-//! `--seed`, printed first), and four campaigns run; each prints one line of figures, and the
+//! `--seed`, printed first), and five campaigns run; each prints one line of figures, and the
 //! task exits non-zero if any campaign found a problem. `--minutes` is the budget of the timed
 //! campaigns (crash 55 %, concurrency 30 %; disk-full and faults are short fixed runs scaled by
 //! it); `--campaign crash,faults` runs a subset (then the one or two timed ones share the whole
@@ -31,6 +31,7 @@
 //!   replaced by a directory, a symlink (to a file holding the right bytes), a truncated copy and
 //!   a fifo, one at a time and all at once: `verify` exits 1 naming each within a timeout, and
 //!   `gc` refuses or sweeps without deleting a reachable intact blob or following the symlink.
+//! - **scale**: every ref command on 100,000 refs, within time and memory bounds (`scale.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -46,8 +47,10 @@ use ocitool_testkit::tarball::{Content, build};
 use ocitool_testkit::{Blob, Compression, Image, LayoutWriter, Rng};
 use serde_json::Value;
 
+mod scale;
+
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CAMPAIGNS: [&str; 4] = ["crash", "concurrency", "disk-full", "faults"];
+const CAMPAIGNS: [&str; 5] = ["crash", "concurrency", "disk-full", "faults", "scale"];
 /// Kills the crash campaign lands at least, whatever the budget.
 const MIN_KILLS: usize = 100;
 /// Failing layouts kept per campaign.
@@ -129,6 +132,7 @@ pub fn run(minutes: u64, seed: Option<u64>, campaign: Option<String>) -> anyhow:
             "crash" => crash(&ctx, &mut rng, budget(c)),
             "concurrency" => concurrency(&ctx, &mut rng, budget(c)),
             "disk-full" => disk_full(&ctx, &mut rng),
+            "scale" => scale::run(&ctx, &mut rng),
             _ => faults(&ctx, &mut rng),
         };
         match res {
