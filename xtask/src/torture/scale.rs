@@ -4,9 +4,9 @@
 //! fraction of a second), then `ls`, `ls --tree`, `verify`, `tag`, `untag` of 10,000 refs at
 //! once, `prune --keep 1 --dry-run`, `copy` of every ref, `prune --keep 1` and `gc`, each
 //! under a time and a memory bound that a linear command meets many times over (on the
-//! 2-core bench machine each takes 0.2-1.5 s and 40-250 MiB) and a quadratic one blows
-//! (before the fix, `prune` and `copy` ran for more than 5 minutes and `ls --tree` used more
-//! than 6 GB on 10,000 refs). Each result is checked against a model of the refs: counts,
+//! 2-core bench machine each takes 0.2-1.5 s and 40-110 MiB) and a quadratic one blows
+//! (before the fix, `prune` and `copy` took 2-3 minutes and `ls --tree` ran out of memory past
+//! 4 GiB on 10,000 refs). Each result is checked against a model of the refs: counts,
 //! names, digests. The peak resident set of each child is its `VmHWM`, read from
 //! `/proc/<pid>/status` every few milliseconds while it runs (the kernel keeps the high-water
 //! mark, so only growth in the last milliseconds before exit could be missed).
