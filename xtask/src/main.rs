@@ -51,7 +51,7 @@ enum Task {
         /// Seed of every random choice (default: from the clock; printed).
         #[arg(long)]
         seed: Option<u64>,
-        /// Only these campaigns (comma-separated: crash, concurrency, disk-full, faults, hostile, signals).
+        /// Only these campaigns (comma-separated: crash, concurrency, disk-full, faults, hostile, signals, scale).
         #[arg(long)]
         campaign: Option<String>,
     },

@@ -2,7 +2,7 @@
 //!
 //! ocitool is built in release mode, inputs are generated under `target/torture/` (from
 //! `testdata/` and `ocitool_testkit`, every random choice drawn from one [`Rng`] seeded by
-//! `--seed`, printed first), and six campaigns run; each prints one line of figures, and the
+//! `--seed`, printed first), and seven campaigns run; each prints one line of figures, and the
 //! task exits non-zero if any campaign found a problem. `--minutes` is the budget of the timed
 //! campaigns (crash 50 %, concurrency 27 %, signals 8 %; disk-full and faults are short fixed
 //! runs scaled by it); `--campaign crash,faults` runs a subset (then the one or two timed ones
@@ -38,6 +38,7 @@
 //! - **signals** (`torture/signals.rs`): SIGINT, SIGTERM and SIGKILL at random moments of
 //!   `export -o`, `pack -o`, `import`, `unpack`, `copy` and `tag`: no partial file left, exit
 //!   130/143, layouts verify, refs before or after, no stray file after a rerun or `gc`.
+//! - **scale**: every ref command on 100,000 refs, within time and memory bounds (`scale.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -54,16 +55,18 @@ use ocitool_testkit::{Blob, Compression, Image, LayoutWriter, Rng};
 use serde_json::Value;
 
 mod hostile;
+mod scale;
 mod signals;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-const CAMPAIGNS: [&str; 6] = [
+const CAMPAIGNS: [&str; 7] = [
     "crash",
     "concurrency",
     "disk-full",
     "faults",
     "hostile",
     "signals",
+    "scale",
 ];
 /// Kills the crash campaign lands at least, whatever the budget.
 const MIN_KILLS: usize = 100;
@@ -148,6 +151,7 @@ pub fn run(minutes: u64, seed: Option<u64>, campaign: Option<String>) -> anyhow:
             "disk-full" => disk_full(&ctx, &mut rng),
             "hostile" => hostile::run(&ctx, &mut rng),
             "signals" => signals::run(&ctx, &mut rng),
+            "scale" => scale::run(&ctx, &mut rng),
             _ => faults(&ctx, &mut rng),
         };
         match res {

@@ -92,6 +92,21 @@ fn index_edit() {
     replay("index_edit");
 }
 
+/// A short deterministic sweep of `index_edit` in the normal suite: every step checks the
+/// edited document against its model, the lookups by name and position included (kept in
+/// step with edits rather than recomputed, they are easy to get subtly wrong).
+#[test]
+fn index_edit_sweep() {
+    let mut rng = ocitool_testkit::Rng::new(14);
+    for i in 0..600 {
+        let mut data = vec![0u8; 16 + (rng.next_u64() % 160) as usize];
+        rng.fill(&mut data);
+        // Mostly the seeds with duplicate names and unknown members, where edits interact.
+        data[0] = [5, 0, 2, (rng.next_u64() % 7) as u8][i % 4];
+        harness::index_edit(&data);
+    }
+}
+
 #[test]
 fn graph_roles() {
     replay("graph_roles");

@@ -1418,22 +1418,24 @@ pub fn index_edit(data: &[u8]) {
             input.take(lo | (hi << 8)).to_vec()
         }
     };
-    // The edit parse (entries read by the borrowing `DescriptorKeys`) accepts and refuses
-    // exactly what the full parse does, and reads the same names and digests.
-    let full = IndexDoc::parse(seed.clone(), Path::new("index.json"));
-    let lazy = IndexDoc::parse_for_edit(seed.clone(), Path::new("index.json"));
-    match (&full, &lazy) {
+    // The parse (entries read by the borrowing `DescriptorKeys`) accepts and refuses exactly
+    // what the whole parse (each entry a `Descriptor`) does, and reads the same names and
+    // digests.
+    let whole = IndexDoc::parse_whole(seed.clone(), Path::new("index.json"));
+    let lazy = IndexDoc::parse(seed.clone(), Path::new("index.json"));
+    match (&whole, &lazy) {
         (Ok(f), Ok(l)) => assert!(
             f.keys().eq(l.keys()),
-            "parse_for_edit reads other names or digests than parse"
+            "parse reads other names or digests than parse_whole"
         ),
         (Err(f), Err(l)) => assert!(
             f.to_string() == l.to_string(),
-            "parse and parse_for_edit refuse with different errors: {f} / {l}"
+            "parse and parse_whole refuse with different errors: {f} / {l}"
         ),
-        (f, l) => panic!("parse ok={} but parse_for_edit ok={}", f.is_ok(), l.is_ok()),
+        (f, l) => panic!("parse_whole ok={} but parse ok={}", f.is_ok(), l.is_ok()),
     }
-    let Ok(mut doc) = full else {
+    // Edits run on the document as commands read it (lazily parsed).
+    let Ok(mut doc) = lazy else {
         return;
     };
     let top_before = top_members(&seed);
@@ -1456,7 +1458,7 @@ pub fn index_edit(data: &[u8]) {
         let mut must_be_single: Option<String> = None;
         let mut gone_name: Option<String> = None;
         let mut gone_digest: Option<String> = None;
-        match op % 7 {
+        match op % 8 {
             0 => {
                 let Some(name) = input.name() else { break };
                 let Some((desc, _, valid)) = input.descriptor() else {
@@ -1552,6 +1554,25 @@ pub fn index_edit(data: &[u8]) {
                         .expect("annotations is an object");
                 }
             }
+            6 => {
+                // `untag`: entries by position, in any order, repeats and positions past the
+                // end included.
+                let Some(k) = input.byte() else { break };
+                let mut positions = Vec::new();
+                for _ in 0..k % 4 {
+                    let Some(b) = input.byte() else { break };
+                    positions.push(b as usize % (model.len() + 2));
+                }
+                log.push(format!("remove_positions({positions:?})"));
+                let n = doc.remove_positions(&positions);
+                let before = model.len();
+                let mut i = 0;
+                model.retain(|_| {
+                    i += 1;
+                    !positions.contains(&(i - 1))
+                });
+                assert_eq!(n, before - model.len(), "remove_positions count");
+            }
             _ => {
                 log.push("reparse".into());
                 doc = IndexDoc::parse(doc.to_bytes(), Path::new("index.json"))
@@ -1567,6 +1588,7 @@ pub fn index_edit(data: &[u8]) {
             ctx()
         );
         assert_eq!(doc.ref_digests(), ref_map(&model), "ref_digests {}", ctx());
+        check_lookups(&doc, &model, &ctx);
         if let Some(n) = must_be_single {
             let count = doc.iter().filter(|(_, d)| d.ref_name() == Some(&n)).count();
             assert_eq!(count, 1, "{n:?} is on {count} entries {}", ctx());
@@ -1593,6 +1615,54 @@ pub fn index_edit(data: &[u8]) {
     }
     let ctx = || format!("after:\n  {}", log.join("\n  "));
     check_bytes(&doc, &model, &unknown, keys_before.as_ref(), &ctx);
+}
+
+/// The readers that look entries up (by name, by position, duplicates) agree with the model:
+/// an edit keeps the lookup of names and digests in step, and positions count live entries.
+fn check_lookups(doc: &IndexDoc, model: &Model, ctx: &dyn Fn() -> String) {
+    assert_eq!(doc.len(), model.len(), "len {}", ctx());
+    let keys: Vec<_> = doc.keys().collect();
+    for (p, k) in keys.iter().enumerate() {
+        assert_eq!(k.position, p, "positions are not 0..len {}", ctx());
+        assert_eq!(doc.key(p).as_ref(), Some(k), "key({p}) {}", ctx());
+    }
+    assert!(doc.key(model.len()).is_none(), "key past the end {}", ctx());
+    let views: Vec<(usize, String)> = doc
+        .views()
+        .map(|(p, v)| (p, v.digest.0.into_owned()))
+        .collect();
+    let want: Vec<(usize, String)> = model
+        .iter()
+        .enumerate()
+        .map(|(p, (_, d))| (p, d.clone()))
+        .collect();
+    assert_eq!(views, want, "views {}", ctx());
+    let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (p, (n, _)) in model.iter().enumerate() {
+        if let Some(n) = n {
+            by_name.entry(n.as_str()).or_default().push(p);
+        }
+    }
+    for n in NAMES.iter().copied().chain(by_name.keys().copied()) {
+        let want = by_name.get(n).cloned().unwrap_or_default();
+        assert_eq!(
+            doc.positions_named(n),
+            want,
+            "positions_named({n:?}) {}",
+            ctx()
+        );
+    }
+    let dups: Vec<(String, Vec<usize>)> = doc
+        .duplicate_ref_names()
+        .into_iter()
+        .map(|d| (d.name.to_string(), d.entries.iter().map(|e| e.0).collect()))
+        .collect();
+    let want: Vec<(String, Vec<usize>)> = by_name
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    assert_eq!(dups, want, "duplicate_ref_names {}", ctx());
 }
 
 /// `to_bytes` re-parses to the same entries and bytes, and keeps the members no edit touches.

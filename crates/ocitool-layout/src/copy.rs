@@ -7,24 +7,27 @@
 //! published as they are verified, so an interrupted copy run again copies only what had not
 //! arrived; refs change only at the end, after every blob is present and verified.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::rc::Rc;
 use std::sync::Mutex;
 
 use ocitool_digest::Digest;
-use ocitool_spec::Platform;
 use ocitool_spec::media::Kind;
 use ocitool_spec::views::Checked;
+use ocitool_spec::{Descriptor, Platform};
 use rayon::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::errors::{Error, Result};
 use crate::fsutil::FILE_MODE;
 use crate::graph::{Graph, Presence, WalkOptions, list_blobs};
-use crate::index::descriptor_value;
+use crate::index::{DuplicateName, IndexDoc, descriptor_value, location};
 use crate::layout::Layout;
-use crate::resolve::{self, Target};
+use crate::resolve;
 use crate::txn::{BUF_SIZE, BackgroundSync, Transaction};
 
 use crate::Progress;
@@ -84,8 +87,18 @@ pub struct CopyReport {
 /// One entry to create at the destination.
 struct Entry {
     name: Option<String>,
-    descriptor: Value,
+    descriptor: Source,
     digest: Digest,
+}
+
+/// The descriptor of an entry to write.
+enum Source {
+    /// An entry of the source's `index.json`, copied as it is (parsed only when written, so
+    /// copying 100,000 refs does not hold 100,000 parsed descriptors).
+    Position(usize),
+    /// One made here (a resolved ref, or one platform of an index); entries that point at
+    /// the same platform share it.
+    Made(Rc<Value>),
 }
 
 pub fn copy(
@@ -100,77 +113,44 @@ pub fn copy(
         read_configs: false,
         check_presence: true,
     };
-    let mut graph = Graph::walk_index(src, &index, walk);
-    if options.referrers {
-        graph.add_unlisted_referrers(src, &list_blobs(src)?, walk);
-    }
+    let json_limit = src.options().json_limit;
 
-    // The entries to write at the destination.
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut targets: Vec<(Option<String>, Target)> = Vec::new();
-    if options.refs.is_empty() {
-        for e in index.entries() {
-            let Some(raw) = index.raw_entry(e.position) else {
-                continue;
-            };
-            let c = e.descriptor.checked().map_err(|source| Error::Descriptor {
-                location: e.location(),
-                source,
-            })?;
-            let t = Target {
-                digest: c.digest,
-                size: c.size,
-                media_type: e.descriptor.media_type.clone(),
-                descriptor: raw.clone(),
-            };
-            targets.push((e.descriptor.ref_name().map(str::to_string), t));
-        }
+    // The entries to write at the destination, and the graph of what they reach: walked from
+    // them alone, so that a problem in an image no copied ref reaches does not stop the copy.
+    let (mut entries, roots) = if options.refs.is_empty() {
+        (every_entry(src, &index)?, index.walk_roots(json_limit))
     } else {
-        for r in &options.refs {
-            let t = resolve::resolve(src, &index, r)?;
-            let name = if Digest::parse(r).is_ok() {
-                None
-            } else {
-                Some(r.clone())
-            };
-            targets.push((name, t));
+        named_entries(src, &index, &options.refs)?
+    };
+    let mut graph = Graph::walk(src, &roots, walk);
+    drop(roots);
+    if options.referrers {
+        let blobs = list_blobs(src)?;
+        if options.refs.is_empty() {
+            graph.add_unlisted_referrers(src, &blobs, walk);
+        } else {
+            // Referrers listed in `index.json` are found by walking every entry (as any
+            // unlisted ones); only those whose subject a copied ref reaches join the graph.
+            let mut all = Graph::walk(src, &index.walk_roots(json_limit), walk);
+            all.add_unlisted_referrers(src, &blobs, walk);
+            let candidates: Vec<(Digest, u64)> = all
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.subject.is_some())
+                .map(|(d, n)| (d.clone(), n.size))
+                .collect();
+            graph.add_unlisted_referrers(src, &candidates, walk);
         }
     }
-    for (name, mut t) in targets {
-        if let (Some(p), Kind::Index) = (&options.platform, t.kind()) {
-            let child = resolve::select_platform(&graph, &t.digest, Some(p))?;
-            let node = &graph.nodes[&child];
-            let mut v = descriptor_value(&node.media_type, &child, node.size);
-            if let Some(pl) = graph.nodes[&t.digest]
-                .platforms
-                .iter()
-                .find(|(d, _)| *d == child)
-                .and_then(|(_, p)| p.clone())
-            {
-                v["platform"] = serde_json::to_value(pl).unwrap_or(Value::Null);
-            }
-            t = Target {
-                digest: child,
-                size: node.size,
-                media_type: node.media_type.clone(),
-                descriptor: v,
-            };
-        }
-        entries.push(Entry {
-            name,
-            digest: t.digest.clone(),
-            descriptor: t.descriptor,
-        });
+    if let Some(p) = &options.platform {
+        pick_platform(&graph, &mut entries, p)?;
     }
 
     // Everything they reach, checked.
-    let roots: Vec<Digest> = entries.iter().map(|e| e.digest.clone()).collect();
+    let roots: BTreeSet<Digest> = entries.iter().map(|e| e.digest.clone()).collect();
+    let roots: Vec<Digest> = roots.into_iter().collect();
     let reach = graph.closure(&roots, options.referrers);
-    let relevant = |p: &&crate::Problem| {
-        p.digest
-            .as_ref()
-            .map_or(options.refs.is_empty(), |d| reach.contains(d))
-    };
+    let relevant = |p: &&crate::Problem| p.digest.as_ref().is_none_or(|d| reach.contains(d));
     if let Some(p) = graph.problems.iter().find(relevant) {
         return Err(Error::Invalid(format!(
             "cannot copy: {}: {} (nothing was copied; run `ocitool verify`)",
@@ -246,25 +226,133 @@ pub fn copy(
     report.bytes_copied = todo.iter().map(|c| c.size).sum();
     report.methods = methods.into_inner().unwrap_or_default();
 
-    let written: Vec<(Option<String>, Digest)> = entries
-        .iter()
-        .map(|e| (e.name.clone(), e.digest.clone()))
-        .collect();
-    txn.commit(|idx| {
-        for e in &entries {
+    report.refs = txn.commit(|idx| {
+        let mut written = Vec::with_capacity(entries.len());
+        for e in entries {
+            let made;
+            let descriptor = match &e.descriptor {
+                Source::Made(v) => v.as_ref(),
+                Source::Position(p) => {
+                    made = index.raw_entry(*p).unwrap_or(Value::Null);
+                    &made
+                }
+            };
             match &e.name {
                 Some(n) => {
-                    idx.set_ref(n, &e.descriptor);
+                    idx.set_ref(n, descriptor);
                 }
                 None => {
-                    idx.ensure_listed(&e.descriptor);
+                    idx.ensure_listed(descriptor);
                 }
             }
+            written.push((e.name, e.digest));
         }
-        Ok(())
+        Ok(written)
     })?;
-    report.refs = written;
     Ok(report)
+}
+
+/// Every entry of the source: named ones keep their name, the others are listed unnamed. A
+/// ref name on several entries is refused (which one would the copy mean?).
+fn every_entry(src: &Layout, index: &IndexDoc) -> Result<Vec<Entry>> {
+    if let Some(dup) = index.duplicate_ref_names().first() {
+        return Err(duplicate_name(src, dup));
+    }
+    let mut entries = Vec::with_capacity(index.len());
+    for (position, k) in index.views() {
+        let c = k.checked().map_err(|source| Error::Descriptor {
+            location: location(position),
+            source,
+        })?;
+        entries.push(Entry {
+            name: k.annotations.ref_name.map(|n| n.0.into_owned()),
+            descriptor: Source::Position(position),
+            digest: c.digest,
+        });
+    }
+    Ok(entries)
+}
+
+/// The entries of the refs named, and the roots of their walk (once per descriptor).
+#[allow(clippy::type_complexity)]
+fn named_entries(
+    src: &Layout,
+    index: &IndexDoc,
+    refs: &[String],
+) -> Result<(Vec<Entry>, Vec<(String, Descriptor)>)> {
+    let mut entries = Vec::with_capacity(refs.len());
+    let mut roots = Vec::new();
+    let mut seen = HashSet::new();
+    for r in refs {
+        let name = if Digest::parse(r).is_ok() {
+            None
+        } else {
+            if index.positions_named(r).len() > 1
+                && let Some(dup) = index
+                    .duplicate_ref_names()
+                    .into_iter()
+                    .find(|d| d.name == r)
+            {
+                return Err(duplicate_name(src, &dup));
+            }
+            Some(r.clone())
+        };
+        let t = resolve::resolve(src, index, r)?;
+        if seen.insert((t.digest.clone(), t.size, t.media_type.clone())) {
+            let d = Descriptor::deserialize(&t.descriptor)
+                .map_err(|e| Error::Invalid(format!("ref {r}: {e}")))?;
+            roots.push((format!("ref {r}"), d));
+        }
+        entries.push(Entry {
+            name,
+            digest: t.digest,
+            descriptor: Source::Made(Rc::new(t.descriptor)),
+        });
+    }
+    Ok((entries, roots))
+}
+
+fn duplicate_name(src: &Layout, dup: &DuplicateName<'_>) -> Error {
+    Error::Invalid(format!(
+        "cannot copy: ref {:?} is on {} entries of {} ({}); nothing was copied (`ocitool untag` removes them all, `ocitool tag` then names one)",
+        dup.name,
+        dup.entries.len(),
+        src.index_path().display(),
+        dup.describe()
+    ))
+}
+
+/// From entries that point at a multi-platform index, points them at its manifest for
+/// `platform` instead (once per index).
+fn pick_platform(graph: &Graph, entries: &mut [Entry], platform: &Platform) -> Result<()> {
+    let mut picked: HashMap<Digest, (Digest, Rc<Value>)> = HashMap::new();
+    for e in entries {
+        let is_index = graph
+            .nodes
+            .get(&e.digest)
+            .is_some_and(|n| n.kind == Kind::Index);
+        if !is_index {
+            continue;
+        }
+        if !picked.contains_key(&e.digest) {
+            let child = resolve::select_platform(graph, &e.digest, Some(platform))?;
+            let node = &graph.nodes[&child];
+            let mut v = descriptor_value(&node.media_type, &child, node.size);
+            if let Some(pl) = graph.nodes[&e.digest]
+                .platforms
+                .iter()
+                .find(|(d, _)| *d == child)
+                .and_then(|(_, p)| p.clone())
+            {
+                v["platform"] = serde_json::to_value(pl).unwrap_or(Value::Null);
+            }
+            picked.insert(e.digest.clone(), (child, Rc::new(v)));
+        }
+        let (child, v) = &picked[&e.digest];
+        e.digest = child.clone();
+        e.descriptor = Source::Made(v.clone());
+    }
+    Ok(())
 }
 
 /// Copies one blob into the staging directory. A blob copied through user space

@@ -170,12 +170,11 @@ impl Graph {
         index: &crate::index::IndexDoc,
         options: WalkOptions,
     ) -> Graph {
-        let roots: Vec<_> = index
-            .entries()
-            .into_iter()
-            .map(|e| (e.location(), e.descriptor))
-            .collect();
-        Graph::walk(layout, &roots, options)
+        Graph::walk(
+            layout,
+            &index.walk_roots(layout.options().json_limit),
+            options,
+        )
     }
 
     fn problem(&mut self, digest: Option<&Digest>, path: String, problem: String) {

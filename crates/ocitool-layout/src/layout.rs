@@ -302,13 +302,6 @@ impl Layout {
         IndexDoc::parse(bytes, &path)
     }
 
-    /// Reads `index.json` for an edit ([`IndexDoc::parse_for_edit`]).
-    pub(crate) fn read_index_for_edit(&self) -> Result<IndexDoc> {
-        let path = self.index_path();
-        let bytes = read_small_file(&path, self.options.index_limit)?;
-        IndexDoc::parse_for_edit(bytes, &path)
-    }
-
     /// `blobs/<alg>/`, opened without following symlinks (and cached); created with
     /// `create`, else `None` when absent.
     pub(crate) fn blob_dir_fd(

@@ -44,12 +44,9 @@ impl Target {
 }
 
 /// Positions of the `index.json` entries a name matches (see the module docs).
+/// The first tier is a lookup (no pass over the index once it was looked up by name).
 pub fn match_name(index: &IndexDoc, name: &str) -> Vec<usize> {
-    let tier1: Vec<usize> = index
-        .keys()
-        .filter(|k| k.ref_name == Some(name))
-        .map(|k| k.position)
-        .collect();
+    let tier1 = index.positions_named(name);
     if !tier1.is_empty() {
         return tier1;
     }

@@ -437,7 +437,7 @@ impl<'a> Transaction<'a> {
         let _index_lock = layout
             .state
             .acquire(LockName::Index, true, layout.options.wait)?;
-        let mut index = layout.read_index_for_edit()?;
+        let mut index = layout.read_index()?;
         let out = check_edit(&mut index, self.force, edit)?;
         let changed = index.changed();
         if changed {

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::errors::Result;
 use crate::graph::{Graph, Presence, Problem, WalkOptions, layer_compression};
+use crate::index::IndexDoc;
 use crate::layout::Layout;
 use crate::txn::BUF_SIZE;
 
@@ -73,7 +74,12 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
     }
     let graph = match scope {
         Scope::Whole => match layout.read_index() {
-            Ok(index) => Graph::walk_index(layout, &index, opts),
+            Ok(index) => {
+                report.problems.extend(duplicate_ref_names(&index));
+                // Once per distinct descriptor: 100,000 refs to a few images hold a few roots.
+                let roots = index.walk_roots(layout.options().json_limit);
+                Graph::walk(layout, &roots, opts)
+            }
             Err(e) => {
                 let problem = match &e {
                     crate::Error::Json { source, .. } => source.to_string(),
@@ -291,6 +297,31 @@ fn structure_problems(layout: &Layout) -> Vec<Problem> {
         });
     }
     out
+}
+
+/// A ref name on several `index.json` entries is a problem: tools disagree on which entry it
+/// means (skopeo takes the first, `ocitool inspect` calls it ambiguous when the digests
+/// differ, and `copy` refuses it).
+fn duplicate_ref_names(index: &IndexDoc) -> Vec<Problem> {
+    index
+        .duplicate_ref_names()
+        .iter()
+        .map(|d| Problem {
+            digest: None,
+            path: "index.json".into(),
+            problem: format!(
+                "ref name {:?} is on {} entries ({}){}",
+                d.name,
+                d.entries.len(),
+                d.describe(),
+                if d.conflicting() {
+                    ": which image it names is ambiguous"
+                } else {
+                    ""
+                }
+            ),
+        })
+        .collect()
 }
 
 fn check_blob(layout: &Layout, job: &Job, progress: &dyn crate::Progress) -> Outcome {

@@ -7,7 +7,7 @@
 //! Applying a plan is the caller's job, inside one `index.json` transaction.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ocitool_spec::tags::{self, Policy, VersionTag};
 
@@ -171,71 +171,63 @@ pub struct Row {
     pub tag: String,
     pub digest: String,
     pub aliases: Vec<String>,
-    /// Other refs (any repository) pointing at the same digest.
+    /// On the first row of a digest (in the order of the tree): the refs of other
+    /// repositories pointing at the same digest. Empty on the later rows of that digest.
     pub shared_with: Vec<String>,
+    /// On a later row of a digest: the full name of its first row (which lists who shares
+    /// it). Each digest's sharers are listed once, so the tree stays linear in the number of
+    /// refs even when thousands of them share one image.
+    pub same_as: Option<String>,
 }
 
-/// Groups refs by repository for `ls --tree`.
+/// Groups refs by repository for `ls --tree`. Linear in the number of refs (after sorting):
+/// each alias is placed through a map of digests, and the refs sharing a digest are listed
+/// once, on the first row of that digest.
 pub fn tree(refs: &BTreeMap<String, String>) -> Vec<Repo> {
-    let mut by_digest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (n, d) in refs {
-        by_digest.entry(d.as_str()).or_default().push(n.as_str());
-    }
+    let mut by_digest: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut by_repo: BTreeMap<&str, Vec<(&String, &String)>> = BTreeMap::new();
     for (n, d) in refs {
+        by_digest.entry(d.as_str()).or_default().push(n.as_str());
         by_repo.entry(tags::repo_of(n)).or_default().push((n, d));
     }
+    let mut sharing = Sharing {
+        by_digest,
+        first_row: HashMap::new(),
+    };
     let mut out = Vec::new();
-    for (repo, names) in by_repo {
+    for (repo, names) in &by_repo {
         let mut versions: Vec<(VersionTag, &String, &String)> = names
             .iter()
             .filter_map(|(n, d)| VersionTag::parse(tags::tag_of(n)).map(|v| (v, *n, *d)))
             .collect();
         versions.sort_by(|a, b| b.0.precedence(&a.0).then_with(|| b.1.cmp(a.1)));
-        let aliases: Vec<(&String, &String)> = names
-            .iter()
-            .filter(|(n, _)| VersionTag::parse(tags::tag_of(n)).is_none())
-            .copied()
-            .collect();
-        let shared = |name: &str, digest: &str| -> Vec<String> {
-            by_digest
-                .get(digest)
-                .map(|v| {
-                    v.iter()
-                        .filter(|n| **n != name && tags::repo_of(n) != repo)
-                        .map(|n| n.to_string())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut rows = Vec::new();
-        let mut placed: Vec<&String> = Vec::new();
-        for (_, n, d) in &versions {
-            // Each alias is shown once, beside the highest version sharing its digest.
-            let mut al = Vec::new();
-            for (a, ad) in &aliases {
-                if ad == d && !placed.contains(a) {
-                    al.push(tags::tag_of(a).to_string());
-                    placed.push(a);
-                }
+        let version_digests: HashSet<&str> = versions.iter().map(|(_, _, d)| d.as_str()).collect();
+        // Aliases by digest; each is shown once, beside the highest version sharing its digest.
+        let mut aliases: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut others = Vec::new();
+        for (n, d) in names {
+            if VersionTag::parse(tags::tag_of(n)).is_some() {
+                continue;
             }
-            al.sort_by_key(|a| alias_rank(a));
-            rows.push(Row {
-                tag: tags::tag_of(n).to_string(),
-                digest: (*d).clone(),
-                aliases: al,
-                shared_with: shared(n, d),
-            });
+            if version_digests.contains(d.as_str()) {
+                aliases
+                    .entry(d.as_str())
+                    .or_default()
+                    .push(tags::tag_of(n).to_string());
+            } else {
+                others.push((*n, *d));
+            }
         }
-        let others = aliases
-            .iter()
-            .filter(|(a, _)| !placed.contains(a))
-            .map(|(a, d)| Row {
-                tag: tags::tag_of(a).to_string(),
-                digest: (*d).clone(),
-                aliases: Vec::new(),
-                shared_with: shared(a, d),
-            })
+        let mut rows = Vec::with_capacity(versions.len());
+        for (_, n, d) in &versions {
+            let (n, d) = (*n, *d);
+            let mut al = aliases.remove(d.as_str()).unwrap_or_default();
+            al.sort_by_key(|a| alias_rank(a));
+            rows.push(sharing.row(repo, n, d, al));
+        }
+        let others = others
+            .into_iter()
+            .map(|(n, d)| sharing.row(repo, n, d, Vec::new()))
             .collect();
         out.push(Repo {
             name: repo.to_string(),
@@ -244,6 +236,39 @@ pub fn tree(refs: &BTreeMap<String, String>) -> Vec<Repo> {
         });
     }
     out
+}
+
+/// Who shares each digest, and which row of the tree shows it first.
+struct Sharing<'a> {
+    by_digest: HashMap<&'a str, Vec<&'a str>>,
+    /// The full name of the first row of each digest, in the order rows are shown.
+    first_row: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Sharing<'a> {
+    /// The next row of the tree: the first of its digest lists the refs of other repositories
+    /// sharing it, a later one names that first row.
+    fn row(&mut self, repo: &str, name: &'a str, digest: &'a str, aliases: Vec<String>) -> Row {
+        let (shared_with, same_as) = match self.first_row.get(digest) {
+            Some(first) => (Vec::new(), Some(first.to_string())),
+            None => {
+                self.first_row.insert(digest, name);
+                let shared = self.by_digest[digest]
+                    .iter()
+                    .filter(|n| tags::repo_of(n) != repo)
+                    .map(|n| n.to_string())
+                    .collect();
+                (shared, None)
+            }
+        };
+        Row {
+            tag: tags::tag_of(name).to_string(),
+            digest: digest.to_string(),
+            aliases,
+            shared_with,
+            same_as,
+        }
+    }
 }
 
 /// Orders aliases from the most specific version group to the least (`1.2`, `1`, `latest`),

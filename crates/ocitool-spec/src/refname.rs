@@ -9,6 +9,24 @@ pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 /// and tags at 128 characters, so nothing real is longer.
 pub const MAX_REF_LEN: usize = 512;
 
+/// Digest algorithms and the length of their hex. A ref name `<algorithm>:<hex>` of one of
+/// these reads as a digest wherever a REF may be a digest (every ocitool command that takes
+/// a REF): it could never be named again without naming another image, so it is refused.
+/// These are the algorithms ocitool reads (sha256, sha512) and the other one the OCI image
+/// spec registers (blake3); other `word:hex` names, such as commit-SHA tags (`app:3f2a…`),
+/// stay valid.
+pub const DIGEST_SHAPES: [(&str, usize); 3] = [("sha256", 64), ("sha512", 128), ("blake3", 64)];
+
+/// Whether `name` has the form of a digest (see [`DIGEST_SHAPES`]); hex of either case.
+pub fn is_digest_shaped(name: &str) -> bool {
+    name.split_once(':').is_some_and(|(alg, hex)| {
+        DIGEST_SHAPES
+            .iter()
+            .any(|&(a, n)| a == alg && hex.len() == n)
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// Why a string is not a valid ref name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid ref name {name:?}: {why}")]
@@ -19,7 +37,8 @@ pub struct RefNameError {
 
 /// Checks `ref ::= component ("/" component)*`,
 /// `component ::= alphanum (separator alphanum)*`, `alphanum ::= [A-Za-z0-9]+`,
-/// `separator ::= [-._:@+] | "--"`.
+/// `separator ::= [-._:@+] | "--"`; a name of the form of a digest ([`is_digest_shaped`]) is
+/// refused too.
 pub fn validate(name: &str) -> Result<(), RefNameError> {
     let err = |why| {
         Err(RefNameError {
@@ -32,6 +51,9 @@ pub fn validate(name: &str) -> Result<(), RefNameError> {
     }
     if name.len() > MAX_REF_LEN {
         return err("it is longer than 512 bytes");
+    }
+    if is_digest_shaped(name) {
+        return err("it has the form of a digest, which is what a REF of that form means");
     }
     for component in name.split('/') {
         if component.is_empty() {

@@ -84,6 +84,12 @@ fn ref_names_follow_the_annotations_grammar() {
         "app@sha256:abc",
         "a--b",
         "A+b",
+        // Commit-SHA tags and other `word:hex` names are not digests.
+        "app:3f2a9c1d4e5b6a7f8091a2b3c4d5e6f708192a3b",
+        &format!("cache:{}", "a".repeat(64)),
+        &format!("sha256:{}", "a".repeat(63)),
+        &format!("team/sha256:{}", "a".repeat(64)),
+        &format!("app@sha256:{}", "a".repeat(64)),
     ] {
         refname::validate(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -91,6 +97,17 @@ fn ref_names_follow_the_annotations_grammar() {
         "", "app:", ":1.0", "a//b", "/app", "app/", "a..b", "a---b", "a b", "app:1.0!", "ä", "a:-b",
     ] {
         assert!(refname::validate(bad).is_err(), "{bad:?} accepted");
+    }
+    // Names of the form of a digest would be read as one (and `untag` would remove the
+    // entries of the image with that digest instead).
+    for bad in [
+        format!("sha256:{}", "3d".repeat(32)),
+        format!("sha256:{}", "3D".repeat(32)),
+        format!("sha512:{}", "0".repeat(128)),
+        format!("blake3:{}", "f".repeat(64)),
+    ] {
+        let e = refname::validate(&bad).unwrap_err();
+        assert!(e.to_string().contains("form of a digest"), "{e}");
     }
     assert!(refname::validate(&"a".repeat(513)).is_err());
 }

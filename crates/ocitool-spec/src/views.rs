@@ -70,17 +70,22 @@ pub enum DescriptorError {
     MediaType(String),
 }
 
+/// A descriptor's digest and size, validated.
+fn checked(digest: &str, size: i64) -> Result<Checked, DescriptorError> {
+    let digest = Digest::parse(digest)?;
+    if size < 0 {
+        return Err(DescriptorError::NegativeSize(size));
+    }
+    Ok(Checked {
+        digest,
+        size: size as u64,
+    })
+}
+
 impl Descriptor {
     /// The digest and size, validated.
     pub fn checked(&self) -> Result<Checked, DescriptorError> {
-        let digest = Digest::parse(&self.digest)?;
-        if self.size < 0 {
-            return Err(DescriptorError::NegativeSize(self.size));
-        }
-        Ok(Checked {
-            digest,
-            size: self.size as u64,
-        })
+        checked(&self.digest, self.size)
     }
 
     /// Validates digest, size and media type; JSON documents (indexes, manifests, configs)
@@ -203,6 +208,13 @@ pub struct DescriptorKeys<'a> {
     pub platform: Option<Platform>,
     #[serde(default, borrow)]
     pub artifact_type: Option<Str<'a>>,
+}
+
+impl DescriptorKeys<'_> {
+    /// The digest and size, validated (as [`Descriptor::checked`]).
+    pub fn checked(&self) -> Result<Checked, DescriptorError> {
+        checked(&self.digest.0, self.size)
+    }
 }
 
 /// An OCI image index or a Docker manifest list.

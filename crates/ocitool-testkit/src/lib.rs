@@ -10,6 +10,7 @@ pub mod big;
 pub mod fixtures;
 pub mod image;
 pub mod layout;
+pub mod many;
 pub mod rng;
 pub mod tarball;
 

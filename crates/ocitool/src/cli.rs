@@ -139,6 +139,10 @@ pub struct UntagArgs {
     pub layout: PathBuf,
     #[arg(required = true)]
     pub refs: Vec<String>,
+    /// Match each REF only as an exact ref name (org.opencontainers.image.ref.name), never as
+    /// a digest or a containerd name: removes an entry another tool named like a digest.
+    #[arg(long)]
+    pub name: bool,
     /// Remove tags the layout's policy protects.
     #[arg(long)]
     pub force: bool,

@@ -1,7 +1,11 @@
+use std::collections::HashMap;
+
 use ocitool_digest::Digest;
-use ocitool_layout::{Graph, Layout, WalkOptions};
+use ocitool_layout::{Graph, IndexDoc, Layout, WalkOptions};
 use ocitool_spec::media;
+use ocitool_spec::views::DescriptorKeys;
 use serde::Serialize;
+use serde::ser::SerializeSeq;
 
 use crate::cli::LsArgs;
 use crate::output::{human_size, table};
@@ -19,6 +23,9 @@ struct Row {
     size: u64,
 }
 
+/// Rows printed per call of `output::table` (see [`print_table`]).
+const TABLE_BATCH: usize = 1024;
+
 pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     let path = a.layout.as_path();
     let layout = Layout::open(path, ctx.layout_options())?;
@@ -27,50 +34,17 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     if a.tree {
         return tree(ctx, &index);
     }
-    let graph = Graph::walk_index(
+    // Many refs usually share few images: the walk starts once per distinct descriptor, and
+    // size and platforms are computed once per digest.
+    let graph = Graph::walk(
         &layout,
-        &index,
+        &index.walk_roots(layout.options().json_limit),
         WalkOptions {
             read_configs: true,
             check_presence: false,
         },
     );
-    // Many refs usually share few images: size and platforms are computed once per digest.
-    let mut per_digest: std::collections::HashMap<&str, (Vec<String>, u64)> = Default::default();
-    let mut rows = Vec::with_capacity(index.len());
-    for (_, d) in index.iter() {
-        let (platforms, size) = per_digest
-            .entry(d.digest.as_str())
-            .or_insert_with(|| match Digest::parse(&d.digest) {
-                Ok(digest) => {
-                    let size =
-                        graph.total_size(&graph.closure(std::slice::from_ref(&digest), false));
-                    let p: Vec<String> = graph
-                        .platforms_of(&digest)
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect();
-                    (p, size)
-                }
-                Err(_) => (Vec::new(), d.size.max(0) as u64),
-            })
-            .clone();
-        let platforms = match (&d.platform, platforms.is_empty()) {
-            (Some(pl), true) => vec![pl.to_string()],
-            _ => platforms,
-        };
-        rows.push(Row {
-            reference: d
-                .ref_name()
-                .or(d.containerd_name())
-                .unwrap_or("")
-                .to_string(),
-            digest: d.digest.clone(),
-            media_type: d.media_type.clone(),
-            platforms,
-            size,
-        });
-    }
+    let images = Images::of(&graph, &index);
     if !graph.problems.is_empty() {
         ctx.warn(format!(
             "{} problem(s) found while reading the layout; `ocitool verify {}` lists them",
@@ -78,44 +52,146 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
             path.display()
         ));
     }
+    // Rows are made one at a time from the index as they are written: a listing of 100,000
+    // refs holds no more than the index itself.
     if ctx.global.json {
-        ctx.out.json(&rows)?;
+        ctx.out.json(&Rows {
+            index: &index,
+            images: &images,
+        })?;
         return Ok(exit::OK);
     }
-    if rows.is_empty() {
+    if index.is_empty() {
         ctx.info(format!("{}: no refs", path.display()));
         return Ok(exit::OK);
     }
-    let mut t = vec![vec![
-        "REF".into(),
-        "DIGEST".into(),
-        "TYPE".into(),
-        "PLATFORMS".into(),
-        "SIZE".into(),
-    ]];
-    for r in &rows {
-        t.push(vec![
-            if r.reference.is_empty() {
-                "<none>".into()
-            } else {
-                r.reference.clone()
-            },
-            Digest::parse(&r.digest)
-                .map(|d| d.short())
-                .unwrap_or_else(|_| r.digest.clone()),
-            short_type(&r.media_type).into(),
-            if r.platforms.is_empty() {
-                "-".into()
-            } else {
-                r.platforms.join(",")
-            },
-            human_size(r.size),
-        ]);
-    }
-    for line in table(&t) {
-        ctx.out.line(line)?;
-    }
+    let header = ["REF", "DIGEST", "TYPE", "PLATFORMS", "SIZE"].map(String::from);
+    let cells = || {
+        std::iter::once(header.to_vec())
+            .chain(index.views().map(|(_, k)| text_cells(&images.row(&k))))
+    };
+    print_table(ctx, cells)?;
     Ok(exit::OK)
+}
+
+/// Prints rows laid out exactly as one `output::table` of all of them would be, without
+/// holding them all: a first pass finds each column's width, a second formats batches of
+/// rows, each headed by a row of blanks that wide.
+fn print_table<I: Iterator<Item = Vec<String>>>(
+    ctx: &mut Ctx,
+    rows: impl Fn() -> I,
+) -> anyhow::Result<()> {
+    let mut widths: Vec<usize> = Vec::new();
+    for r in rows() {
+        widths.resize(widths.len().max(r.len()), 0);
+        for (w, c) in widths.iter_mut().zip(&r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let blanks: Vec<String> = widths.iter().map(|w| " ".repeat(*w)).collect();
+    let mut batch = vec![blanks.clone()];
+    let flush = |ctx: &mut Ctx, batch: &mut Vec<Vec<String>>| -> anyhow::Result<()> {
+        for line in table(batch).into_iter().skip(1) {
+            ctx.out.line(line)?;
+        }
+        batch.truncate(1);
+        Ok(())
+    };
+    for r in rows() {
+        batch.push(r);
+        if batch.len() > TABLE_BATCH {
+            flush(ctx, &mut batch)?;
+        }
+    }
+    flush(ctx, &mut batch)
+}
+
+fn text_cells(r: &Row) -> Vec<String> {
+    vec![
+        if r.reference.is_empty() {
+            "<none>".into()
+        } else {
+            r.reference.clone()
+        },
+        Digest::parse(&r.digest)
+            .map(|d| d.short())
+            .unwrap_or_else(|_| r.digest.clone()),
+        short_type(&r.media_type).into(),
+        if r.platforms.is_empty() {
+            "-".into()
+        } else {
+            r.platforms.join(",")
+        },
+        human_size(r.size),
+    ]
+}
+
+/// Platforms and total size of each digest the index lists, computed once per digest.
+struct Images(HashMap<String, (Vec<String>, u64)>);
+
+impl Images {
+    fn of(graph: &Graph, index: &IndexDoc) -> Images {
+        let mut m = HashMap::new();
+        for k in index.keys() {
+            if m.contains_key(k.digest) {
+                continue;
+            }
+            let Ok(digest) = Digest::parse(k.digest) else {
+                continue;
+            };
+            let size = graph.total_size(&graph.closure(std::slice::from_ref(&digest), false));
+            let platforms = graph
+                .platforms_of(&digest)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            m.insert(k.digest.to_string(), (platforms, size));
+        }
+        Images(m)
+    }
+
+    /// The row of one entry.
+    fn row(&self, k: &DescriptorKeys<'_>) -> Row {
+        let digest: &str = &k.digest.0;
+        let (platforms, size) = match self.0.get(digest) {
+            Some((p, s)) => (p.clone(), *s),
+            // Not a valid digest: nothing was walked.
+            None => (Vec::new(), k.size.max(0) as u64),
+        };
+        let platforms = match (&k.platform, platforms.is_empty()) {
+            (Some(pl), true) => vec![pl.to_string()],
+            _ => platforms,
+        };
+        let names = &k.annotations;
+        Row {
+            reference: names
+                .ref_name
+                .as_ref()
+                .or(names.containerd_name.as_ref())
+                .map(|s| s.0.to_string())
+                .unwrap_or_default(),
+            digest: digest.to_string(),
+            media_type: k.media_type.0.to_string(),
+            platforms,
+            size,
+        }
+    }
+}
+
+/// `ls --json`: the rows as a JSON array, each made as it is written.
+struct Rows<'a> {
+    index: &'a IndexDoc,
+    images: &'a Images,
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.index.len()))?;
+        for (_, k) in self.index.views() {
+            seq.serialize_element(&self.images.row(&k))?;
+        }
+        seq.end()
+    }
 }
 
 /// A short word for a media type in tables.
@@ -129,20 +205,48 @@ pub fn short_type(mt: &str) -> &str {
     }
 }
 
+/// One repository of `ls --tree --json`.
+#[derive(Serialize)]
+struct TreeRepo<'a> {
+    repository: &'a str,
+    versions: Vec<TreeRow<'a>>,
+    others: Vec<TreeRow<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TreeRow<'a> {
+    tag: &'a str,
+    digest: &'a str,
+    aliases: &'a [String],
+    shared_with: &'a [String],
+    same_as: Option<&'a str>,
+}
+
+impl<'a> TreeRow<'a> {
+    fn of(x: &'a ocitool_lifecycle::Row) -> TreeRow<'a> {
+        TreeRow {
+            tag: &x.tag,
+            digest: &x.digest,
+            aliases: &x.aliases,
+            shared_with: &x.shared_with,
+            same_as: x.same_as.as_deref(),
+        }
+    }
+}
+
 /// `ls --tree`: refs by repository, versions by semver precedence, each with the aliases that
-/// point at its digest and the refs of other repositories sharing it.
-fn tree(ctx: &mut Ctx, index: &ocitool_layout::IndexDoc) -> anyhow::Result<i32> {
+/// point at its digest; the first row of a digest lists the refs of other repositories
+/// sharing it, later rows of that digest name that first row (`(= app:1.2.3)`).
+fn tree(ctx: &mut Ctx, index: &IndexDoc) -> anyhow::Result<i32> {
     let repos = ocitool_lifecycle::tree(&index.ref_digests());
     if ctx.global.json {
-        let v: Vec<_> = repos
+        let v: Vec<TreeRepo> = repos
             .iter()
-            .map(|r| {
-                let rows = |rows: &[ocitool_lifecycle::Row]| -> Vec<serde_json::Value> {
-                    rows.iter()
-                        .map(|x| serde_json::json!({"tag": x.tag, "digest": x.digest, "aliases": x.aliases, "sharedWith": x.shared_with}))
-                        .collect()
-                };
-                serde_json::json!({"repository": r.name, "versions": rows(&r.versions), "others": rows(&r.others)})
+            .map(|r| TreeRepo {
+                repository: &r.name,
+                versions: r.versions.iter().map(TreeRow::of).collect(),
+                others: r.others.iter().map(TreeRow::of).collect(),
             })
             .collect();
         ctx.out.json(&v)?;
@@ -160,7 +264,9 @@ fn tree(ctx: &mut Ctx, index: &ocitool_layout::IndexDoc) -> anyhow::Result<i32> 
             if !x.aliases.is_empty() {
                 extra.push(format!("<- {}", x.aliases.join(", ")));
             }
-            if !x.shared_with.is_empty() {
+            if let Some(first) = &x.same_as {
+                extra.push(format!("(= {first})"));
+            } else if !x.shared_with.is_empty() {
                 extra.push(format!("(= {})", x.shared_with.join(", ")));
             }
             t.push(vec![

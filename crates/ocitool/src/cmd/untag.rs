@@ -1,8 +1,10 @@
+use std::collections::HashMap;
+
 use crate::cli::UntagArgs;
 
 use ocitool_digest::Digest;
 use ocitool_layout::resolve::match_name;
-use ocitool_layout::{Error, Layout, Transaction};
+use ocitool_layout::{Error, IndexDoc, Layout, Transaction};
 use serde::Serialize;
 
 use crate::{Ctx, exit};
@@ -20,23 +22,22 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
     let mut txn = Transaction::begin(&layout)?;
     txn.set_force(a.force);
     let removed = txn.commit(|index| {
-        // Names and digests only: no entry is parsed whole.
-        let keys: Vec<(usize, String)> = index
-            .keys()
-            .map(|k| (k.position, k.digest.to_string()))
-            .collect();
+        // Entries by digest, made once, on the first digest asked for.
+        let mut by_digest: Option<HashMap<String, Vec<usize>>> = None;
         let mut positions = Vec::new();
         let mut removed = Vec::new();
         for r in refs {
-            let matched: Vec<usize> = match Digest::parse(r) {
-                Ok(d) => {
-                    let d = d.to_string();
-                    keys.iter()
-                        .filter(|(_, k)| *k == d)
-                        .map(|(p, _)| *p)
-                        .collect()
-                }
-                Err(_) => match_name(index, r),
+            let matched: Vec<usize> = if a.name {
+                index.positions_named(r)
+            } else if Digest::parse(r).is_ok() {
+                refuse_digest_named_entry(index, r)?;
+                by_digest
+                    .get_or_insert_with(|| entries_by_digest(index))
+                    .get(r.as_str())
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                match_name(index, r)
             };
             if matched.is_empty() {
                 return Err(Error::UnknownRef {
@@ -47,7 +48,7 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
             }
             let mut digests: Vec<String> = matched
                 .iter()
-                .filter_map(|p| keys.get(*p).map(|(_, d)| d.clone()))
+                .filter_map(|p| index.key(*p).map(|k| k.digest.to_string()))
                 .collect();
             digests.dedup();
             removed.push(Removed {
@@ -73,4 +74,26 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
         ctx.info("blobs stay until `ocitool gc`");
     }
     Ok(exit::OK)
+}
+
+fn entries_by_digest(index: &IndexDoc) -> HashMap<String, Vec<usize>> {
+    let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+    for k in index.keys() {
+        m.entry(k.digest.to_string()).or_default().push(k.position);
+    }
+    m
+}
+
+/// A digest given to `untag` means the entries pointing at it. If an entry is also *named*
+/// that very text (not a valid ref name, but another tool may have written it), which one
+/// the user means cannot be known: removing the refs of the image with that digest could
+/// remove another image's refs by surprise. Refused; `--name` removes the named entry.
+fn refuse_digest_named_entry(index: &IndexDoc, r: &str) -> ocitool_layout::Result<()> {
+    let Some(&p) = index.positions_named(r).first() else {
+        return Ok(());
+    };
+    let points_at = index.key(p).map(|k| k.digest).unwrap_or_default();
+    Err(Error::Invalid(format!(
+        "{r} is a digest, and also the ref name of index.json manifests[{p}] (which points at {points_at}): untag --name {r} removes that entry, and after it untag {r} removes the entries pointing at the digest"
+    )))
 }

@@ -21,6 +21,7 @@ mod lifecycle;
 mod ls;
 mod output_files;
 mod reports;
+mod scale;
 mod tag;
 mod transfer;
 mod untag;
