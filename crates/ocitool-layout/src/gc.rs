@@ -84,6 +84,7 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
             report.stale_temp += 1;
         }
     }
+    report.stale_temp += crate::partial::sweep_stale(layout, options.dry_run)?;
     Ok(report)
 }
 
