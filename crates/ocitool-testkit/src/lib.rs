@@ -10,6 +10,8 @@ pub mod big;
 pub mod fixtures;
 pub mod image;
 pub mod layout;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod rng;
 pub mod tarball;
 

@@ -16,6 +16,7 @@ mod inspect;
 mod interop;
 mod lifecycle;
 mod ls;
+mod registry;
 mod tag;
 mod transfer;
 mod untag;
