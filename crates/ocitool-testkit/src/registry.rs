@@ -600,7 +600,11 @@ impl Relay {
                     let _ = client.set_nonblocking(false);
                     let n = stats.connections.fetch_add(1, Ordering::Relaxed);
                     let _ = n;
-                    if stats.too_many_sent.load(Ordering::Relaxed) < faults.too_many {
+                    let mut first = [0u8; 1];
+                    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+                    let tls_probe = client.peek(&mut first).is_ok_and(|n| n == 1) && first[0] == 0x16;
+                    let _ = client.set_read_timeout(None);
+                    if !tls_probe && stats.too_many_sent.load(Ordering::Relaxed) < faults.too_many {
                         stats.too_many_sent.fetch_add(1, Ordering::Relaxed);
                         let secs = faults.retry_after_secs;
                         std::thread::spawn(move || answer_429(client, secs));
@@ -634,6 +638,12 @@ impl Drop for Relay {
 
 fn answer_429(mut c: TcpStream, secs: u64) {
     let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    // A TLS client (an https probe) gets no HTTP answer: it is closed at once.
+    let mut first = [0u8; 1];
+    if c.peek(&mut first).is_ok_and(|n| n == 1) && first[0] == 0x16 {
+        let _ = c.shutdown(Shutdown::Both);
+        return;
+    }
     // Read the request head, then answer and close.
     let mut head = Vec::new();
     let mut b = [0u8; 1];
@@ -665,7 +675,7 @@ fn pipe(
     };
     let up_stats = stats.clone();
     let up = std::thread::spawn(move || {
-        copy_counted(client, s2, None, rate, 0, &up_stats, true);
+        copy_counted(client, s2, cut, rate, max_cuts, &up_stats, true);
     });
     copy_counted(server, c2, cut, rate, max_cuts, stats, false);
     let _ = up.join();
