@@ -284,9 +284,12 @@ impl Plan<'_> {
         if options.digest_tags {
             self.digest_tags(reg, r)?;
         }
-        let name = r.familiar();
-        let full = r.normalized();
-        self.add_entry(name, full, target);
+        // `name:tag@digest` was pulled by digest (checked) and is stored under its tag.
+        let shown = match (r.tag(), r.digest()) {
+            (Some(t), Some(_)) => r.with_tag(t)?,
+            _ => r.clone(),
+        };
+        self.add_entry(shown.familiar(), shown.normalized(), target);
         Ok(())
     }
 

@@ -288,7 +288,11 @@ fn choose_root(
     target: &Digest,
     platforms: &[Platform],
 ) -> Result<Digest> {
-    let node = &graph.nodes[target];
+    let Some(node) = graph.nodes.get(target) else {
+        return Err(Error::Invalid(format!(
+            "{name}: {target} is not in the layout"
+        )));
+    };
     if node.kind != Kind::Index {
         if !platforms.is_empty() {
             let have = graph.platforms_of(target);

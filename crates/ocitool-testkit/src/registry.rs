@@ -577,6 +577,7 @@ pub struct Relay {
     pub addr: String,
     pub stats: Arc<RelayStats>,
     stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Relay {
@@ -586,10 +587,12 @@ impl Relay {
         listener.set_nonblocking(true).unwrap();
         let stats = Arc::new(RelayStats::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
         let target = target.to_string();
         {
             let stats = stats.clone();
             let stop = stop.clone();
+            let live = live.clone();
             std::thread::spawn(move || {
                 let mut rng = crate::Rng::new(faults.seed.max(1));
                 while !stop.load(Ordering::Relaxed) {
@@ -602,7 +605,8 @@ impl Relay {
                     let _ = n;
                     let mut first = [0u8; 1];
                     let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
-                    let tls_probe = client.peek(&mut first).is_ok_and(|n| n == 1) && first[0] == 0x16;
+                    let tls_probe =
+                        client.peek(&mut first).is_ok_and(|n| n == 1) && first[0] == 0x16;
                     let _ = client.set_read_timeout(None);
                     if !tls_probe && stats.too_many_sent.load(Ordering::Relaxed) < faults.too_many {
                         stats.too_many_sent.fetch_add(1, Ordering::Relaxed);
@@ -619,6 +623,11 @@ impl Relay {
                     let Ok(server) = TcpStream::connect(&target) else {
                         continue;
                     };
+                    if let (Ok(c), Ok(sv)) = (client.try_clone(), server.try_clone()) {
+                        let mut l = live.lock().unwrap();
+                        l.push(c);
+                        l.push(sv);
+                    }
                     let stats = stats.clone();
                     let rate = faults.rate;
                     let max_cuts = faults.max_cuts;
@@ -626,7 +635,20 @@ impl Relay {
                 }
             });
         }
-        Relay { addr, stats, stop }
+        Relay {
+            addr,
+            stats,
+            stop,
+            live,
+        }
+    }
+
+    /// Cuts every connection open now, both ways, dropping what is buffered (the network
+    /// dies at this instant); new connections are still relayed.
+    pub fn cut_all(&self) {
+        for c in self.live.lock().unwrap().drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
     }
 }
 

@@ -562,6 +562,7 @@ fn reruns_after_a_stopped_registry_resume() {
         .spawn()
         .unwrap();
     wait_for(|| relay.stats.up.load(std::sync::atomic::Ordering::Relaxed) > 10 << 20);
+    relay.cut_all();
     reg.stop();
     let o = child.wait_with_output().unwrap();
     assert!(
@@ -594,13 +595,14 @@ fn reruns_after_a_stopped_registry_resume() {
         .arg(&l)
         .arg(&image)
         .args(["--retry-times", "1", "--retry-delay", "10ms", "-j", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for(|| {
-        relay.stats.down.load(std::sync::atomic::Ordering::Relaxed) > down_before + (10 << 20)
+        relay.stats.down.load(std::sync::atomic::Ordering::Relaxed) > down_before + (3 << 20)
     });
+    relay.cut_all();
     reg.stop();
     let o = child.wait_with_output().unwrap();
     assert!(
@@ -611,7 +613,24 @@ fn reruns_after_a_stopped_registry_resume() {
     let kept: u64 = std::fs::read_dir(&partial)
         .map(|rd| rd.flatten().map(|e| e.metadata().unwrap().len()).sum())
         .unwrap_or(0);
-    assert!(kept > 0, "no partial download kept");
+    assert!(
+        kept > 0,
+        "no partial download kept; the pull said: {}; the registry saw: {:#?}; partial: {:?}; blobs: {:?}",
+        stderr(&o),
+        reg.requests().iter().rev().take(12).collect::<Vec<_>>(),
+        std::fs::read_dir(&partial)
+            .map(|rd| rd
+                .flatten()
+                .map(|e| (e.file_name(), e.metadata().unwrap().len()))
+                .collect::<Vec<_>>())
+            .ok(),
+        std::fs::read_dir(l.join("blobs/sha256"))
+            .map(|rd| rd
+                .flatten()
+                .map(|e| (e.file_name(), e.metadata().unwrap().len()))
+                .collect::<Vec<_>>())
+            .ok(),
+    );
     reg.restart();
     let v = run_json(oci(d.path()).arg("pull").arg(&l).arg(&image));
     assert!(v["bytesResumed"].as_u64().unwrap() > 0, "{v}");
@@ -656,7 +675,7 @@ fn referrers_go_along() {
     };
     let d = empty_dir();
     let fx = fixture("artifact");
-    let (_, img, sbom, _) = ocitool_testkit::fixtures::artifact();
+    let (_, img, sbom, sig) = ocitool_testkit::fixtures::artifact();
     let to = format!("{}/ref", reg.addr);
     let v = run_json(
         oci(d.path())
@@ -665,7 +684,7 @@ fn referrers_go_along() {
             .arg("app:signed")
             .args(["--to", &to]),
     );
-    assert_eq!(v["referrers"], 1, "{v}");
+    assert_eq!(v["referrers"], 2, "{v}");
     let tags = run_json(
         oci(d.path())
             .arg("ls-remote")
@@ -687,8 +706,9 @@ fn referrers_go_along() {
             .arg(&l)
             .arg(format!("{to}/library/app:signed")),
     );
-    assert_eq!(p["referrers"], 1, "{p}");
+    assert_eq!(p["referrers"], 2, "{p}");
     assert!(blob_path(&l, &sbom.digest.to_string()).exists());
+    assert!(blob_path(&l, &sig.digest.to_string()).exists());
     verify_clean(&l);
     // --no-referrers leaves it.
     let l2 = d.path().join("bare");
