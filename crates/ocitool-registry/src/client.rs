@@ -225,6 +225,9 @@ impl std::fmt::Debug for Registry {
 }
 
 fn is_loopback(host: &str) -> bool {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
     let h = host
         .strip_prefix('[')
         .and_then(|r| r.split_once(']'))
