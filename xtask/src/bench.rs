@@ -1655,9 +1655,10 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         &mut cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]),
         "ocitool push",
     )?;
-    let repush = ctx
-        .timer
-        .time_cmd(&mut cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]))?;
+    let repush = ctx.timer.time_cmd(&mut cmd(
+        &ocitool,
+        &[&"push", &big.dir, &"--to", &to, &"-q"],
+    ))?;
     let dst = ctx.work.join("pull-dst");
     let pull = ctx.timer.time_with(
         |_| cmd(&ocitool, &[&"pull", &dst, &image, &"-q"]),
@@ -1675,9 +1676,14 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         let t = ctx.timer.time_with(
             |_| {
                 let mut c = Command::new(sk);
-                c.args(["copy", "-q", "--preserve-digests", "--dest-tls-verify=false"])
-                    .arg(&sk_src)
-                    .arg(&sk_dst);
+                c.args([
+                    "copy",
+                    "-q",
+                    "--preserve-digests",
+                    "--dest-tls-verify=false",
+                ])
+                .arg(&sk_src)
+                .arg(&sk_dst);
                 c
             },
             |_| wipe(&mut reg_cell.borrow_mut()),
@@ -1689,7 +1695,12 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         });
         let mut again = Command::new(sk);
         again
-            .args(["copy", "-q", "--preserve-digests", "--dest-tls-verify=false"])
+            .args([
+                "copy",
+                "-q",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
             .arg(&sk_src)
             .arg(&sk_dst);
         run_checked(&mut again, "skopeo copy (to fill the registry)")?;
@@ -1713,7 +1724,6 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             max: 0.5,
         });
     }
-    drop(reg_cell);
     drop(reg);
     Ok(vec![
         Measurement {
@@ -1721,7 +1731,10 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             ours: push,
             reference: push_refs,
             targets: push_targets,
-            notes: vec!["docker-registry 2.8.2 on 127.0.0.1, plain HTTP, storage wiped before each run".into()],
+            notes: vec![
+                "docker-registry 2.8.2 on 127.0.0.1, plain HTTP, storage wiped before each run"
+                    .into(),
+            ],
         },
         Measurement {
             name: "push again, everything present".into(),

@@ -94,6 +94,16 @@ struct Job {
     optional: bool,
 }
 
+/// What a ref will name: a document, and for a platform manifest picked from an index, its
+/// platform.
+#[derive(Clone)]
+struct Pick {
+    digest: Digest,
+    media_type: String,
+    size: u64,
+    platform: Option<Platform>,
+}
+
 /// An `index.json` entry to write.
 struct Entry {
     name: String,
@@ -246,16 +256,16 @@ impl Plan<'_> {
     fn image(&mut self, reg: &Arc<Registry>, r: &Reference, options: &PullOptions) -> Result<()> {
         let repo = r.repository();
         let root = self.root_document(reg, r)?;
-        let mut target = (
-            root.digest.clone(),
-            root.media_type.clone(),
-            root.bytes.len() as u64,
-            None::<Platform>,
-        );
+        let mut target = Pick {
+            digest: root.digest.clone(),
+            media_type: root.media_type.clone(),
+            size: root.bytes.len() as u64,
+            platform: None,
+        };
         let wanted = &options.platforms;
         let roots = if wanted.is_empty() {
             self.walk(reg, repo, root, &[], 0)?;
-            vec![target.0.clone()]
+            vec![target.digest.clone()]
         } else {
             let chosen = self.walk(reg, repo, root, wanted, 0)?;
             if chosen.is_empty() {
@@ -269,11 +279,10 @@ impl Plan<'_> {
                         .join(", ")
                 )));
             }
-            if wanted.len() == 1 && media::is_index(&target.1) {
-                let (d, mt, size, p) = chosen[0].clone();
-                target = (d, mt, size, p);
+            if wanted.len() == 1 && media::is_index(&target.media_type) {
+                target = chosen[0].clone();
             }
-            chosen.iter().map(|c| c.0.clone()).collect()
+            chosen.iter().map(|c| c.digest.clone()).collect()
         };
         if options.referrers {
             let docs: Vec<Digest> = self.walked_from(&roots);
@@ -293,13 +302,13 @@ impl Plan<'_> {
         Ok(())
     }
 
-    fn add_entry(
-        &mut self,
-        name: String,
-        full_name: String,
-        target: (Digest, String, u64, Option<Platform>),
-    ) {
-        let (digest, media_type, size, platform) = target;
+    fn add_entry(&mut self, name: String, full_name: String, target: Pick) {
+        let Pick {
+            digest,
+            media_type,
+            size,
+            platform,
+        } = target;
         let mut m = Map::new();
         m.insert("mediaType".into(), Value::from(media_type.clone()));
         m.insert("digest".into(), Value::from(digest.to_string()));
@@ -403,7 +412,7 @@ impl Plan<'_> {
         m: Manifest,
         wanted: &[Platform],
         depth: usize,
-    ) -> Result<Vec<(Digest, String, u64, Option<Platform>)>> {
+    ) -> Result<Vec<Pick>> {
         if depth > MAX_DEPTH {
             return Err(Error::Protocol {
                 registry: reg.name().to_string(),
@@ -448,12 +457,12 @@ impl Plan<'_> {
                             .as_ref()
                             .is_some_and(|p| platform_matches(wanted, p))
                         {
-                            chosen.push((
-                                checked.digest,
-                                c.media_type.clone(),
-                                checked.size,
-                                c.platform.clone(),
-                            ));
+                            chosen.push(Pick {
+                                digest: checked.digest,
+                                media_type: c.media_type.clone(),
+                                size: checked.size,
+                                platform: c.platform.clone(),
+                            });
                         }
                     }
                 }
@@ -481,12 +490,12 @@ impl Plan<'_> {
                     && let Some(p) = &config_platform
                     && platform_matches(wanted, p)
                 {
-                    chosen.push((
-                        m.digest.clone(),
-                        m.media_type.clone(),
-                        m.bytes.len() as u64,
-                        None,
-                    ));
+                    chosen.push(Pick {
+                        digest: m.digest.clone(),
+                        media_type: m.media_type.clone(),
+                        size: m.bytes.len() as u64,
+                        platform: None,
+                    });
                 }
                 for l in &mv.layers {
                     let c = self.checked(reg, repo, l)?;
@@ -678,12 +687,12 @@ impl Plan<'_> {
         for (tag, _) in wanted {
             let tr = r.with_tag(&tag)?;
             let m = reg.get_manifest(repo, &tag)?;
-            let target = (
-                m.digest.clone(),
-                m.media_type.clone(),
-                m.bytes.len() as u64,
-                None,
-            );
+            let target = Pick {
+                digest: m.digest.clone(),
+                media_type: m.media_type.clone(),
+                size: m.bytes.len() as u64,
+                platform: None,
+            };
             self.walk(reg, repo, m, &[], 0)?;
             self.add_entry(tr.familiar(), tr.normalized(), target);
         }

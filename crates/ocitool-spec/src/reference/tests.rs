@@ -9,9 +9,20 @@ fn r(s: &str) -> Reference {
 }
 
 /// `(input, registry, repository, tag, digest?, normalized, familiar, api host)`.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    bool,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
 #[test]
 fn parses_what_docker_pull_takes() {
-    let cases: &[(&str, &str, &str, Option<&str>, bool, &str, &str, &str)] = &[
+    let cases: &[Case] = &[
         (
             "nginx",
             "docker.io",
