@@ -68,6 +68,13 @@ pub struct Args {
     /// unpack and convert).
     #[arg(long)]
     no_transfer: bool,
+    /// Also time push and pull against a local docker-registry (on by default when it is
+    /// installed; see --no-registry).
+    #[arg(long)]
+    no_registry: bool,
+    /// Only the registry measurements (push, re-push, pull), for a quick check.
+    #[arg(long)]
+    registry_only: bool,
 }
 
 /// The outcome of timing one command.
@@ -661,26 +668,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ticks_before = cpu_ticks();
     let t_measure = Instant::now();
     let mut ms: Vec<Measurement> = Vec::new();
-    eprintln!("timing verify and its floors…");
-    ms.extend(bench_verify(&mut ctx)?);
-    eprintln!("timing gc…");
-    ms.extend(bench_gc(&mut ctx)?);
-    eprintln!("timing {} refs: tag and ls…", ctx.refs);
-    ms.extend(bench_refs(&mut ctx)?);
-    if ctx.many_refs > 0 {
-        eprintln!(
-            "timing {} refs: ls, ls --tree, tag, prune, copy, verify…",
-            ctx.many_refs
-        );
-        ms.extend(bench_many_refs(&mut ctx)?);
+    if !args.registry_only {
+        eprintln!("timing verify and its floors…");
+        ms.extend(bench_verify(&mut ctx)?);
+        eprintln!("timing gc…");
+        ms.extend(bench_gc(&mut ctx)?);
+        eprintln!("timing {} refs: tag and ls…", ctx.refs);
+        ms.extend(bench_refs(&mut ctx)?);
+        if ctx.many_refs > 0 {
+            eprintln!(
+                "timing {} refs: ls, ls --tree, tag, prune, copy, verify…",
+                ctx.many_refs
+            );
+            ms.extend(bench_many_refs(&mut ctx)?);
+        }
     }
-    if !args.no_transfer {
+    if !args.no_transfer && !args.registry_only {
         eprintln!("timing import and export…");
         ms.extend(bench_archives(&mut ctx)?);
         eprintln!("timing copy, pack and unpack…");
         ms.extend(bench_transfer(&mut ctx)?);
         eprintln!("timing convert…");
         ms.extend(bench_convert(&mut ctx)?);
+    }
+    if !args.no_registry || args.registry_only {
+        eprintln!("timing push and pull against docker-registry…");
+        ms.extend(bench_registry(&mut ctx)?);
     }
 
     // Ticks are 1/100 s on Linux (USER_HZ).
@@ -1725,4 +1738,135 @@ fn render(ms: &[Measurement]) -> String {
         line(&mut out, &r.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
+}
+
+/// push to an empty registry, push again with everything present, and pull into an empty
+/// layout, against `skopeo copy --preserve-digests` both ways, with Debian's docker-registry
+/// (Distribution 2.8.2) on 127.0.0.1 (plain HTTP). The registry's storage is wiped (and the
+/// registry restarted) after each run that must start empty.
+fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    use ocitool_testkit::registry::{Mode, TestRegistry};
+    let Some(mut reg) = TestRegistry::start(Mode::Plain) else {
+        ctx.notes
+            .push("docker-registry is not installed: push and pull are not timed".into());
+        return Ok(Vec::new());
+    };
+    let ocitool = ctx.ocitool.clone();
+    let big = ctx.big.clone();
+    let addr = reg.addr.clone();
+    let skopeo = ctx.peer("skopeo");
+    let to = format!("{addr}/bench");
+    let image = format!("{to}/library/{}", big.reference);
+    let wipe = |reg: &mut TestRegistry| -> anyhow::Result<()> {
+        reg.stop();
+        clean(&reg.storage())?;
+        std::fs::create_dir_all(reg.storage())?;
+        reg.restart();
+        Ok(())
+    };
+    let reg_cell = std::cell::RefCell::new(&mut reg);
+    let push = ctx.timer.time_with(
+        |_| cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]),
+        |_| wipe(&mut reg_cell.borrow_mut()),
+    )?;
+    run_checked(
+        &mut cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]),
+        "ocitool push",
+    )?;
+    let repush = ctx.timer.time_cmd(&mut cmd(
+        &ocitool,
+        &[&"push", &big.dir, &"--to", &to, &"-q"],
+    ))?;
+    let dst = ctx.work.join("pull-dst");
+    let pull = ctx.timer.time_with(
+        |_| cmd(&ocitool, &[&"pull", &dst, &image, &"-q"]),
+        |_| clean(&dst),
+    )?;
+    let mut push_refs = Vec::new();
+    let mut push_targets = Vec::new();
+    let mut repush_refs = Vec::new();
+    let mut pull_refs = Vec::new();
+    let mut pull_targets = Vec::new();
+    if let Some(sk) = &skopeo {
+        let sk_dst = format!("docker://{addr}/skopeo/{}", big.reference);
+        let sk_src = format!("oci:{}:{}", big.dir.display(), big.reference);
+        let label = "skopeo copy --preserve-digests oci: docker://";
+        let t = ctx.timer.time_with(
+            |_| {
+                let mut c = Command::new(sk);
+                c.args([
+                    "copy",
+                    "-q",
+                    "--preserve-digests",
+                    "--dest-tls-verify=false",
+                ])
+                .arg(&sk_src)
+                .arg(&sk_dst);
+                c
+            },
+            |_| wipe(&mut reg_cell.borrow_mut()),
+        )?;
+        push_refs.push((label.to_string(), t));
+        push_targets.push(Target::RatioAtMost {
+            reference: label.into(),
+            max: 0.5,
+        });
+        let mut again = Command::new(sk);
+        again
+            .args([
+                "copy",
+                "-q",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
+            .arg(&sk_src)
+            .arg(&sk_dst);
+        run_checked(&mut again, "skopeo copy (to fill the registry)")?;
+        let t = ctx.timer.time_cmd(&mut again)?;
+        repush_refs.push(("skopeo copy, everything present".to_string(), t));
+        let label = "skopeo copy --preserve-digests docker:// oci:";
+        let out = ctx.work.join("skopeo-pull");
+        let t = ctx.timer.time_with(
+            |_| {
+                let mut c = Command::new(sk);
+                c.args(["copy", "-q", "--preserve-digests", "--src-tls-verify=false"])
+                    .arg(&sk_dst)
+                    .arg(format!("oci:{}:x", out.display()));
+                c
+            },
+            |_| clean(&out),
+        )?;
+        pull_refs.push((label.to_string(), t));
+        pull_targets.push(Target::RatioAtMost {
+            reference: label.into(),
+            max: 0.5,
+        });
+    }
+    drop(reg);
+    Ok(vec![
+        Measurement {
+            name: "push to an empty registry".into(),
+            ours: push,
+            reference: push_refs,
+            targets: push_targets,
+            notes: vec![
+                "docker-registry 2.8.2 on 127.0.0.1, plain HTTP, storage wiped before each run"
+                    .into(),
+            ],
+        },
+        Measurement {
+            name: "push again, everything present".into(),
+            ours: repush,
+            reference: repush_refs,
+            targets: vec![Target::Under(Duration::from_millis(100))],
+            notes: vec![],
+        },
+        Measurement {
+            name: "pull into an empty layout".into(),
+            ours: pull,
+            reference: pull_refs,
+            targets: pull_targets,
+            notes: vec![],
+        },
+    ])
 }

@@ -60,6 +60,7 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
         sweep(layout, &report.removed)?;
     }
     report.stale_temp = remove_stale_temp(layout, options.dry_run)?;
+    report.stale_temp += crate::partial::sweep_stale(layout, options.dry_run)?;
     Ok(report)
 }
 

@@ -136,6 +136,9 @@ impl Layout {
         if let Err(e) = self.state.open_tmp() {
             push(e);
         }
+        if let Err(e) = fsutil::open_dir_nofollow(&self.root, &[".ocitool", "partial"], false) {
+            push(e);
+        }
         for name in [LockName::Gc, LockName::Index] {
             if let Err(e) = self.state.check_lock_file(name) {
                 push(e);

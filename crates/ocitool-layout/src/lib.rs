@@ -20,6 +20,7 @@ pub mod index;
 pub mod inventory;
 mod layout;
 pub mod lock;
+pub mod partial;
 mod progress;
 pub mod resolve;
 pub mod txn;

@@ -10,6 +10,7 @@ pub mod docker;
 mod errors;
 pub mod media;
 pub mod platform;
+pub mod reference;
 pub mod refname;
 pub mod tags;
 pub mod views;

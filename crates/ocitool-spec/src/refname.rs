@@ -96,56 +96,22 @@ pub fn validate(name: &str) -> Result<(), RefNameError> {
 
 /// The familiar form of a full image name as docker shows it:
 /// `docker.io/library/app:1.0` → `app:1.0`, `docker.io/team/app:1.0` → `team/app:1.0`,
-/// `index.docker.io/...` likewise; anything else is returned unchanged.
+/// `index.docker.io/...` likewise; anything else is returned unchanged. Total: any string, the
+/// result a suffix of it (see [`crate::reference::familiar_str`]).
 pub fn familiar(name: &str) -> &str {
-    for prefix in [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "docker.io/",
-        "index.docker.io/",
-    ] {
-        if let Some(rest) = name.strip_prefix(prefix) {
-            return rest;
-        }
-    }
-    name
+    crate::reference::familiar_str(name)
 }
 
 /// Splits `repo:tag` (the tag is what follows the last ':' after the last '/'); a digest
 /// reference `repo@sha256:...` yields the digest as the "tag" part with `@` kept.
 pub fn split_repo_tag(name: &str) -> (&str, Option<&str>) {
-    if let Some(at) = name.find('@') {
-        return (&name[..at], Some(&name[at..]));
-    }
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[slash..].rfind(':') {
-        Some(i) => (&name[..slash + i], Some(&name[slash + i + 1..])),
-        None => (name, None),
-    }
+    crate::reference::split_repo_tag(name)
 }
 
 /// The fully qualified docker name: `app:1.0` → `docker.io/library/app:1.0`,
 /// `team/app` → `docker.io/team/app:latest`, `reg.example.com:5000/app:1` unchanged.
 /// This is what containerd, podman and Docker's containerd store expect in
-/// `io.containerd.image.name`.
+/// `io.containerd.image.name` (see [`crate::reference::normalize_str`]).
 pub fn docker_normalize(name: &str) -> String {
-    let (repo, tag) = split_repo_tag(name);
-    let first = repo.split('/').next().unwrap_or("");
-    let has_domain = repo.contains('/')
-        && (first.contains('.')
-            || first.contains(':')
-            || first == "localhost"
-            || first.chars().any(|c| c.is_ascii_uppercase()));
-    let repo = if has_domain {
-        repo.to_string()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    };
-    match tag {
-        Some(t) if t.starts_with('@') => format!("{repo}{t}"),
-        Some(t) => format!("{repo}:{t}"),
-        None => format!("{repo}:latest"),
-    }
+    crate::reference::normalize_str(name)
 }

@@ -11,6 +11,8 @@ pub mod fixtures;
 pub mod image;
 pub mod layout;
 pub mod many;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod rng;
 pub mod tarball;
 

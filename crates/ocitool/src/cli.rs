@@ -85,6 +85,19 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Delete blobs no ref reaches, and stale temporary files.
     Gc(GcArgs),
+    /// Fetch images from a registry into LAYOUT (created if missing), digests unchanged,
+    /// resumable: `nginx:1.25`, `ghcr.io/org/app:1.0`, `name@sha256:...`.
+    Pull(PullArgs),
+    /// Send refs (all when none are named) to the registry their names say, or mapped under
+    /// --to REGISTRY[/PREFIX]; digests unchanged.
+    Push(PushArgs),
+    /// Check credentials with a registry and store them where podman and docker read them.
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(LogoutArgs),
+    /// List the tags of a repository in a registry.
+    #[command(name = "ls-remote")]
+    LsRemote(LsRemoteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -413,4 +426,137 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Flags of every command that talks to a registry (skopeo's meanings).
+#[derive(Debug, Args, Clone)]
+pub struct RegistryFlags {
+    /// Credentials file to read first and to write (default: $REGISTRY_AUTH_FILE, else
+    /// $XDG_RUNTIME_DIR/containers/auth.json; then podman's and docker's other files).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Credentials for the registry, USER:PASSWORD (instead of the credential files).
+    #[arg(long, value_name = "USER:PASSWORD", conflicts_with = "creds_stdin")]
+    pub creds: Option<String>,
+    /// Read USER:PASSWORD from standard input.
+    #[arg(long)]
+    pub creds_stdin: bool,
+    /// Directory of CA certificates (*.crt) and a client certificate (*.cert with its *.key)
+    /// for the registry (default: its certs.d directory).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Verify the registry's TLS certificate; --tls-verify=false skips the check (still TLS).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Speak plain HTTP to the registry (loopback registries fall back to it by themselves).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Retries of a failed request (connection errors, 408, 429, 5xx).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retry_times: u32,
+    /// Wait before the first retry, doubling after each (e.g. 1s, 250ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub retry_delay: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    pub layout: PathBuf,
+    /// Images as `docker pull` takes them; no tag means latest.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Every tag of each repository named.
+    #[arg(long)]
+    pub all_tags: bool,
+    /// Keep only this platform of multi-platform images (repeatable); with one, the ref
+    /// points at that platform's manifest.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Vec<String>,
+    /// Leave out referrers (signatures, SBOMs, attestations).
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Also bring cosign's sha256-<hex>.sig/.att/.sbom tags.
+    #[arg(long)]
+    pub digest_tags: bool,
+    /// Move tags the layout's policy protects.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    pub layout: PathBuf,
+    /// Refs to push (default: every ref); with --all-tags, repositories.
+    #[arg(value_name = "REF")]
+    pub refs: Vec<String>,
+    /// Map REG/PATH:TAG to REGISTRY/PREFIX/PATH:TAG.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub to: Option<String>,
+    /// With --to, keep the source registry in the path (REGISTRY/PREFIX/REG/PATH:TAG).
+    #[arg(long, requires = "to")]
+    pub scoped: bool,
+    /// Every tag of each repository named.
+    #[arg(long)]
+    pub all_tags: bool,
+    /// For multi-platform refs: push this platform's manifest, which the tag then names.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Vec<String>,
+    /// Leave out referrers (signatures, SBOMs, attestations).
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Also push cosign's sha256-<hex>.sig/.att/.sbom tags of the refs named.
+    #[arg(long)]
+    pub digest_tags: bool,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry: docker.io, ghcr.io, host:port.
+    pub registry: String,
+    /// User name (asked on the terminal when missing).
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub flags: RegistryFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry.
+    pub registry: String,
+    /// Credentials file to edit.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsRemoteArgs {
+    /// A repository (a tag or digest given is ignored).
+    pub image: String,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+}
+
+/// Parses `1s`, `250ms`, `2m`, `0`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 1s, 250ms)"))?;
+    let ms = match unit {
+        "ms" => n,
+        "" | "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    Ok(std::time::Duration::from_millis(ms))
 }

@@ -174,6 +174,11 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Copy(a) => cmd::copy::run(ctx, a),
         Command::Convert(a) => cmd::convert::run(ctx, &a),
         Command::Gc(a) => cmd::gc::run(ctx, &a.layout, a.dry_run, a.force),
+        Command::Pull(a) => cmd::pull::run(ctx, &a),
+        Command::Push(a) => cmd::push::run(ctx, &a),
+        Command::Login(a) => cmd::login::login(ctx, &a),
+        Command::Logout(a) => cmd::login::logout(ctx, &a),
+        Command::LsRemote(a) => cmd::ls_remote::run(ctx, &a),
     }
 }
 

@@ -227,6 +227,96 @@ impl ocitool_layout::Progress for TermProgress {
     }
 }
 
+/// Progress of a transfer on a terminal: one bar for the total and one per blob in flight
+/// (on standard error; nothing when it is not a terminal, with `--quiet` or `--json`).
+pub struct TransferProgress {
+    multi: Option<indicatif::MultiProgress>,
+    total: Option<ProgressBar>,
+    items: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
+}
+
+impl TransferProgress {
+    pub fn new(enabled: bool) -> TransferProgress {
+        let on = enabled && io::stderr().is_terminal();
+        let multi =
+            on.then(|| indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let total = multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b
+        });
+        TransferProgress {
+            multi,
+            total,
+            items: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn items(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ProgressBar>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ocitool_layout::Progress for TransferProgress {
+    fn start(&self, what: &str, total: u64) {
+        if let Some(b) = &self.total {
+            b.reset();
+            b.set_length(total);
+            b.set_message(what.to_string());
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &self.total {
+            b.inc(bytes);
+        }
+    }
+    fn finish(&self) {
+        for (_, b) in self.items().drain() {
+            b.finish_and_clear();
+        }
+        if let Some(b) = &self.total {
+            b.finish_and_clear();
+        }
+    }
+    fn item_start(&self, id: &str, total: u64) {
+        let Some(m) = &self.multi else { return };
+        let b = m.add(ProgressBar::new(total));
+        b.set_style(
+            ProgressStyle::with_template("  {msg} [{bar:24}] {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        // The digest's first 12 hex digits, as `ls` shows them.
+        let short = id
+            .split_once(':')
+            .map_or(id, |(_, h)| &h[..h.len().min(12)]);
+        b.set_message(short.to_string());
+        if let Some(old) = self.items().insert(id.to_string(), b) {
+            old.finish_and_clear();
+        }
+    }
+    fn item_advance(&self, id: &str, bytes: u64) {
+        if self.multi.is_none() {
+            return;
+        }
+        if let Some(b) = self.items().get(id) {
+            b.inc(bytes);
+        }
+        self.advance(bytes);
+    }
+    fn item_finish(&self, id: &str) {
+        if let Some(b) = self.items().remove(id) {
+            b.finish_and_clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,6 +181,7 @@ fn special_files(
     let targets: Vec<String> = vec![
         ".ocitool".into(),
         ".ocitool/tmp".into(),
+        ".ocitool/partial".into(),
         ".ocitool/gc.lock".into(),
         ".ocitool/index.lock".into(),
         "blobs".into(),

@@ -20,6 +20,7 @@ mod interop;
 mod lifecycle;
 mod ls;
 mod output_files;
+mod registry;
 mod reports;
 mod scale;
 mod tag;
