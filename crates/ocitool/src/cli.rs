@@ -85,6 +85,9 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Delete blobs no ref reaches, and stale temporary files.
     Gc(GcArgs),
+    /// Serve layouts read-only over the OCI distribution API: podman, skopeo, docker and
+    /// containerd (Kubernetes nodes, through a mirror entry) pull from it.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +327,35 @@ pub struct ConvertArgs {
     /// Move TARGET even if the layout's policy protects it.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The layouts to serve (their repository names must not collide).
+    #[arg(required = true)]
+    pub layouts: Vec<PathBuf>,
+    /// Where to listen. The default serves this host only; 0.0.0.0:5000 serves the site.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5000")]
+    pub listen: String,
+    /// Serve HTTPS with this certificate, followed by its chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require HTTP Basic authentication by the users of this file (bcrypt entries, as
+    /// `htpasswd -B` writes them).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Most connections at once; more are refused with 503.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Seconds a request head may take to arrive (default 10).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub header_timeout: Option<f64>,
+    /// Seconds a response may make no progress before the connection is dropped (default 30).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub io_timeout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -150,6 +150,7 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Copy(a) => cmd::copy::run(ctx, a),
         Command::Convert(a) => cmd::convert::run(ctx, &a),
         Command::Gc(a) => cmd::gc::run(ctx, &a.layout, a.dry_run, a.force),
+        Command::Serve(a) => cmd::serve::run(ctx, &a),
     }
 }
 

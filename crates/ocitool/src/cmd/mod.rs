@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod ls;
 pub mod pack;
+pub mod serve;
 pub mod tag;
 pub mod untag;
 pub mod verify;
