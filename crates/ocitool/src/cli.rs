@@ -335,8 +335,8 @@ pub struct ServeArgs {
     #[arg(required = true)]
     pub layouts: Vec<PathBuf>,
     /// Where to listen. The default serves this host only; 0.0.0.0:5000 serves the site.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5000")]
-    pub listen: String,
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5000", value_parser = parse_listen)]
+    pub listen: std::net::SocketAddr,
     /// Serve HTTPS with this certificate, followed by its chain (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -407,6 +407,18 @@ pub enum BlobCommand {
     },
     /// Write a blob to standard output; exit 3 if its content does not match its digest.
     Get { layout: PathBuf, digest: String },
+}
+
+/// `ADDR:PORT`, or `HOST:PORT` resolved to its first address.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{s:?} is not ADDR:PORT (e.g. 127.0.0.1:5000, 0.0.0.0:5000)"))
 }
 
 /// Parses `123`, `16M`, `16MiB`, `1G`, `4k` (binary multiples).

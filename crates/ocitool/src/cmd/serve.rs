@@ -3,7 +3,7 @@
 //! and the server of `ocitool-serve` until SIGINT or SIGTERM.
 
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -17,7 +17,7 @@ use crate::cli::ServeArgs;
 use crate::{Ctx, exit};
 
 pub fn run(ctx: &mut Ctx, a: &ServeArgs) -> anyhow::Result<i32> {
-    let listen = listen_address(&a.listen)?;
+    let listen = a.listen;
     let mut limits = Limits {
         max_connections: a.max_connections.max(1),
         ..Limits::default()
@@ -61,19 +61,6 @@ pub fn run(ctx: &mut Ctx, a: &ServeArgs) -> anyhow::Result<i32> {
     }
     ctx.info("ocitool serve: stopped");
     Ok(exit::OK)
-}
-
-/// `ADDR:PORT`, or `HOST:PORT` resolved (the first address).
-fn listen_address(s: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(a) = s.parse() {
-        return Ok(a);
-    }
-    s.to_socket_addrs()
-        .with_context(|| {
-            format!("--listen {s}: not ADDR:PORT (e.g. 127.0.0.1:5000, 0.0.0.0:5000)")
-        })?
-        .next()
-        .with_context(|| format!("--listen {s}: the name has no address"))
 }
 
 fn seconds(s: f64) -> anyhow::Result<Duration> {

@@ -16,6 +16,7 @@ mod inspect;
 mod interop;
 mod lifecycle;
 mod ls;
+mod serve;
 mod tag;
 mod transfer;
 mod untag;
