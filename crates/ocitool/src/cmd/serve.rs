@@ -114,13 +114,13 @@ fn summary(ctx: &mut Ctx, server: &Server) -> anyhow::Result<()> {
     };
     for r in &repos {
         ctx.out.line(format!(
-            "{}  ({}){}",
+            "{}: {}{}",
             r.name,
             r.tags.join(", "),
             if r.aliases.is_empty() {
                 String::new()
             } else {
-                format!(", also as {}", r.aliases.join(", "))
+                format!(" (also served as {})", r.aliases.join(", "))
             }
         ))?;
         let tag = paste_tag(r);

@@ -312,8 +312,10 @@ fn keep_alive_pipelining_and_http10() {
     let a = s.addr.as_str();
     let len = blob_bytes(&fx.path, MINIMAL_MANIFEST).len();
     // Three pipelined requests on one connection, the last one closing it.
-    let req = format!(
-        "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\nHEAD /v2/app/manifests/1.0 HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/app/manifests/1.0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    let req = concat!(
+        "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HEAD /v2/app/manifests/1.0 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /v2/app/manifests/1.0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     let rs = parse(&raw(a, req.as_bytes()), &[false, true, false]);
     assert_eq!(
