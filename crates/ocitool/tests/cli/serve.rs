@@ -553,6 +553,29 @@ fn tags_made_while_serving_are_served_without_a_restart() {
         serde_json::json!(["2.0"])
     );
     assert_eq!(get(a, "/v2/app/manifests/1.0").status, 404);
+    // A damaged index.json (written by something else) keeps the layout served as it was,
+    // with one warning, until the file changes again.
+    let index = l.join("index.json");
+    let good = std::fs::read(&index).unwrap();
+    std::fs::write(l.join("index.tmp"), b"{\"manifests\": [").unwrap();
+    std::fs::rename(l.join("index.tmp"), &index).unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(a, "/v2/app/manifests/2.0").status, 200);
+    }
+    let warnings = s.stderr().matches("cannot read the layout again").count();
+    assert_eq!(warnings, 1, "{}", s.stderr());
+    std::fs::write(l.join("index.tmp"), &good).unwrap();
+    std::fs::rename(l.join("index.tmp"), &index).unwrap();
+    ok([
+        "tag".as_ref(),
+        l.as_os_str(),
+        "app:2.0".as_ref(),
+        "app:4".as_ref(),
+    ]);
+    assert_eq!(
+        get(a, "/v2/app/tags/list").json()["tags"],
+        serde_json::json!(["2.0", "4"])
+    );
 }
 
 #[test]
