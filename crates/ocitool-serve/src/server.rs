@@ -519,7 +519,10 @@ async fn next_head(
             }
         }
         if buf.capacity() - buf.len() < 512 {
-            let room = buf.len().max(1024).min(limits.max_head + 1024 - buf.len());
+            let room = buf
+                .len()
+                .max(1024)
+                .min((limits.max_head + 1024).saturating_sub(buf.len()));
             buf.reserve(room);
         }
         let idle = buf.is_empty();
