@@ -210,7 +210,11 @@ pub fn parse_head(buf: &[u8], max_head: usize) -> Result<Option<(Head, usize)>, 
 pub fn split_target(target: &str) -> Option<(&str, &str)> {
     let mut t = target;
     for scheme in ["http://", "https://"] {
-        if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // Compared as bytes: the target may hold UTF-8 (httparse lets it through), and a
+        // character may straddle the scheme's length. A match is ASCII, so `rest` starts on a
+        // character boundary.
+        let head = t.as_bytes().get(..scheme.len());
+        if head.is_some_and(|h| h.eq_ignore_ascii_case(scheme.as_bytes())) {
             let rest = &t[scheme.len()..];
             t = &rest[rest.find('/')?..];
             break;
@@ -502,6 +506,10 @@ mod tests {
         assert_eq!(split_target("*"), None);
         assert_eq!(split_target("host:443"), None);
         assert_eq!(split_target("http://host"), None);
+        // A character across the scheme's length (found by the fuzzer).
+        assert_eq!(split_target("abcdef\u{e9}xyz"), None);
+        assert_eq!(split_target("https:/\u{e9}"), None);
+        assert_eq!(split_target("HTTP://h/\u{e9}"), Some(("/\u{e9}", "")));
         assert_eq!(
             query("n=2&last=a%2Fb&artifactType=application/spdx+json&&x"),
             [
