@@ -690,6 +690,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ms.extend(bench_transfer(&mut ctx)?);
         eprintln!("timing convert…");
         ms.extend(bench_convert(&mut ctx)?);
+        eprintln!("timing serve against Distribution…");
+        ms.extend(bench_serve(&mut ctx)?);
     }
     if !args.no_registry || args.registry_only {
         eprintln!("timing push and pull against docker-registry…");
@@ -1629,6 +1631,200 @@ fn bench_convert(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             notes: vec![note],
         },
     ])
+}
+
+/// A server started for a measurement, stopped (by its pid) when dropped.
+struct Daemon {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Daemon {
+    /// Peak resident set so far (`VmHWM`), KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ocitool serve LAYOUT` on a free port; its address from the first line it prints.
+fn start_serve(ocitool: &Path, layout: &Path) -> anyhow::Result<Daemon> {
+    use std::io::BufRead;
+    let mut child = Command::new(ocitool)
+        .arg("serve")
+        .arg(layout)
+        .args(["--listen", "127.0.0.1:0", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start ocitool serve")?;
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("piped");
+    std::io::BufReader::new(stdout).read_line(&mut first)?;
+    let Some(at) = first.find("http://") else {
+        let _ = child.kill();
+        bail!("ocitool serve printed {first:?}");
+    };
+    let addr = first[at + 7..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok(Daemon { child, addr })
+}
+
+/// Distribution (`docker-registry`) on a free 127.0.0.1 port, storing in `data`.
+fn start_registry(registry: &Path, dir: &Path, data: &Path) -> anyhow::Result<Daemon> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: {addr}}}\n",
+            data.display()
+        ),
+    )?;
+    let child = Command::new(registry)
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start docker-registry")?;
+    let d = Daemon { child, addr };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&d.addr).is_ok() {
+            return Ok(d);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("docker-registry did not start listening on {}", d.addr)
+}
+
+/// A client of the serve measurements: the command for a server address.
+type Client<'a> = Box<dyn Fn(&str) -> Command + 'a>;
+
+/// Serving the big image: `skopeo copy` from the registry, and N parallel curls each fetching
+/// every blob, from `ocitool serve` and from Distribution 2.8.2 (`docker-registry`, fed the
+/// same image by `skopeo copy --preserve-digests`). Each measurement gets fresh servers, so the
+/// RSS columns are each server's peak (`VmHWM`) over that measurement, not the client's.
+fn bench_serve(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let (Some(skopeo), Some(curl), Some(registry)) = (
+        ctx.peer("skopeo"),
+        ctx.peer("curl"),
+        ctx.peer("docker-registry"),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let big = ctx.big.clone();
+    let (repo, tag) = big
+        .reference
+        .split_once(':')
+        .context("the bench ref has a tag")?;
+    let data = ctx.work.join("registry-data");
+    clean(&data)?;
+    {
+        let r = start_registry(&registry, &ctx.work, &data)?;
+        run_checked(
+            Command::new(&skopeo)
+                .args([
+                    "copy",
+                    "-q",
+                    "--preserve-digests",
+                    "--dest-tls-verify=false",
+                ])
+                .arg(format!("oci:{}:{}", big.dir.display(), big.reference))
+                .arg(format!("docker://{}/{repo}:{tag}", r.addr)),
+            "skopeo copy into docker-registry",
+        )?;
+    }
+    let label = "Distribution 2.8.2 (docker-registry)";
+    let out = ctx.work.join("serve-pull");
+    let mut blobs = vec![big.config.to_string()];
+    blobs.extend(big.layers.iter().map(|l| l.digest.to_string()));
+    let curls = |addr: &str, n: usize| {
+        let urls: String = blobs
+            .iter()
+            .map(|b| format!(" -o /dev/null http://{addr}/v2/{repo}/blobs/{b}"))
+            .collect();
+        let mut script = String::from("pids=''\n");
+        for _ in 0..n {
+            let _ = writeln!(script, "'{}' -sf{urls} & pids=\"$pids $!\"", curl.display());
+        }
+        script.push_str("for p in $pids; do wait $p || exit 1; done\n");
+        shell(&script)
+    };
+    let cases: Vec<(&str, Client, f64)> = vec![
+        (
+            "serve: skopeo copy docker:// oci: of the image",
+            Box::new(|addr: &str| {
+                let mut c = Command::new(&skopeo);
+                c.args(["copy", "-q", "--src-tls-verify=false"])
+                    .arg(format!("docker://{addr}/{repo}:{tag}"))
+                    .arg(format!("oci:{}:x", out.display()));
+                c
+            }),
+            // skopeo's own hashing and writing is most of the time on both sides.
+            1.05,
+        ),
+        (
+            "serve: 4 parallel curls, every blob",
+            Box::new(|addr: &str| curls(addr, 4)),
+            1.0,
+        ),
+        (
+            "serve: 16 parallel curls, every blob",
+            Box::new(|addr: &str| curls(addr, 16)),
+            1.0,
+        ),
+    ];
+    let mut ms = Vec::new();
+    for (name, client, max) in cases {
+        let server = start_serve(&ctx.ocitool, &big.dir)?;
+        let mut ours = ctx
+            .timer
+            .time_with(|_| client(&server.addr), |_| clean(&out))?;
+        ours.max_rss_kib = server.peak_rss_kib();
+        drop(server);
+        let server = start_registry(&registry, &ctx.work, &data)?;
+        let mut theirs = ctx
+            .timer
+            .time_with(|_| client(&server.addr), |_| clean(&out))?;
+        theirs.max_rss_kib = server.peak_rss_kib();
+        drop(server);
+        ms.push(Measurement {
+            name: name.to_string(),
+            ours,
+            reference: vec![(label.to_string(), theirs)],
+            targets: vec![Target::RatioAtMost {
+                reference: label.into(),
+                max,
+            }],
+            notes: vec![
+                "RSS columns: the server's peak over the measurement (VmHWM), not the client's"
+                    .into(),
+            ],
+        });
+    }
+    Ok(ms)
 }
 
 /// The table: one row per reference (at least one per measurement).

@@ -11,7 +11,8 @@
 //! `target/fuzz-logs/<target>.log` (status lines about new coverage are not echoed). Every
 //! input it saves as an artifact (crash, leak, oom, timeout) is copied to
 //! `testdata/fuzz-regressions/<target>/`, which
-//! `crates/ocitool-archive/tests/fuzz_regressions.rs` replays in the normal test suite.
+//! `crates/ocitool-archive/tests/fuzz_regressions.rs` replays in the normal test suite
+//! (`serve_request`'s: `crates/ocitool-serve/tests/fuzz_regressions.rs`).
 //! Prints executions, corpus size and the verdict per target; fails if any target crashed.
 
 use std::collections::BTreeSet;
@@ -31,6 +32,11 @@ const FUZZ_DIR: &str = "crates/ocitool-fuzz";
 #[allow(dead_code)]
 mod structured {
     include!("../../crates/ocitool-fuzz/src/structured_seeds.rs");
+}
+
+/// The seeds of `serve_request` (shared with its harness).
+mod serve {
+    include!("../../crates/ocitool-fuzz/src/serve_seeds.rs");
 }
 
 struct Outcome {
@@ -135,7 +141,7 @@ fn run_target(root: &Path, t: &str, corpus: &Path, secs: u64) -> anyhow::Result<
         .args(["-rss_limit_mb=2048", "-timeout=30", "-print_final_stats=1"])
         // libFuzzer would cap inputs at the largest seed's length; a structured archive needs
         // room for more members than its seeds have.
-        .args((t == "archive_structured").then_some("-max_len=4096"))
+        .args((t == "archive_structured" || t == "serve_request").then_some("-max_len=4096"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -342,6 +348,12 @@ fn seed(root: &Path, t: &str, corpus: &Path) -> anyhow::Result<usize> {
                         seeds.push((format!("{}/{name}", rel.display()), data));
                     }
                 }
+            }
+        }
+        "serve_request" => {
+            // Request heads of real clients and hostile ones, Range and Accept values.
+            for (name, bytes) in serve::SERVE_SEEDS {
+                seeds.push((format!("serve-{name}"), bytes.to_vec()));
             }
         }
         "names" => {

@@ -98,6 +98,9 @@ pub enum Command {
     /// List the tags of a repository in a registry.
     #[command(name = "ls-remote")]
     LsRemote(LsRemoteArgs),
+    /// Serve layouts read-only over the OCI distribution API: podman, skopeo, docker and
+    /// containerd (Kubernetes nodes, through a mirror entry) pull from it.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -357,6 +360,35 @@ pub struct ConvertArgs {
     pub force: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The layouts to serve (their repository names must not collide).
+    #[arg(required = true)]
+    pub layouts: Vec<PathBuf>,
+    /// Where to listen. The default serves this host only; 0.0.0.0:5000 serves the site.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5000", value_parser = parse_listen)]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this certificate, followed by its chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require HTTP Basic authentication by the users of this file (bcrypt entries, as
+    /// `htpasswd -B` writes them).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Most connections at once; more are refused with 503.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Seconds a request head may take to arrive (default 10).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub header_timeout: Option<f64>,
+    /// Seconds a response may make no progress before the connection is dropped (default 30).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub io_timeout: Option<f64>,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum CompressionArg {
     Gzip,
@@ -406,6 +438,18 @@ pub enum BlobCommand {
     },
     /// Write a blob to standard output; exit 3 if its content does not match its digest.
     Get { layout: PathBuf, digest: String },
+}
+
+/// `ADDR:PORT`, or `HOST:PORT` resolved to its first address.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{s:?} is not ADDR:PORT (e.g. 127.0.0.1:5000, 0.0.0.0:5000)"))
 }
 
 /// Parses `123`, `16M`, `16MiB`, `1G`, `4k` (binary multiples).

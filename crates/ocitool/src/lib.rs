@@ -179,6 +179,10 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Login(a) => cmd::login::login(ctx, &a),
         Command::Logout(a) => cmd::login::logout(ctx, &a),
         Command::LsRemote(a) => cmd::ls_remote::run(ctx, &a),
+        Command::Serve(a) => {
+            signals::hand_over();
+            cmd::serve::run(ctx, &a)
+        }
     }
 }
 

@@ -22,12 +22,17 @@ fn partials() -> MutexGuard<'static, Vec<PathBuf>> {
     PARTIALS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The handle of the waiting thread's signal set, to hand the signals over to a command that
+/// handles them itself.
+static HANDLE: std::sync::OnceLock<signal_hook::iterator::Handle> = std::sync::OnceLock::new();
+
 /// Starts the thread that waits for SIGINT and SIGTERM. Without it (it cannot start), the
 /// signals keep their default action.
 pub fn install() {
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         return;
     };
+    let _ = HANDLE.set(signals.handle());
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -35,6 +40,14 @@ pub fn install() {
                 interrupted(sig);
             }
         });
+}
+
+/// Stops waiting for SIGINT and SIGTERM here, for a command that stops cleanly on them by
+/// itself (`serve`); it writes no partial file.
+pub fn hand_over() {
+    if let Some(h) = HANDLE.get() {
+        h.close();
+    }
 }
 
 fn interrupted(sig: i32) -> ! {

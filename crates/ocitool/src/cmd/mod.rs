@@ -14,6 +14,7 @@ pub mod pack;
 pub mod pull;
 pub mod push;
 pub mod remote;
+pub mod serve;
 pub mod tag;
 pub mod untag;
 pub mod verify;

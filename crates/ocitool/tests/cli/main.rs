@@ -23,6 +23,7 @@ mod output_files;
 mod registry;
 mod reports;
 mod scale;
+mod serve;
 mod tag;
 mod transfer;
 mod untag;

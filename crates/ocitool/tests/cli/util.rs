@@ -361,3 +361,125 @@ impl Drop for Containerd {
         let _ = self.child.wait();
     }
 }
+
+/// A running `ocitool serve` on a free 127.0.0.1 port (`--listen 127.0.0.1:0` unless the
+/// arguments say otherwise), stopped by its pid when dropped. Registry clients under test
+/// (skopeo, podman, ctr, `ocitool pull`) pull from `addr`.
+pub struct Served {
+    child: Option<std::process::Child>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The first line it printed, which holds the URL.
+    pub banner: String,
+    rest: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `ocitool serve ARGS...` and waits for its first line.
+pub fn serve<I, S>(args: I) -> Served
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("stderr");
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+    if !args.iter().any(|a| a == "--listen") {
+        args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    }
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rest = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = rest.clone();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let Ok(banner) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "ocitool serve {args:?} printed nothing: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+    };
+    let at = banner.find("://").expect("the banner holds the URL") + 3;
+    let addr: String = banner[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    Served {
+        child: Some(child),
+        addr,
+        banner,
+        rest,
+        stderr,
+        _dir: dir,
+    }
+}
+
+impl Served {
+    /// What it wrote on standard error so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The lines it printed on standard output after the first.
+    pub fn lines(&self) -> Vec<String> {
+        self.rest.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) and waits; the exit code.
+    pub fn stop(&mut self, signal: &str) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                // Let the reader thread take the last lines.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("ocitool serve did not stop within 10 s of SIG{signal}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            for _ in 0..200 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
