@@ -98,6 +98,9 @@ pub struct Node {
     /// For an index: the platform of each child, in order.
     pub platforms: Vec<(Digest, Option<Platform>)>,
     pub artifact_type: Option<String>,
+    /// The compression the first layer descriptor of it declared (any role may come first:
+    /// a blob named as a layer twice with two compressions is a problem in every order).
+    first_layer_compression: Option<Compression>,
 }
 
 #[derive(Clone, Debug)]
@@ -283,6 +286,7 @@ impl Graph {
                     config: None,
                     platforms: Vec::new(),
                     artifact_type: d.artifact_type.clone(),
+                    first_layer_compression: layer_compression(kind),
                 },
             );
             return;
@@ -293,9 +297,8 @@ impl Graph {
                 c.size, node.size
             ))
         } else {
-            match (kind, node.kind) {
-                (Kind::Layer { compression: a, .. }, Kind::Layer { compression: b, .. })
-                    if a != b =>
+            match (layer_compression(kind), node.first_layer_compression) {
+                (Some(a), Some(b)) if a != b =>
                 {
                     Some(format!(
                         "declared as a layer compressed with {a}, but elsewhere with {b}"
@@ -304,6 +307,9 @@ impl Graph {
                 _ => None,
             }
         };
+        if node.first_layer_compression.is_none() {
+            node.first_layer_compression = layer_compression(kind);
+        }
         if !node.roles.contains(&role) {
             node.roles.push(role);
             node.roles.sort();
