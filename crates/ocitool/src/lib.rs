@@ -66,25 +66,31 @@ impl Ctx {
     }
 }
 
+/// What a panic says and where it happened, escaped for a terminal, for the `internal error`
+/// line of every panic hook.
+pub(crate) fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let msg = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    let loc = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    format!("{}{loc}", term_text(&msg))
+}
+
 /// Runs ocitool with these arguments and returns the exit code.
 pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
     // First: a signal from here on removes what this process registered.
     signals::install();
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let loc = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
         let _ = writeln!(
             std::io::stderr(),
-            "error: internal error (a bug in ocitool): {}{loc}",
-            term_text(&msg)
+            "error: internal error (a bug in ocitool): {}",
+            panic_text(info)
         );
         signals::remove_partials_now();
         std::process::exit(exit::INTERNAL);

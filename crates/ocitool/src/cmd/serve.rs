@@ -152,25 +152,16 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// still ends it.
 fn keep_serving_after_a_panic() {
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let loc = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
         let main = std::thread::current().name() == Some("main");
         let _ = writeln!(
             std::io::stderr(),
-            "error: internal error (a bug in ocitool){}: {msg}{loc}",
+            "error: internal error (a bug in ocitool){}: {}",
             if main {
                 ""
             } else {
                 " while answering a request; its connection was closed"
-            }
+            },
+            crate::panic_text(info)
         );
         if main {
             std::process::exit(exit::INTERNAL);
