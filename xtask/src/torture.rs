@@ -216,6 +216,9 @@ struct Out {
     stdout: String,
     stderr: String,
     timed_out: bool,
+    elapsed: Duration,
+    /// Peak resident set in KiB, when it was watched.
+    peak_kib: Option<u64>,
 }
 
 impl Out {
@@ -257,14 +260,26 @@ fn show(args: &[String]) -> String {
 
 /// Runs ocitool to completion (killed after `timeout`), capturing its output.
 fn ocitool(ctx: &Ctx, args: &[String], timeout: Duration) -> anyhow::Result<Out> {
+    run_watched(&ctx.bin, args, timeout, false)
+}
+
+/// Runs `bin` to completion (killed after `timeout`), capturing its output and wall time, and
+/// with `watch_peak` its peak resident set (polled from `/proc/<pid>/status`).
+fn run_watched(
+    bin: &Path,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    timeout: Duration,
+    watch_peak: bool,
+) -> anyhow::Result<Out> {
     let start = Instant::now();
-    let mut child = Command::new(&ctx.bin)
+    let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("spawn ocitool")?;
+    let status_file = format!("/proc/{}/status", child.id());
     let mut so = child.stdout.take().expect("piped");
     let mut se = child.stderr.take().expect("piped");
     let t1 = std::thread::spawn(move || {
@@ -278,7 +293,11 @@ fn ocitool(ctx: &Ctx, args: &[String], timeout: Duration) -> anyhow::Result<Out>
         v
     });
     let mut timed_out = false;
+    let mut peak_kib: Option<u64> = None;
     let status = loop {
+        if watch_peak && let Some(k) = vm_hwm_kib(&status_file) {
+            peak_kib = Some(peak_kib.map_or(k, |p| p.max(k)));
+        }
         if let Some(st) = child.try_wait()? {
             break st;
         }
@@ -287,8 +306,9 @@ fn ocitool(ctx: &Ctx, args: &[String], timeout: Duration) -> anyhow::Result<Out>
             timed_out = true;
             break child.wait()?;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(if watch_peak { 2 } else { 1 }));
     };
+    let elapsed = start.elapsed();
     let stdout = String::from_utf8_lossy(&t1.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&t2.join().unwrap_or_default()).into_owned();
     Ok(Out {
@@ -296,7 +316,16 @@ fn ocitool(ctx: &Ctx, args: &[String], timeout: Duration) -> anyhow::Result<Out>
         stdout,
         stderr,
         timed_out,
+        elapsed,
+        peak_kib,
     })
+}
+
+/// `VmHWM` (peak resident set, KiB) of a live process, from its `/proc/<pid>/status`.
+fn vm_hwm_kib(status_file: &str) -> Option<u64> {
+    let text = fs::read_to_string(status_file).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Runs ocitool and fails unless it exits 0 (set-up steps).
@@ -517,10 +546,7 @@ struct CrashStats {
     kills: usize,
     kills_by: BTreeMap<&'static str, usize>,
     missed: usize,
-    corrupt: usize,
-    lost_refs: usize,
-    torn: usize,
-    dangling: usize,
+    layout: LayoutFindings,
     reruns: usize,
     reruns_ok: usize,
     already_done: usize,
@@ -688,7 +714,16 @@ fn crash(ctx: &Ctx, rng: &mut Rng, budget: Duration) -> anyhow::Result<Report> {
                 show(&args),
                 delay.as_secs_f64() * 1e3
             );
-            check_after_kill(ctx, &dir, &w, &before, &v.after, &label, &mut st)?;
+            check_after_kill(
+                ctx,
+                &dir,
+                &w,
+                (&before, &v.after),
+                &label,
+                &mut st.layout,
+                &mut st.kept,
+                &mut st.details,
+            )?;
         }
         if landed == 0 {
             st.missed += 1;
@@ -737,7 +772,7 @@ fn crash(ctx: &Ctx, rng: &mut Rng, budget: Duration) -> anyhow::Result<Report> {
         }
         let o = verify(ctx, &w)?;
         if !o.ok() {
-            st.corrupt += 1;
+            st.layout.corrupt += 1;
             let kept = keep_failed(&dir, &w, &mut st.kept);
             st.details.push(format!(
                 "{label}: verify after the re-run: {} (layout kept in {kept:?})",
@@ -747,13 +782,7 @@ fn crash(ctx: &Ctx, rng: &mut Rng, budget: Duration) -> anyhow::Result<Report> {
     }
 
     let rerun_failed = st.reruns - st.reruns_ok - st.already_done;
-    let ok = st.corrupt == 0
-        && st.lost_refs == 0
-        && st.torn == 0
-        && st.dangling == 0
-        && rerun_failed == 0
-        && st.mismatch == 0
-        && st.kills >= MIN_KILLS;
+    let ok = st.layout.ok() && rerun_failed == 0 && st.mismatch == 0 && st.kills >= MIN_KILLS;
     if st.kills < MIN_KILLS {
         st.details
             .push(format!("only {} kills landed (want {MIN_KILLS})", st.kills));
@@ -773,10 +802,10 @@ fn crash(ctx: &Ctx, rng: &mut Rng, budget: Duration) -> anyhow::Result<Report> {
         by.join(", "),
         durs.join("/"),
         st.missed,
-        st.corrupt,
-        st.lost_refs,
-        st.torn,
-        st.dangling,
+        st.layout.corrupt,
+        st.layout.lost_refs,
+        st.layout.torn,
+        st.layout.dangling,
         st.reruns_ok + st.already_done,
         st.reruns,
         st.already_done,
@@ -800,20 +829,45 @@ fn describe_ref_diff(want: &Refs, got: &Refs) -> String {
     d.join("; ")
 }
 
+/// What the checks of a layout after an interrupted command found (the crash and signals
+/// campaigns share them).
+#[derive(Debug, Default)]
+struct LayoutFindings {
+    /// `verify` failed, or `index.json` could not be read.
+    corrupt: usize,
+    /// A ref neither at its value before the command nor after it.
+    lost_refs: usize,
+    /// The refs as a whole neither the state before nor after (not one atomic update).
+    torn: usize,
+    /// A ref naming a blob that is not a regular file.
+    dangling: usize,
+}
+
+impl LayoutFindings {
+    fn ok(&self) -> bool {
+        self.corrupt + self.lost_refs + self.torn + self.dangling == 0
+    }
+}
+
+/// After a command on `w` was interrupted: `verify` passes, every ref is at its value before or
+/// after, the refs are one of the two states, and no ref names a missing blob. A failing layout
+/// is kept under `dir`.
+#[allow(clippy::too_many_arguments)]
 fn check_after_kill(
     ctx: &Ctx,
     dir: &Path,
     w: &Path,
-    before: &Refs,
-    after: &Refs,
+    (before, after): (&Refs, &Refs),
     label: &str,
-    st: &mut CrashStats,
+    found: &mut LayoutFindings,
+    kept: &mut usize,
+    details: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let o = verify(ctx, w)?;
     if !o.ok() {
-        st.corrupt += 1;
-        let kept = keep_failed(dir, w, &mut st.kept);
-        st.details.push(format!(
+        found.corrupt += 1;
+        let kept = keep_failed(dir, w, kept);
+        details.push(format!(
             "{label}: verify {} (layout kept in {kept:?})",
             o.brief()
         ));
@@ -822,9 +876,9 @@ fn check_after_kill(
         Ok(n) => n,
         Err(e) => {
             if o.ok() {
-                st.corrupt += 1;
+                found.corrupt += 1;
             }
-            st.details.push(format!("{label}: {e:#}"));
+            details.push(format!("{label}: {e:#}"));
             return Ok(());
         }
     };
@@ -836,23 +890,23 @@ fn check_after_kill(
     for name in names {
         let (b, a, n) = (before.get(name), after.get(name), now.get(name));
         if n != b && n != a {
-            st.lost_refs += 1;
-            st.details.push(format!(
+            found.lost_refs += 1;
+            details.push(format!(
                 "{label}: ref {name} is {n:?}, neither its value before ({b:?}) nor after ({a:?})"
             ));
         }
     }
     if now != *before && now != *after {
-        st.torn += 1;
-        st.details.push(format!(
+        found.torn += 1;
+        details.push(format!(
             "{label}: refs are neither the state before nor after: vs after {}",
             describe_ref_diff(after, &now)
         ));
     }
     for (name, d) in &now {
         if !blob_path(w, d).is_some_and(|p| is_regular(&p)) {
-            st.dangling += 1;
-            st.details.push(format!(
+            found.dangling += 1;
+            details.push(format!(
                 "{label}: ref {name} names {d}, which is not a blob file"
             ));
         }

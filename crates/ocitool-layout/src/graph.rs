@@ -298,12 +298,9 @@ impl Graph {
             ))
         } else {
             match (layer_compression(kind), node.first_layer_compression) {
-                (Some(a), Some(b)) if a != b =>
-                {
-                    Some(format!(
-                        "declared as a layer compressed with {a}, but elsewhere with {b}"
-                    ))
-                }
+                (Some(a), Some(b)) if a != b => Some(format!(
+                    "declared as a layer compressed with {a}, but elsewhere with {b}"
+                )),
                 _ => None,
             }
         };

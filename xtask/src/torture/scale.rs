@@ -13,17 +13,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
 use ocitool_testkit::Rng;
 use ocitool_testkit::many::write_many_refs;
 use serde_json::Value;
 
-use super::{Ctx, Refs, Report, read_refs, s};
+use super::{Ctx, Out, Refs, Report, read_refs, run_watched, s};
 
 const REFS: usize = 100_000;
 const IMAGES: usize = 4;
@@ -34,16 +33,6 @@ const UNTAGGED: usize = 10_000;
 const TIME_LIMIT: Duration = Duration::from_secs(30);
 /// Peak resident set allowed to each command.
 const RSS_LIMIT_KIB: u64 = 1 << 20;
-
-/// What one command did and cost.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    peak_kib: Option<u64>,
-    timed_out: bool,
-}
 
 pub(super) fn run(ctx: &Ctx, _rng: &mut Rng) -> anyhow::Result<Report> {
     let dir = ctx.work.join("scale");
@@ -173,8 +162,8 @@ struct Campaign<'a> {
 impl Campaign<'_> {
     /// Runs one command and checks its exit code, time and peak memory; the output when it
     /// succeeded.
-    fn step(&mut self, what: &str, args: &[&str]) -> anyhow::Result<Option<Run>> {
-        let o = measure(&self.ctx.bin, args)?;
+    fn step(&mut self, what: &str, args: &[&str]) -> anyhow::Result<Option<Out>> {
+        let o = run_watched(&self.ctx.bin, args, 2 * TIME_LIMIT, true)?;
         let peak = o
             .peak_kib
             .map_or_else(|| "?".to_string(), |k| format!("{}", k >> 10));
@@ -291,62 +280,4 @@ fn newest_per_repository(model: &Refs) -> BTreeSet<String> {
     }
     kept.extend(best.values().map(|(_, n)| n.to_string()));
     kept
-}
-
-/// Runs ocitool to completion (killed after twice the time limit), with its output, wall
-/// time and peak resident set.
-fn measure(bin: &Path, args: &[&str]) -> anyhow::Result<Run> {
-    let start = Instant::now();
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawn ocitool")?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut so = child.stdout.take().expect("piped");
-    let mut se = child.stderr.take().expect("piped");
-    let t1 = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t2 = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let mut peak_kib = None;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(k) = vm_hwm_kib(&status_file) {
-            peak_kib = Some(peak_kib.map_or(k, |p: u64| p.max(k)));
-        }
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if start.elapsed() > 2 * TIME_LIMIT {
-            let _ = child.kill();
-            timed_out = true;
-            break child.wait()?;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let elapsed = start.elapsed();
-    Ok(Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&t1.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&t2.join().unwrap_or_default()).into_owned(),
-        elapsed,
-        peak_kib,
-        timed_out,
-    })
-}
-
-/// `VmHWM` (peak resident set, KiB) of a live process, from its `/proc/<pid>/status`.
-fn vm_hwm_kib(status_file: &str) -> Option<u64> {
-    let text = fs::read_to_string(status_file).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -21,9 +21,8 @@ use anyhow::{Context, bail};
 use ocitool_testkit::{Compression, Rng};
 
 use super::{
-    CMD_TIMEOUT, Ctx, Refs, Report, argv, describe_ref_diff, docker_save, entries, fresh_copy,
-    keep_failed, must, ocitool, random_image, read_refs, s, sha256, show, uniform, verify,
-    write_layout,
+    CMD_TIMEOUT, Ctx, LayoutFindings, Refs, Report, argv, check_after_kill, docker_save, entries,
+    fresh_copy, must, ocitool, random_image, read_refs, s, sha256, show, uniform, write_layout,
 };
 
 /// Signals that must land (the process still running when it is sent), whatever the budget.
@@ -98,8 +97,7 @@ struct Stats {
     wrong_exit: usize,
     partial_left: usize,
     bad_archive: usize,
-    corrupt: usize,
-    torn: usize,
+    layout: LayoutFindings,
     stray: usize,
     rerun_failed: usize,
     kept: usize,
@@ -264,14 +262,8 @@ pub(super) fn run(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         ));
     }
     let ok = !too_early
-        && st.wrong_exit
-            + st.partial_left
-            + st.bad_archive
-            + st.corrupt
-            + st.torn
-            + st.stray
-            + st.rerun_failed
-            == 0
+        && st.layout.ok()
+        && st.wrong_exit + st.partial_left + st.bad_archive + st.stray + st.rerun_failed == 0
         && st.landed >= MIN_SIGNALS;
     if st.landed < MIN_SIGNALS {
         st.details.push(format!(
@@ -290,7 +282,7 @@ pub(super) fn run(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         .map(|v| format!("{:.0}", v.dur.as_secs_f64() * 1e3))
         .collect();
     let line = format!(
-        "signals: {} signals ({}; {}; normal ms {}), {} missed, {} before the handler: wrong exits {}, partial files left {}, bad archives {}, corrupt layouts {}, torn refs {}, stray files after gc {}, failed reruns {}",
+        "signals: {} signals ({}; {}; normal ms {}), {} missed, {} before the handler: wrong exits {}, partial files left {}, bad archives {}, corrupt layouts {}, lost refs {}, torn refs {}, dangling refs {}, stray files after gc {}, failed reruns {}",
         st.landed,
         join(&st.by_signal),
         join(&st.by_cmd),
@@ -300,8 +292,10 @@ pub(super) fn run(ctx: &Ctx, rng: &mut Rng) -> anyhow::Result<Report> {
         st.wrong_exit,
         st.partial_left,
         st.bad_archive,
-        st.corrupt,
-        st.torn,
+        st.layout.corrupt,
+        st.layout.lost_refs,
+        st.layout.torn,
+        st.layout.dangling,
         st.stray,
         st.rerun_failed,
     );
@@ -468,6 +462,8 @@ fn check_archive(
     Ok(())
 }
 
+/// The checks of `check_after_kill`, then: `gc` removes what the interrupted command staged,
+/// and nothing else may be left.
 fn check_layout(
     ctx: &Ctx,
     dir: &Path,
@@ -477,29 +473,16 @@ fn check_layout(
     label: &str,
     st: &mut Stats,
 ) -> anyhow::Result<()> {
-    let o = verify(ctx, w)?;
-    if !o.ok() {
-        st.corrupt += 1;
-        let kept = keep_failed(dir, w, &mut st.kept);
-        st.details.push(format!(
-            "{label}: verify {} (layout kept in {kept:?})",
-            o.brief()
-        ));
-    }
-    match read_refs(w) {
-        Ok(now) if now == *before || now == *after => {}
-        Ok(now) => {
-            st.torn += 1;
-            st.details.push(format!(
-                "{label}: refs are neither the state before nor after: vs after {}",
-                describe_ref_diff(after, &now)
-            ));
-        }
-        Err(e) => {
-            st.corrupt += 1;
-            st.details.push(format!("{label}: {e:#}"));
-        }
-    }
+    check_after_kill(
+        ctx,
+        dir,
+        w,
+        (before, after),
+        label,
+        &mut st.layout,
+        &mut st.kept,
+        &mut st.details,
+    )?;
     // gc removes what the interrupted command staged; nothing else may be left.
     let g = ocitool(ctx, &argv(&["gc", &s(w)]), CMD_TIMEOUT)?;
     let tmp = entries(&w.join(".ocitool/tmp"));
