@@ -31,8 +31,8 @@ fn run_ok(cmd: &str, l: &Path, rest: &[&str]) -> (String, String) {
     (stdout(&o), stderr(&o))
 }
 
-/// Four releases of `app` on the 1.0 line (so only the newest has aliases), each tagged in
-/// one `tag --semver` with its SHA and date tags, and a `main` build without a version.
+/// Four releases of `app` on the 1.0 line (so only the newest has aliases), each with its
+/// SHA and date tags, and a `main` build without a version.
 fn four_releases() -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
     let (d, l, ds) = many_images(5);
     let releases = [
@@ -47,7 +47,10 @@ fn four_releases() -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
             format!("app:{sha}"),
             format!("app:{date}"),
         );
-        run_ok("tag", &l, &[&ds[i], &v, &sha, &date, "--semver"]);
+        // The version first, then its build tags: `tag --semver` with all three is covered
+        // on its own, and prune must not depend on how the tags were set.
+        run_ok("tag", &l, &[&ds[i], &v, "--semver"]);
+        run_ok("tag", &l, &[&ds[i], &sha, &date]);
     }
     run_ok(
         "tag",
