@@ -26,7 +26,7 @@ fn release(r: &mut BTreeMap<String, String>, repo: &str, version: &str, digest: 
         format!("{repo}:{version}"),
         format!(
             "{repo}:{:07x}",
-            0xa00_0000 + u32::from_str_radix(&digest[1..], 10).unwrap()
+            0xa00_0000 + digest[1..].parse::<u32>().unwrap()
         ),
         format!("{repo}:{}", date_tag(day)),
     ];
