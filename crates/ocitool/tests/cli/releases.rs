@@ -402,3 +402,76 @@ fn ls_tree_shows_each_release_with_its_build_tags() {
     assert_eq!(v[0]["others"][0]["tag"], "e5f6071");
     let _ = ds;
 }
+
+/// Digests masked (the README's images were made with umoci, these by the testkit), and what
+/// gc would free (it depends on the images' sizes).
+fn masked(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| {
+            let line = match line.find("; gc ") {
+                Some(i) => &line[..i],
+                None => line,
+            };
+            let mut out = String::new();
+            let mut rest = line;
+            while let Some(i) = rest.find("sha256:") {
+                out.push_str(&rest[..i + 7]);
+                rest = rest[i + 7..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+                out.push('…');
+            }
+            out.push_str(rest);
+            out.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// The README's release tour, replayed: every `$ ocitool ...` of its section runs in order on
+/// a layout with five builds as `ci:build-1` to `ci:build-5`, and where the README shows an
+/// output, this run prints the same (digests and gc sizes masked).
+#[test]
+fn the_readme_release_tour_is_what_ocitool_prints() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let start = readme
+        .find("### Releases: semver, SHA and date tags")
+        .expect("README has the release tour");
+    let section = &readme[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    // (command, shown output) in order, from the fenced blocks.
+    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_block = false;
+    for line in section.lines() {
+        if line.starts_with("```") {
+            in_block = !in_block;
+        } else if in_block {
+            if let Some(cmd) = line.strip_prefix("$ ocitool ") {
+                steps.push((cmd.to_string(), Vec::new()));
+            } else if !line.is_empty()
+                && let Some((_, out)) = steps.last_mut()
+            {
+                out.push(line.to_string());
+            }
+        }
+    }
+    assert!(steps.len() >= 12, "{steps:?}");
+    let (_d, l, ds) = many_images(5);
+    for (i, d) in ds.iter().enumerate() {
+        run_ok("tag", &l, &[d, &format!("ci:build-{}", i + 1)]);
+    }
+    for (cmd, shown) in &steps {
+        let words: Vec<String> = cmd
+            .split_whitespace()
+            .map(|w| w.trim_matches('\'').to_string())
+            .collect();
+        assert_eq!(words[1], "layout", "{cmd}");
+        let mut a: Vec<&OsStr> = vec![words[0].as_ref(), l.as_os_str()];
+        a.extend(words[2..].iter().map(OsStr::new));
+        let o = run(a);
+        if shown.is_empty() {
+            assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+            continue;
+        }
+        let got = masked(&format!("{}{}", stderr(&o), stdout(&o)));
+        let want = masked(&shown.join("\n"));
+        assert_eq!(got, want, "README and ocitool differ for `ocitool {cmd}`");
+    }
+}
