@@ -560,6 +560,7 @@ fn check_protected(
         return Ok(());
     }
     let now = after.ref_digests();
+    let policy = policy.matcher();
     for (name, old) in before {
         let new = now.get(name);
         if new == Some(old) {

@@ -1,15 +1,33 @@
 //! Release engineering on ref names, as pure functions over `name → digest` maps, so they
-//! are easy to test against a model: the semver cascade (`app:1.2.3` also moves `app:1.2`,
-//! `app:1`, `app:latest` where it is the highest release of their group), prune plans
-//! (newest N versions per repository, never a protected tag, never what an alias points at),
-//! and the release tree that `ls --tree` shows.
+//! are easy to test against a model.
+//!
+//! What a tag is (version, SHA, date, alias) is decided by `ocitool_spec::tags`. Here a
+//! *release* is a version tag together with the build tags (SHA, date) on its image, and a
+//! *build* an image with build tags but no version ([`releases`]). On that:
+//! - the semver cascade ([`cascade`], [`release_moves`]): `app:1.2.3` also moves `app:1.2`,
+//!   `app:1`, `app:latest` where it is the highest release of their group, and the build tags
+//!   named with it are set in the same edit;
+//! - prune plans ([`prune`]): the newest N releases per repository, or those dated after a
+//!   cutoff, and whatever an alias points at or the policy protects, are kept; the rest go with
+//!   their build tags;
+//! - the release tree of `ls --tree` ([`tree`]), grouped exactly as prune plans are.
 //!
 //! Applying a plan is the caller's job, inside one `index.json` transaction.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
-use ocitool_spec::tags::{self, Policy, VersionTag};
+use ocitool_spec::tags::{self, TagKind, VersionTag};
+
+pub mod prune;
+pub mod releases;
+pub mod tree;
+
+pub use prune::{
+    Order, PruneOptions, PrunePlan, Reason, Unit, UnknownRepo, check_repos, plan_prune,
+};
+pub use releases::repo_key;
+pub use tree::{Repo, Row, tree};
 
 /// A ref to move (or create): `from` is the digest it had, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,10 +37,18 @@ pub struct Move {
     pub to: String,
 }
 
-/// A `--semver` target that is not `repo:X.Y.Z`.
+/// Targets that `tag --semver` cannot take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--semver needs an exact version tag such as app:1.2.3 or app:v1.2.3-rc.1, not {0:?}")]
-pub struct CascadeError(pub String);
+pub enum CascadeError {
+    /// No target is an exact version.
+    #[error("--semver needs an exact version tag such as app:1.2.3 or app:v1.2.3-rc.1, not {0:?}")]
+    NoVersion(String),
+    /// A target is an alias the cascade moves itself.
+    #[error(
+        "--semver moves {0:?} itself, to the highest release of its group; name the exact version (app:1.2.3) and any build tags (SHA, date)"
+    )]
+    VersionAlias(String),
+}
 
 /// The moves of `tag SOURCE repo:X.Y.Z --semver`: the exact tag, then each alias (`X.Y`, `X`,
 /// `latest`) whose group has no release of higher precedence. Pre-releases move only their
@@ -34,8 +60,9 @@ pub fn cascade(
     digest: &str,
 ) -> Result<Vec<Move>, CascadeError> {
     let repo = tags::repo_of(target);
+    let key = repo_key(target);
     let tag = tags::tag_of(target);
-    let new = VersionTag::parse(tag).ok_or_else(|| CascadeError(target.to_string()))?;
+    let new = VersionTag::parse(tag).ok_or_else(|| CascadeError::NoVersion(target.to_string()))?;
     let mut moves = vec![Move {
         name: target.to_string(),
         from: refs.get(target).cloned(),
@@ -47,7 +74,7 @@ pub fn cascade(
     // The other releases of the repository (the target itself is being replaced).
     let releases: Vec<VersionTag> = refs
         .keys()
-        .filter(|n| n.as_str() != target && tags::repo_of(n) == repo)
+        .filter(|n| n.as_str() != target && repo_key(n) == key)
         .filter_map(|n| VersionTag::parse(tags::tag_of(n)))
         .filter(|v| !v.is_prerelease())
         .collect();
@@ -67,225 +94,53 @@ pub fn cascade(
     Ok(moves)
 }
 
-/// How `prune` orders versions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Order {
-    /// Semver precedence, highest first.
-    #[default]
-    Semver,
-    /// The image config's `created`, newest first (then semver).
-    Created,
-}
-
-/// One decision of a prune plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub name: String,
-    pub digest: String,
-    pub remove: bool,
-    pub reason: String,
-}
-
-/// Options of a prune plan.
-#[derive(Clone, Debug, Default)]
-pub struct PruneOptions {
-    pub keep: usize,
-    /// Only these repositories (all when empty).
-    pub repos: Vec<String>,
-    pub order: Order,
-    /// Remove protected tags too.
-    pub force: bool,
-}
-
-/// Plans `prune`: per repository, the version tags beyond the newest `keep` are removed,
-/// except protected ones (unless forced) and those whose digest an alias of the repository
-/// (any tag that is not a version: `latest`, `1`, `1.2`, `main`) points at. Other tags are
-/// never touched. `created` gives a digest's creation time for [`Order::Created`].
-pub fn plan_prune(
+/// The moves of `tag SOURCE TARGET... --semver`, one release in one edit: each exact version
+/// among the targets cascades ([`cascade`]); the other targets (build tags such as
+/// `app:a1b2c3d` and `app:20240115`, or names such as `app:stable`) are set as given. At least
+/// one target must be an exact version, and none may be an alias the cascade of those versions
+/// moves itself (`app:1.2`, `app:1`, `app:latest` beside `app:1.2.3`). A name is moved once,
+/// at its first mention.
+pub fn release_moves(
     refs: &BTreeMap<String, String>,
-    policy: &Policy,
-    options: &PruneOptions,
-    created: &dyn Fn(&str) -> Option<String>,
-) -> Vec<Decision> {
-    let mut by_repo: BTreeMap<&str, Vec<(&String, &String)>> = BTreeMap::new();
-    for (n, d) in refs {
-        by_repo.entry(tags::repo_of(n)).or_default().push((n, d));
+    targets: &[String],
+    digest: &str,
+) -> Result<Vec<Move>, CascadeError> {
+    let is_version = |t: &str| matches!(TagKind::of(tags::tag_of(t)), TagKind::Version(_));
+    if !targets.iter().any(|t| is_version(t)) {
+        return Err(CascadeError::NoVersion(
+            targets.first().cloned().unwrap_or_default(),
+        ));
     }
-    let mut out = Vec::new();
-    for (repo, names) in by_repo {
-        if !options.repos.is_empty() && !options.repos.iter().any(|r| r == repo) {
-            continue;
-        }
-        let alias_digests: BTreeMap<&str, &str> = names
-            .iter()
-            .filter(|(n, _)| VersionTag::parse(tags::tag_of(n)).is_none())
-            .map(|(n, d)| (d.as_str(), tags::tag_of(n)))
-            .collect();
-        let mut versions: Vec<(VersionTag, &String, &String)> = names
-            .iter()
-            .filter_map(|(n, d)| VersionTag::parse(tags::tag_of(n)).map(|v| (v, *n, *d)))
-            .collect();
-        versions.sort_by(|a, b| {
-            let by_semver = b.0.precedence(&a.0).then_with(|| b.1.cmp(a.1));
-            match options.order {
-                Order::Semver => by_semver,
-                Order::Created => created(b.2).cmp(&created(a.2)).then(by_semver),
-            }
-        });
-        for (i, (_, n, d)) in versions.iter().enumerate() {
-            let (remove, reason) = if i < options.keep {
-                (false, format!("among the newest {}", options.keep))
-            } else if let Some(alias) = alias_digests.get(d.as_str()) {
-                (
-                    false,
-                    format!("the alias {:?} points at it", tags::join(repo, alias)),
-                )
-            } else if let Some(why) = policy.protects(n).filter(|_| !options.force) {
-                (false, format!("protected ({why})"))
-            } else {
-                (true, format!("older than the newest {}", options.keep))
-            };
-            out.push(Decision {
-                name: (*n).clone(),
-                digest: (*d).clone(),
-                remove,
-                reason,
-            });
-        }
+    // The names the cascade of these versions owns (`1.2`, `1`, `latest` of 1.2.3).
+    let owned: Vec<String> = targets
+        .iter()
+        .filter_map(|t| {
+            let v = VersionTag::parse(tags::tag_of(t))?;
+            Some(v.aliases().map(|a| tags::join(tags::repo_of(t), &a)))
+        })
+        .flatten()
+        .collect();
+    if let Some(alias) = targets.iter().find(|t| owned.contains(t)) {
+        return Err(CascadeError::VersionAlias(alias.clone()));
     }
-    out
-}
-
-/// One repository of the release tree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Repo {
-    pub name: String,
-    /// Version tags, highest precedence first, each with the aliases pointing at its digest.
-    pub versions: Vec<Row>,
-    /// Other tags whose digest no version tag of the repository has.
-    pub others: Vec<Row>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    pub tag: String,
-    pub digest: String,
-    pub aliases: Vec<String>,
-    /// On the first row of a digest (in the order of the tree): the refs of other
-    /// repositories pointing at the same digest. Empty on the later rows of that digest.
-    pub shared_with: Vec<String>,
-    /// On a later row of a digest: the full name of its first row (which lists who shares
-    /// it). Each digest's sharers are listed once, so the tree stays linear in the number of
-    /// refs even when thousands of them share one image.
-    pub same_as: Option<String>,
-}
-
-/// Groups refs by repository for `ls --tree`. Linear in the number of refs (after sorting):
-/// each alias is placed through a map of digests, and the refs sharing a digest are listed
-/// once, on the first row of that digest.
-pub fn tree(refs: &BTreeMap<String, String>) -> Vec<Repo> {
-    let mut by_digest: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut by_repo: BTreeMap<&str, Vec<(&String, &String)>> = BTreeMap::new();
-    for (n, d) in refs {
-        by_digest.entry(d.as_str()).or_default().push(n.as_str());
-        by_repo.entry(tags::repo_of(n)).or_default().push((n, d));
-    }
-    let mut sharing = Sharing {
-        by_digest,
-        first_row: HashMap::new(),
-    };
-    let mut out = Vec::new();
-    for (repo, names) in &by_repo {
-        let mut versions: Vec<(VersionTag, &String, &String)> = names
-            .iter()
-            .filter_map(|(n, d)| VersionTag::parse(tags::tag_of(n)).map(|v| (v, *n, *d)))
-            .collect();
-        versions.sort_by(|a, b| b.0.precedence(&a.0).then_with(|| b.1.cmp(a.1)));
-        let version_digests: HashSet<&str> = versions.iter().map(|(_, _, d)| d.as_str()).collect();
-        // Aliases by digest; each is shown once, beside the highest version sharing its digest.
-        let mut aliases: HashMap<&str, Vec<String>> = HashMap::new();
-        let mut others = Vec::new();
-        for (n, d) in names {
-            if VersionTag::parse(tags::tag_of(n)).is_some() {
-                continue;
-            }
-            if version_digests.contains(d.as_str()) {
-                aliases
-                    .entry(d.as_str())
-                    .or_default()
-                    .push(tags::tag_of(n).to_string());
-            } else {
-                others.push((*n, *d));
-            }
-        }
-        let mut rows = Vec::with_capacity(versions.len());
-        for (_, n, d) in &versions {
-            let (n, d) = (*n, *d);
-            let mut al = aliases.remove(d.as_str()).unwrap_or_default();
-            al.sort_by_key(|a| alias_rank(a));
-            rows.push(sharing.row(repo, n, d, al));
-        }
-        let others = others
-            .into_iter()
-            .map(|(n, d)| sharing.row(repo, n, d, Vec::new()))
-            .collect();
-        out.push(Repo {
-            name: repo.to_string(),
-            versions: rows,
-            others,
-        });
-    }
-    out
-}
-
-/// Who shares each digest, and which row of the tree shows it first.
-struct Sharing<'a> {
-    by_digest: HashMap<&'a str, Vec<&'a str>>,
-    /// The full name of the first row of each digest, in the order rows are shown.
-    first_row: HashMap<&'a str, &'a str>,
-}
-
-impl<'a> Sharing<'a> {
-    /// The next row of the tree: the first of its digest lists the refs of other repositories
-    /// sharing it, a later one names that first row.
-    fn row(&mut self, repo: &str, name: &'a str, digest: &'a str, aliases: Vec<String>) -> Row {
-        let (shared_with, same_as) = match self.first_row.get(digest) {
-            Some(first) => (Vec::new(), Some(first.to_string())),
-            None => {
-                self.first_row.insert(digest, name);
-                let shared = self.by_digest[digest]
-                    .iter()
-                    .filter(|n| tags::repo_of(n) != repo)
-                    .map(|n| n.to_string())
-                    .collect();
-                (shared, None)
-            }
+    let mut moves: Vec<Move> = Vec::new();
+    for t in targets {
+        let these = if is_version(t) {
+            cascade(refs, t, digest)?
+        } else {
+            vec![Move {
+                name: t.clone(),
+                from: refs.get(t).cloned(),
+                to: digest.to_string(),
+            }]
         };
-        Row {
-            tag: tags::tag_of(name).to_string(),
-            digest: digest.to_string(),
-            aliases,
-            shared_with,
-            same_as,
+        for m in these {
+            if !moves.iter().any(|x| x.name == m.name) {
+                moves.push(m);
+            }
         }
     }
-}
-
-/// Orders aliases from the most specific version group to the least (`1.2`, `1`, `latest`),
-/// then any other name.
-fn alias_rank(a: &str) -> (u8, std::cmp::Reverse<usize>, String) {
-    let core = a.strip_prefix('v').unwrap_or(a);
-    if !core.is_empty()
-        && core
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        (0, std::cmp::Reverse(core.split('.').count()), a.to_string())
-    } else if a == "latest" {
-        (1, std::cmp::Reverse(0), a.to_string())
-    } else {
-        (2, std::cmp::Reverse(0), a.to_string())
-    }
+    Ok(moves)
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 
+mod prune;
+
 fn refs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -57,88 +59,114 @@ fn pre_releases_and_v_prefixes() {
     assert!(cascade(&r, "app:latest", "d").is_err());
 }
 
+/// One release in one command: the version cascades, the build tags are set as given.
 #[test]
-fn prune_keeps_newest_protected_and_alias_targets() {
-    let r = refs(&[
-        ("app:1.0.0", "a"),
-        ("app:1.1.0", "b"),
-        ("app:1.2.0", "c"),
-        ("app:1.3.0", "d"),
-        ("app:latest", "d"),
-        ("app:1.0", "a"),
-        ("app:stable-1.1.0", "b"),
-        ("other:0.1.0", "x"),
-    ]);
-    let policy = Policy {
-        patterns: vec!["app:1.1.*".into()],
-        ..Default::default()
-    };
-    let plan = plan_prune(
+fn a_release_with_build_tags() {
+    let mut r = refs(&[]);
+    let targets = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let m = release_moves(
         &r,
-        &policy,
-        &PruneOptions {
-            keep: 1,
-            repos: vec!["app".into()],
-            ..Default::default()
-        },
-        &|_| None,
+        &targets(&["app:1.0.0", "app:a1b2c3d", "app:20240115"]),
+        "d0",
+    )
+    .unwrap();
+    let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "app:1.0.0",
+            "app:1.0",
+            "app:1",
+            "app:latest",
+            "app:a1b2c3d",
+            "app:20240115"
+        ]
     );
-    let removed: Vec<&str> = plan
-        .iter()
-        .filter(|d| d.remove)
-        .map(|d| d.name.as_str())
-        .collect();
-    assert_eq!(removed, ["app:1.2.0"]);
-    let why = |n: &str| plan.iter().find(|d| d.name == n).unwrap().reason.clone();
-    assert!(why("app:1.3.0").contains("newest"));
-    assert!(why("app:1.0.0").contains("alias"), "{}", why("app:1.0.0"));
-    assert!(why("app:1.1.0").contains("alias") || why("app:1.1.0").contains("protected"));
+    apply(&mut r, &m);
+    // A hotfix of an older line after 1.1.0: its minor alias only, plus its build tags.
+    let m = release_moves(&r, &targets(&["app:1.1.0", "app:b2c3d4e"]), "d1").unwrap();
+    apply(&mut r, &m);
+    let m = release_moves(
+        &r,
+        &targets(&["app:1.0.1", "app:c3d4e5f", "app:2024-02-01", "app:stable"]),
+        "d2",
+    )
+    .unwrap();
+    let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "app:1.0.1",
+            "app:1.0",
+            "app:c3d4e5f",
+            "app:2024-02-01",
+            "app:stable"
+        ]
+    );
+    assert_eq!(m[1].from.as_deref(), Some("d0"));
+    // No version: refused; an alias the cascade moves: refused, naming it.
+    assert!(matches!(
+        release_moves(&r, &targets(&["app:a1b2c3d"]), "d"),
+        Err(CascadeError::NoVersion(_))
+    ));
+    for alias in ["app:1.0", "app:1", "app:latest"] {
+        assert_eq!(
+            release_moves(&r, &targets(&["app:1.0.2", alias]), "d"),
+            Err(CascadeError::VersionAlias(alias.to_string()))
+        );
+    }
+    // Dates, build numbers and other lines' aliases are the user's to set.
     assert!(
-        plan.iter().all(|d| d.name != "other:0.1.0"),
-        "other repos untouched"
+        release_moves(
+            &r,
+            &targets(&["app:1.0.2", "app:20240301", "app:1234", "app:2"]),
+            "d"
+        )
+        .is_ok()
     );
-    let forced = plan_prune(
-        &r,
-        &policy,
-        &PruneOptions {
-            keep: 0,
-            force: true,
-            ..Default::default()
-        },
-        &|_| None,
-    );
-    assert!(forced.iter().any(|d| d.name == "other:0.1.0" && d.remove));
 }
 
 #[test]
-fn prune_by_created() {
-    let r = refs(&[("app:2.0.0", "old"), ("app:1.0.0", "new")]);
-    let created = |d: &str| {
-        Some(
-            if d == "new" {
-                "2025-01-01"
-            } else {
-                "2020-01-01"
-            }
-            .to_string(),
+fn tree_shows_releases_with_build_tags_and_builds() {
+    let r = refs(&[
+        ("app:1.2.0", "d2"),
+        ("app:c3d4e5f", "d2"),
+        ("app:20240301", "d2"),
+        ("app:1.2", "d2"),
+        ("app:latest", "d2"),
+        ("app:1.1.0", "d1"),
+        ("app:b2c3d4e", "d1"),
+        ("app:f0f0f0f", "d3"),
+        ("app:20240310", "d3"),
+        ("app:main", "d3"),
+        ("app:e0e0e0e", "d4"),
+        ("app:20240305", "d4"),
+        ("app:edge", "d5"),
+        ("app:beta", "d5"),
+    ]);
+    let t = tree(&r);
+    let v = &t[0].versions;
+    assert_eq!(
+        (v[0].tag.as_str(), &v[0].builds, &v[0].aliases),
+        (
+            "1.2.0",
+            &vec!["c3d4e5f".to_string(), "20240301".into()],
+            &vec!["1.2".to_string(), "latest".into()]
         )
-    };
-    let plan = plan_prune(
-        &r,
-        &Policy::default(),
-        &PruneOptions {
-            keep: 1,
-            order: Order::Created,
-            ..Default::default()
-        },
-        &created,
     );
-    let removed: Vec<&str> = plan
+    assert_eq!(v[1].builds, ["b2c3d4e"]);
+    let o: Vec<(&str, &Vec<String>, &Vec<String>)> = t[0]
+        .others
         .iter()
-        .filter(|d| d.remove)
-        .map(|d| d.name.as_str())
+        .map(|x| (x.tag.as_str(), &x.builds, &x.aliases))
         .collect();
-    assert_eq!(removed, ["app:2.0.0"]);
+    // Builds newest first, headed by their SHA; then plain aliases, one row each.
+    assert_eq!(o[0].0, "f0f0f0f");
+    assert_eq!(o[0].1, &["20240310"]);
+    assert_eq!(o[0].2, &["main"]);
+    assert_eq!(o[1].0, "e0e0e0e");
+    assert_eq!((o[2].0, o[3].0), ("beta", "edge"));
+    assert_eq!(t[0].others[3].same_as.as_deref(), Some("app:beta"));
 }
 
 #[test]

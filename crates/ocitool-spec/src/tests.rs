@@ -413,3 +413,126 @@ fn protection_policy() {
     assert!(Policy::from_annotation(Some("{")).is_err());
     assert!(crate::tags::check_pattern("[").is_err());
 }
+
+/// The exact forms of each kind of tag, as the README documents them.
+#[test]
+fn tag_kinds() {
+    use crate::tags::{TagKind, date_tag, format_date, is_sha_tag, is_version_alias};
+    let day = 1_705_276_800; // 2024-01-15T00:00:00Z
+    for (tag, secs) in [
+        ("20240115", day),
+        ("2024-01-15", day),
+        ("20240115T1530Z", day + 15 * 3600 + 30 * 60),
+        ("20240115T1530", day + 15 * 3600 + 30 * 60),
+        ("20240115-1530", day + 15 * 3600 + 30 * 60),
+        ("20240115_153007", day + 15 * 3600 + 30 * 60 + 7),
+        ("2024-01-15T153007Z", day + 15 * 3600 + 30 * 60 + 7),
+        ("2024-01-15-1530", day + 15 * 3600 + 30 * 60),
+        ("19700101", 0),
+        ("20240229", day + 45 * 86400),
+    ] {
+        assert_eq!(date_tag(tag), Some(secs), "{tag}");
+        assert_eq!(TagKind::of(tag), TagKind::Date(secs), "{tag}");
+    }
+    for not_a_date in [
+        "2024011",
+        "202401150",
+        "20241301",
+        "20240230",
+        "20230229",
+        "19691231",
+        "20240115T2400",
+        "20240115T1560",
+        "20240115T15",
+        "20240115T1530ZZ",
+        "20240115Z",
+        "20240115.1530",
+        "20240115-1",
+        "2024-1-15",
+        "2024-01-15x",
+        "2024/01/15",
+        "１２３４0115",
+    ] {
+        assert_eq!(date_tag(not_a_date), None, "{not_a_date}");
+    }
+    for sha in [
+        "a1b2c3d",
+        "0123abcd",
+        "abcdef0",
+        "1e10000",
+        "0123456789012345678901234567890123456789",
+        "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+        "sha-a1b2c3d",
+        "sha-1234567",
+    ] {
+        assert!(is_sha_tag(sha), "{sha}");
+        assert_eq!(TagKind::of(sha), TagKind::Sha, "{sha}");
+    }
+    for not_a_sha in [
+        "1234567",
+        "12345678901234567890123456789012345678901",
+        "a1b2c3",
+        "A1B2C3D",
+        "a1b2c3g",
+        "a1b2c3d4e5f60718293a4b5c6d7e8f90123456789",
+        "sha-a1b2c3",
+        "sha-",
+        "g1b2c3d",
+    ] {
+        assert!(!is_sha_tag(not_a_sha), "{not_a_sha}");
+    }
+    // A date or build number is never a SHA, whichever policy asks.
+    assert_eq!(TagKind::of("20240115"), TagKind::Date(day));
+    assert_eq!(TagKind::of("12345678"), TagKind::Alias, "a build number");
+    for alias in [
+        "1",
+        "1.2",
+        "v1",
+        "v1.2",
+        "latest",
+        "main",
+        "stable",
+        "prod",
+        "1.25-alpine",
+    ] {
+        assert_eq!(TagKind::of(alias), TagKind::Alias, "{alias}");
+    }
+    assert!(matches!(TagKind::of("1.2.3"), TagKind::Version(_)));
+    assert!(matches!(TagKind::of("v1.2.3-rc.1"), TagKind::Version(_)));
+    assert!(TagKind::of("a1b2c3d").is_build() && TagKind::of("2024-01-15").is_build());
+    assert!(!TagKind::of("main").is_build() && !TagKind::of("1.2.3").is_build());
+    for yes in ["1", "1.2", "v1", "v1.2", "latest", "10.20"] {
+        assert!(is_version_alias(yes), "{yes}");
+    }
+    for no in ["1.2.3", "main", "v", "1.", ".1", "1.x", "stable", "v1.2-rc"] {
+        assert!(!is_version_alias(no), "{no}");
+    }
+    assert_eq!(format_date(day), "2024-01-15");
+    assert_eq!(format_date(day + 15 * 3600 + 30 * 60), "2024-01-15 15:30");
+    assert_eq!(
+        crate::tags::parse_rfc3339("2024-01-15T01:00:00.123456789+01:00"),
+        Some(day)
+    );
+    assert_eq!(crate::tags::parse_rfc3339("2024-01-15"), None);
+}
+
+/// `--sha` protects commit SHAs, never dates or build numbers.
+#[test]
+fn sha_protection_takes_no_dates_or_numbers() {
+    use crate::tags::Policy;
+    let p = Policy {
+        sha: true,
+        ..Default::default()
+    };
+    for name in [
+        "app:20240115",
+        "app:1234567",
+        "app:20240115123456",
+        "app:2024-01-15",
+    ] {
+        assert_eq!(p.protects(name), None, "{name}");
+    }
+    for name in ["app:a1b2c3d", "app:sha-a1b2c3d", "a1b2c3d"] {
+        assert!(p.protects(name).is_some(), "{name}");
+    }
+}

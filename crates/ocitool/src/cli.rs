@@ -57,8 +57,9 @@ pub enum Command {
     /// Declare immutable tags (exact semver versions, commit SHAs, glob patterns); moving one
     /// to another digest then needs --force. Without rules, shows the policy.
     Protect(ProtectArgs),
-    /// Remove the version tags of each repository beyond the newest N, keeping what aliases
-    /// and protection need, and report what gc would free.
+    /// Remove old releases (a version tag with the SHA and date tags on its image) of each
+    /// repository: beyond the newest N, or dated before a cutoff; never an alias or what one
+    /// points at. Reports what gc would free.
     Prune(PruneArgs),
     /// Check structure, descriptors, blob hashes and layer diff_ids; exit 1 on problems.
     Verify(VerifyArgs),
@@ -141,8 +142,10 @@ pub struct TagArgs {
     /// Show what would change without changing anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Each TARGET is a version (app:1.2.3): also point app:1.2, app:1 and app:latest at
-    /// SOURCE, each only where it is the highest release of its group.
+    /// Tag a release: each TARGET that is an exact version (app:1.2.3) also points app:1.2,
+    /// app:1 and app:latest at SOURCE, each only where it is the highest release of its group;
+    /// the other TARGETs (build tags such as app:a1b2c3d, app:20240115) are set in the same
+    /// update. TARGETs 1.2, 1 and latest are refused: the cascade moves them.
     #[arg(long)]
     pub semver: bool,
     /// Move tags the layout's policy protects.
@@ -167,12 +170,17 @@ pub struct UntagArgs {
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
     pub layout: PathBuf,
-    /// Glob patterns on the whole ref name, e.g. 'app:release-*'.
+    /// Glob patterns on the whole ref name (`*`, `?`, `[...]`): 'app:release-*', or
+    /// '*:release-*' in every repository ('release-*' matches the bare ref release-1, not
+    /// app:release-1).
     pub patterns: Vec<String>,
-    /// Protect exact semver versions (1.2.3, v1.2.3-rc.1), not aliases such as 1.2 or latest.
+    /// Protect exact semver versions (1.2.3, v1.2.3, 1.3.0-rc.1), not aliases such as 1.2 or
+    /// latest.
     #[arg(long)]
     pub semver: bool,
-    /// Protect commit-SHA tags (7 to 40 hex digits).
+    /// Protect commit-SHA tags: 7 to 40 lowercase hex digits with at least one letter a-f
+    /// (a1b2c3d), exactly 40 hex digits, or either after sha- (sha-a1b2c3d). Dates
+    /// (20240115) and build numbers are not SHAs.
     #[arg(long)]
     pub sha: bool,
     /// Remove the given rules instead of adding them.
@@ -184,15 +192,28 @@ pub struct ProtectArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["keep", "older_than"])))]
 pub struct PruneArgs {
     pub layout: PathBuf,
-    /// Version tags to keep per repository.
+    /// Releases to keep per repository, the newest by --by (a release: a version tag, with
+    /// the SHA and date tags on its image, which go with it).
     #[arg(long, value_name = "N")]
-    pub keep: usize,
-    /// Only these repositories (repeatable; default: all).
+    pub keep: Option<usize>,
+    /// Remove releases, and builds without a version, dated before AGE ago (30d, 12h, 2w,
+    /// 6months) or before a day (2024-01-15, UTC). A date is the image's newest date tag,
+    /// else its config's `created`. With --keep, the newest N stay whatever their age.
+    #[arg(long, value_name = "AGE|DATE", value_parser = parse_age)]
+    pub older_than: Option<Age>,
+    /// Keep every release or build with a tag matching GLOB (the whole ref name, as for
+    /// protect: 'app:1.*', '*:lts-*'); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub keep_tags: Vec<String>,
+    /// Only these repositories (repeatable; default: all). A name the layout lacks is an
+    /// error.
     #[arg(long = "repo", value_name = "NAME")]
     pub repos: Vec<String>,
-    /// Order versions by semver precedence or by the config's `created`.
+    /// Which releases are the newest: highest semver, or latest date (date tag, else the
+    /// config's `created`).
     #[arg(long, value_enum, default_value_t = PruneOrder::Semver)]
     pub by: PruneOrder,
     /// Show the plan, change nothing.
@@ -201,9 +222,27 @@ pub struct PruneArgs {
     /// Run gc afterwards.
     #[arg(long)]
     pub gc: bool,
-    /// Remove protected tags too.
+    /// Remove protected releases too (protection otherwise keeps them).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--older-than`: an age before now, or a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    Ago(std::time::Duration),
+    /// Seconds since the Unix epoch.
+    Before(i64),
+}
+
+fn parse_age(s: &str) -> Result<Age, String> {
+    use ocitool_spec::tags;
+    if let Some(t) = tags::date_tag(s).or_else(|| tags::parse_rfc3339(s)) {
+        return Ok(Age::Before(t));
+    }
+    humantime::parse_duration(s).map(Age::Ago).map_err(|e| {
+        format!("{e}: give an age such as 30d, 12h, 2w, 6months, or a day such as 2024-01-15")
+    })
 }
 
 #[derive(Debug, Args)]
@@ -404,7 +443,10 @@ pub enum MediaTypesArg {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum PruneOrder {
+    /// Highest semver precedence first.
     Semver,
+    /// Latest date first: the image's newest date tag, else its config's `created`.
+    #[value(alias = "date")]
     Created,
 }
 

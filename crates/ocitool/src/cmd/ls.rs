@@ -218,6 +218,7 @@ struct TreeRepo<'a> {
 struct TreeRow<'a> {
     tag: &'a str,
     digest: &'a str,
+    builds: &'a [String],
     aliases: &'a [String],
     shared_with: &'a [String],
     same_as: Option<&'a str>,
@@ -228,6 +229,7 @@ impl<'a> TreeRow<'a> {
         TreeRow {
             tag: &x.tag,
             digest: &x.digest,
+            builds: &x.builds,
             aliases: &x.aliases,
             shared_with: &x.shared_with,
             same_as: x.same_as.as_deref(),
@@ -235,9 +237,10 @@ impl<'a> TreeRow<'a> {
     }
 }
 
-/// `ls --tree`: refs by repository, versions by semver precedence, each with the aliases that
-/// point at its digest; the first row of a digest lists the refs of other repositories
-/// sharing it, later rows of that digest name that first row (`(= app:1.2.3)`).
+/// `ls --tree`: refs by repository, releases by semver precedence, each with the build tags
+/// (SHA, date) and the aliases of its image, then builds without a version and other tags;
+/// the first row of a digest lists the refs of other repositories sharing it, later rows of
+/// that digest name that first row (`(= app:1.2.3)`).
 fn tree(ctx: &mut Ctx, index: &IndexDoc) -> anyhow::Result<i32> {
     let repos = ocitool_lifecycle::tree(&index.ref_digests());
     if ctx.global.json {
@@ -274,8 +277,15 @@ fn tree(ctx: &mut Ctx, index: &IndexDoc) -> anyhow::Result<i32> {
                 Digest::parse(&x.digest)
                     .map(|d| d.short())
                     .unwrap_or_else(|_| x.digest.clone()),
+                x.builds.join(" "),
                 extra.join(" "),
             ]);
+        }
+        // No build-tag column in a repository without build tags.
+        if t.iter().all(|r| r[2].is_empty()) {
+            for r in &mut t {
+                r.remove(2);
+            }
         }
         for line in table(&t) {
             ctx.out.line(line)?;

@@ -1,6 +1,6 @@
 use ocitool_layout::resolve;
 use ocitool_layout::{IndexDoc, Layout, Transaction, txn};
-use ocitool_lifecycle::cascade;
+use ocitool_lifecycle::release_moves;
 use ocitool_spec::refname;
 use serde::Serialize;
 
@@ -40,8 +40,8 @@ pub fn run(ctx: &mut Ctx, a: &TagArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Points every target (and, with `semver`, the aliases each one feeds) at what `source`
-/// resolves to, in one edit of `index`.
+/// Points every target (and, with `semver`, the aliases each version among them feeds) at
+/// what `source` resolves to, in one edit of `index`.
 pub fn apply(
     layout: &Layout,
     index: &mut IndexDoc,
@@ -53,17 +53,17 @@ pub fn apply(
     // document that parses as a manifest or an index.
     let target = resolve::resolve(layout, index, source)?;
     let digest = target.digest.to_string();
-    let mut names: Vec<String> = Vec::new();
-    for t in targets {
-        if semver {
-            let refs = index.ref_digests();
-            let plan = cascade(&refs, t, &digest)
-                .map_err(|e| ocitool_layout::Error::Invalid(e.to_string()))?;
-            names.extend(plan.into_iter().map(|m| m.name));
-        } else {
-            names.push(t.clone());
-        }
-    }
+    // With --semver the versions cascade and the build tags named with them are set in the
+    // same edit (one release, one index.json update).
+    let names: Vec<String> = if semver {
+        release_moves(&index.ref_digests(), targets, &digest)
+            .map_err(|e| ocitool_layout::Error::Invalid(e.to_string()))?
+            .into_iter()
+            .map(|m| m.name)
+            .collect()
+    } else {
+        targets.to_vec()
+    };
     let mut moves = Vec::new();
     for n in names {
         refname::validate(&n)?;

@@ -14,7 +14,7 @@ fn tag(l: &Path, args: &[&str]) -> Value {
 
 /// A layout with `n` distinct small images (so each version has its own digest), not yet
 /// listed in index.json (tagged by digest later).
-fn many_images(n: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
+pub(crate) fn many_images(n: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
     use ocitool_compress::Compression;
     let d = empty_dir();
     let l = d.path().join("layout");

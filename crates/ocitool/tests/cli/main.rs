@@ -21,6 +21,7 @@ mod lifecycle;
 mod ls;
 mod output_files;
 mod registry;
+mod releases;
 mod reports;
 mod scale;
 mod serve;
