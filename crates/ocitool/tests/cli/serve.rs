@@ -562,14 +562,10 @@ fn tags_made_while_serving_are_served_without_a_restart() {
     for _ in 0..3 {
         assert_eq!(get(a, "/v2/app/manifests/2.0").status, 200);
     }
-    // The server's log thread writes the warning after the answer went out: wait for it,
-    // then give a wrongly repeated warning the time to show up too.
-    let warnings = || s.stderr().matches("cannot read the layout again").count();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while warnings() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Wait for the warning, then give a wrongly repeated one the time to show up too.
+    s.stderr_with("cannot read the layout again");
     std::thread::sleep(std::time::Duration::from_millis(300));
+    let warnings = || s.stderr().matches("cannot read the layout again").count();
     assert_eq!(warnings(), 1, "{}", s.stderr());
     std::fs::write(l.join("index.tmp"), &good).unwrap();
     std::fs::rename(l.join("index.tmp"), &index).unwrap();
@@ -801,7 +797,8 @@ fn hostile_requests_get_clear_answers_and_nothing_outside_the_layout() {
             .unwrap()
             .contains("unsupported")
     );
-    assert!(s.stderr().contains("symlink"), "{}", s.stderr());
+    let log = s.stderr_with("symlink");
+    assert!(log.contains("symlink"), "{log}");
 
     // Malformed and oversized heads.
     let status = |bytes: &[u8]| {
@@ -914,11 +911,8 @@ fn idle_connections_do_not_keep_a_client_waiting() {
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get(a, "/v2/").status, 200);
-    assert!(
-        s.stderr().contains("refusing new ones with 503"),
-        "{}",
-        s.stderr()
-    );
+    let log = s.stderr_with("refusing new ones with 503");
+    assert!(log.contains("refusing new ones with 503"), "{log}");
 }
 
 fn raise_nofile(n: u64) -> std::io::Result<()> {
@@ -978,10 +972,11 @@ fn a_reader_that_stops_reading_is_dropped() {
     let mut got = Vec::new();
     stalled.read_to_end(&mut got).unwrap();
     assert!(got.len() < data.len(), "{} bytes", got.len());
-    let log = s.stderr();
+    let abandoned = |l: &str| l.contains(&big) && !l.contains(&format!(" {} ", data.len()));
+    let log = s.stderr_when(|log| log.lines().any(abandoned));
     let line = log
         .lines()
-        .find(|l| l.contains(&big) && !l.contains(&format!(" {} ", data.len())))
+        .find(|l| abandoned(l))
         .unwrap_or_else(|| panic!("no line for the abandoned response: {log}"));
     assert!(line.contains(" 200 "), "{line}");
 }
@@ -1238,7 +1233,7 @@ fn containerd_pulls_from_serve_directly_and_as_a_mirror() {
             ),
         "{ls}"
     );
-    let log = s.stderr();
+    let log = s.stderr_with("/v2/library/dockerish/manifests/latest?ns=docker.io");
     assert!(
         log.contains("/v2/library/dockerish/manifests/latest?ns=docker.io"),
         "{log}"
@@ -1331,11 +1326,10 @@ fn tls_and_htpasswd() {
     let out = raw(&s.addr, b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(!out.starts_with(b"HTTP/1.1 200"));
     // The audit log names the user.
+    let log = s.stderr_with("tester \"GET /v2/multi/manifests/1.0\"");
     assert!(
-        s.stderr()
-            .contains("tester \"GET /v2/multi/manifests/1.0\""),
-        "{}",
-        s.stderr()
+        log.contains("tester \"GET /v2/multi/manifests/1.0\""),
+        "{log}"
     );
 
     // Over plain HTTP too: 401 with a Basic challenge, 200 with the password.

@@ -438,6 +438,24 @@ impl Served {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// Its standard error once it holds `needle` (or after 10 s): a server logs from a
+    /// thread of its own, after the answer went out.
+    pub fn stderr_with(&self, needle: &str) -> String {
+        self.stderr_when(|log| log.contains(needle))
+    }
+
+    /// Its standard error once `done` says so (or after 10 s).
+    pub fn stderr_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.stderr();
+            if done(&text) || std::time::Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The lines it printed on standard output after the first.
     pub fn lines(&self) -> Vec<String> {
         self.rest.lock().unwrap().clone()
