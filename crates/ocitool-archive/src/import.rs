@@ -201,7 +201,7 @@ impl<'a, 't> Source<'a, 't> {
                     b.len()
                 ))),
                 None if self.member(&c.digest).is_some() => Err(Error::Archive(format!(
-                    "{what} {}: not a JSON document (it does not begin with {{ or [)",
+                    "{what} {}: not a JSON document (a tar stream or compressed)",
                     c.digest
                 ))),
                 None => Err(Error::Archive(format!(
@@ -384,7 +384,7 @@ impl BlobSource for ArchiveBlobs {
                 },
             }),
             (None, Some(_)) => Err(ocitool_layout::Error::Invalid(format!(
-                "{}: the archive's member {} is not a JSON document (it does not begin with {{ or [)",
+                "{}: the archive's member {} is not a JSON document (a tar stream or compressed)",
                 self.path.display(),
                 expected.digest
             ))),

@@ -8,7 +8,7 @@
 //!
 //! Reading an archive without a layout (`ls ARCHIVE`, `inspect ARCHIVE`) is the same pass with
 //! [`Store::Memory`]: every member is hashed and checked exactly as on import, nothing is
-//! written anywhere, and only the members that can be JSON documents are kept, in memory,
+//! written anywhere, and only the members that can be documents (not a layer) are kept, in memory,
 //! within [`Limits::document_budget`].
 
 use std::collections::BTreeMap;
@@ -159,9 +159,10 @@ pub enum Store<'a, 't> {
     Memory(&'a mut Documents),
 }
 
-/// The members of an archive that can be JSON documents, read without a layout: those no
-/// larger than the JSON limit that begin with `{` or `[` (or are named `manifest.json`,
-/// `index.json` or `oci-layout`), by digest, within [`Limits::document_budget`] in all.
+/// The members of an archive that can be documents, read without a layout: those no larger
+/// than the JSON limit that are neither a tar stream nor compressed (and `manifest.json`,
+/// `index.json`, `oci-layout` whatever they hold), by digest, within
+/// [`Limits::document_budget`] in all.
 #[derive(Debug, Default)]
 pub struct Documents {
     pub by_digest: BTreeMap<Digest, Vec<u8>>,
@@ -169,13 +170,12 @@ pub struct Documents {
     pub bytes: u64,
 }
 
-/// Whether the first bytes of a member can begin a JSON document (an object or an array);
-/// whitespace alone cannot tell.
-fn may_be_json(first: &[u8]) -> bool {
-    match first.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b) => *b == b'{' || *b == b'[',
-        None => true,
-    }
+/// Whether a member whose first bytes are `first` may be read as a document (a manifest, an
+/// index, a config, even one that turns out not to parse): anything that is not a layer, that
+/// is not a tar stream nor compressed. A document that fails to parse then fails exactly as on
+/// import.
+fn may_be_document(first: &[u8]) -> bool {
+    !is_tar(first) && Compression::detect(first) == Compression::None
 }
 
 /// Reads an archive (plain, gzip, zstd, xz or bzip2, detected by magic bytes) in one pass.
@@ -388,7 +388,7 @@ fn stream_member(
             Store::Layout(txn) => txn,
             Store::Memory(docs) => {
                 let named = matches!(name, "manifest.json" | "index.json" | "oci-layout");
-                if declared > limits.json_limit || !(named || may_be_json(first)) {
+                if declared > limits.json_limit || !(named || may_be_document(first)) {
                     return Ok(Dest::Hash(HashingWriter::new(io::sink(), algorithm)));
                 }
                 let budget = limits.document_budget();
