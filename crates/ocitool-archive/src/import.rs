@@ -668,15 +668,16 @@ fn name_roots(
 ) -> Vec<(String, String)> {
     let mut moved = Vec::new();
     let mut set_here: BTreeSet<&str> = BTreeSet::new();
-    let mut note = |name: &str, previous: Option<String>, desc: &Value, set_here: &BTreeSet<&str>| {
-        let now = desc.get("digest").and_then(Value::as_str).unwrap_or("");
-        if let Some(p) = previous
-            && p != now
-            && !set_here.contains(name)
-        {
-            moved.push((name.to_string(), p));
-        }
-    };
+    let mut note =
+        |name: &str, previous: Option<String>, desc: &Value, set_here: &BTreeSet<&str>| {
+            let now = desc.get("digest").and_then(Value::as_str).unwrap_or("");
+            if let Some(p) = previous
+                && p != now
+                && !set_here.contains(name)
+            {
+                moved.push((name.to_string(), p));
+            }
+        };
     for (names, desc) in roots {
         if verbatim {
             let name = desc

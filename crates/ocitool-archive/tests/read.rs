@@ -61,7 +61,13 @@ fn each_phase_is_named_for_its_command_with_the_archive_size_as_total() {
     let layout = Layout::open_or_init(d.path().join("l"), Options::default()).unwrap();
 
     let p = Recording::default();
-    import::import(&layout, &archive[..], &options(Mode::Import, Some(size)), &p).unwrap();
+    import::import(
+        &layout,
+        &archive[..],
+        &options(Mode::Import, Some(size)),
+        &p,
+    )
+    .unwrap();
     assert_eq!(*p.starts.lock().unwrap(), [("import".to_string(), size)]);
     assert_eq!(*p.advanced.lock().unwrap(), size);
 
@@ -96,7 +102,13 @@ fn unpack_reports_one_image_with_every_ref() {
     let d = tempfile::tempdir().unwrap();
     let archive = std::fs::read(testdata("archives/docker-save.tar")).unwrap();
     let layout = Layout::open_or_init(d.path().join("l"), Options::default()).unwrap();
-    import::import(&layout, &archive[..], &ImportOptions::default(), &NoProgress).unwrap();
+    import::import(
+        &layout,
+        &archive[..],
+        &ImportOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
     let pack = pack(&layout);
     let u = Layout::open_or_init(d.path().join("u"), Options::default()).unwrap();
     let r = import::import(&u, &pack[..], &options(Mode::Unpack, None), &NoProgress).unwrap();

@@ -157,7 +157,11 @@ pub struct WalkOptions {
 
 impl Graph {
     /// Walks from `roots` (descriptors with a location for messages).
-    pub fn walk(layout: &dyn BlobSource, roots: &[(String, Descriptor)], options: WalkOptions) -> Graph {
+    pub fn walk(
+        layout: &dyn BlobSource,
+        roots: &[(String, Descriptor)],
+        options: WalkOptions,
+    ) -> Graph {
         let mut g = Graph::default();
         for (location, d) in roots {
             g.visit(layout, d, location, 0, false, options);
@@ -171,11 +175,7 @@ impl Graph {
         index: &crate::index::IndexDoc,
         options: WalkOptions,
     ) -> Graph {
-        Graph::walk(
-            layout,
-            &index.walk_roots(layout.json_limit()),
-            options,
-        )
+        Graph::walk(layout, &index.walk_roots(layout.json_limit()), options)
     }
 
     fn problem(&mut self, digest: Option<&Digest>, path: String, problem: String) {
@@ -381,7 +381,13 @@ impl Graph {
         }
     }
 
-    fn read_config(&mut self, layout: &dyn BlobSource, c: &Checked, location: &str, in_index: bool) {
+    fn read_config(
+        &mut self,
+        layout: &dyn BlobSource,
+        c: &Checked,
+        location: &str,
+        in_index: bool,
+    ) {
         let Some(bytes) = self.read_blob_json(layout, c, location, in_index) else {
             return;
         };

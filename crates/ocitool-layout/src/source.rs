@@ -23,12 +23,10 @@ pub trait BlobSource {
     fn read_json_blob(&self, expected: &Checked) -> Result<Vec<u8>>;
     /// A document whose descriptor is unknown (a digest typed by a user).
     fn read_json_blob_by_digest(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let size = self
-            .stat_blob(digest)?
-            .ok_or_else(|| Error::MissingBlob {
-                digest: digest.clone(),
-                path: self.root().join(Layout::blob_rel(digest)),
-            })?;
+        let size = self.stat_blob(digest)?.ok_or_else(|| Error::MissingBlob {
+            digest: digest.clone(),
+            path: self.root().join(Layout::blob_rel(digest)),
+        })?;
         self.read_json_blob(&Checked {
             digest: digest.clone(),
             size,

@@ -264,7 +264,11 @@ mod progress_tests {
         p.start("import", 0);
         let b = p.bar.as_ref().unwrap();
         assert_eq!(b.message(), "import");
-        assert_eq!(b.length(), None, "no fake total for a stream of unknown size");
+        assert_eq!(
+            b.length(),
+            None,
+            "no fake total for a stream of unknown size"
+        );
         p.advance(5);
         assert_eq!(b.position(), 5);
     }

@@ -97,7 +97,11 @@ fn ls_and_inspect_of_every_dialect_show_what_an_import_shows() {
                 .filter(|line| !line.starts_with("Generated:"))
                 .map(|line| format!("{line}\n"))
                 .collect();
-            assert_eq!(without, ok([a("inspect"), l.as_os_str(), a(&r)]), "{name} {r}");
+            assert_eq!(
+                without,
+                ok([a("inspect"), l.as_os_str(), a(&r)]),
+                "{name} {r}"
+            );
             assert_eq!(
                 ok([a("inspect"), archive.as_os_str(), a(&r), a("--raw")]),
                 ok([a("inspect"), l.as_os_str(), a(&r), a("--raw")]),
@@ -112,13 +116,7 @@ fn ls_and_inspect_of_every_dialect_show_what_an_import_shows() {
                     continue;
                 }
                 let args = |src: &Path| {
-                    json([
-                        a("inspect"),
-                        src.as_os_str(),
-                        a(&r),
-                        a("--platform"),
-                        a(p),
-                    ])
+                    json([a("inspect"), src.as_os_str(), a(&r), a("--platform"), a(p)])
                 };
                 let mut x = args(&archive);
                 x.as_object_mut().unwrap().remove("generated");
@@ -169,7 +167,11 @@ fn reading_an_archive_says_what_it_read_and_writes_nothing_anywhere() {
         "{}",
         stderr(&o)
     );
-    let o = run_in(&cwd, &tmp, &[a("inspect"), archive.as_os_str(), a("app:1.0")]);
+    let o = run_in(
+        &cwd,
+        &tmp,
+        &[a("inspect"), archive.as_os_str(), a("app:1.0")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(entries(&cwd), Vec::<String>::new());
     assert_eq!(entries(&tmp), Vec::<String>::new());
@@ -240,11 +242,7 @@ fn a_tampered_archive_fails_naming_the_member_and_writes_nothing() {
         }
         // import refuses it too, naming the same member.
         let l = d.path().join("l");
-        fails(
-            3,
-            &[&member],
-            [a("import"), bad.as_os_str(), l.as_os_str()],
-        );
+        fails(3, &[&member], [a("import"), bad.as_os_str(), l.as_os_str()]);
         assert!(!l.exists());
     }
     assert_eq!(entries(&cwd), Vec::<String>::new());
@@ -444,7 +442,12 @@ fn progress_is_labelled_by_the_command_with_the_archive_size_as_total() {
     assert!(!text.contains("/0 B "), "{text:?}");
 
     let p = d.path().join("p.tar");
-    let text = under_terminal(&format!("{} pack {} -o {}", bin(), l.display(), p.display()));
+    let text = under_terminal(&format!(
+        "{} pack {} -o {}",
+        bin(),
+        l.display(),
+        p.display()
+    ));
     assert!(text.contains("    pack ["), "{text:?}");
     assert!(!text.contains("export ["), "{text:?}");
 
@@ -521,7 +524,11 @@ fn what_peers_load_of_packs_and_exports() {
     // podman load: an oci-archive must hold one index.json entry; an export loads every tag.
     let pd = d.path().join("podman");
     for refused in [&multi, &aliases] {
-        let o = podman(&pd).args(["load", "-i"]).arg(refused).output().unwrap();
+        let o = podman(&pd)
+            .args(["load", "-i"])
+            .arg(refused)
+            .output()
+            .unwrap();
         assert!(!o.status.success(), "podman loads {}", refused.display());
         assert!(
             stderr(&o).contains("more than one image in oci, choose an image"),
@@ -551,7 +558,11 @@ fn what_peers_load_of_packs_and_exports() {
     };
     for refused in [&multi, &aliases] {
         let o = copy(format!("oci-archive:{}", refused.display()), "any");
-        assert!(!o.status.success(), "skopeo reads {} without a ref", refused.display());
+        assert!(
+            !o.status.success(),
+            "skopeo reads {} without a ref",
+            refused.display()
+        );
         assert!(
             stderr(&o).contains("more than one image in oci, choose an image"),
             "{}",
