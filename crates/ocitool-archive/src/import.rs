@@ -14,13 +14,20 @@
 //! Each layer is checked against the config's `rootfs.diff_ids` (after decompression, from the
 //! digests computed while streaming), the layer count against the diff_id count, the config
 //! must parse. Any failure aborts before anything is published: no new ref, no new blob.
+//!
+//! [`read`] is the same pass and the same resolution without a layout (`ls ARCHIVE`,
+//! `inspect ARCHIVE`): members are only hashed, documents kept in memory, and the result is
+//! the `index.json` an import into an empty layout would write, with an [`ArchiveBlobs`] that
+//! the content graph and `resolve` read like a layout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use ocitool_digest::Digest;
+
 use ocitool_layout::index::descriptor_value;
-use ocitool_layout::{Layout, Progress, Transaction};
+use ocitool_layout::{BlobSource, IndexDoc, Layout, Progress, Transaction};
 use ocitool_spec::docker::{self, ManifestItem};
 use ocitool_spec::media::{self, Kind};
 use ocitool_spec::refname;
@@ -29,7 +36,7 @@ use ocitool_spec::{ConfigView, Descriptor, Document, IndexView};
 use serde_json::Value;
 
 use crate::errors::{Error, Result};
-use crate::ingest::{self, Ingested, Limits, Member};
+use crate::ingest::{self, Documents, Ingested, Limits, Member, Store};
 
 /// `import` (any docker-save or OCI archive; names as docker shows them) or `unpack` (an
 /// oci-archive merged as it is: refs and every blob verbatim).
@@ -53,11 +60,25 @@ pub struct ImportOptions {
     pub compression: Option<ingest::ConvertTo>,
     /// Replace blobs already in the layout with the archive's verified bytes (`--repair`).
     pub repair: bool,
+    /// The archive's size in bytes when it is known (a file, not a pipe): the total of the
+    /// progress phase.
+    pub size: Option<u64>,
+}
+
+impl Mode {
+    /// The command's name, which also labels its progress phase.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Mode::Import => "import",
+            Mode::Unpack => "unpack",
+        }
+    }
 }
 
 /// What `import` did.
 #[derive(Clone, Debug, Default)]
 pub struct ImportReport {
+    /// One per image (distinct digest), with every ref it got.
     pub images: Vec<ImportedImage>,
     pub skipped: Vec<Skipped>,
     /// "oci-layout", "docker-save", or both joined by "+".
@@ -70,6 +91,13 @@ pub struct ImportReport {
     pub notes: Vec<String>,
 }
 
+impl ImportReport {
+    /// Refs given (or, reading an archive, that an import would give), over all images.
+    pub fn refs(&self) -> usize {
+        self.images.iter().map(|i| i.refs.len()).sum()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ImportedImage {
     pub digest: Digest,
@@ -79,6 +107,8 @@ pub struct ImportedImage {
     pub platforms: Vec<String>,
     /// Whether ocitool generated the manifest (older docker-save dialects).
     pub generated: bool,
+    /// Refs of this image that pointed at another digest before: (ref, that digest).
+    pub moved: Vec<(String, String)>,
 }
 
 /// A manifest of a multi-platform index that was not imported because its blobs are absent.
@@ -103,16 +133,32 @@ struct Root {
     platforms: Vec<String>,
 }
 
-/// Everything a resolution reads: the archive's members (staged, or hashed where the layout
-/// already had them) and the layout.
+/// Where a resolution reads the blobs that are not the archive's members' metadata: staged in
+/// a transaction (or already in its layout), or kept in memory by a read without a layout.
+enum Blobs<'a, 't> {
+    Txn(&'a Transaction<'t>),
+    Memory(&'a Documents),
+}
+
+/// Everything a resolution reads: the archive's members (staged, hashed where the layout
+/// already had them, or only hashed and their documents kept in memory) and the layout.
 struct Source<'a, 't> {
-    txn: &'a Transaction<'t>,
+    blobs: Blobs<'a, 't>,
     ing: &'a Ingested,
     by_digest: BTreeMap<&'a Digest, &'a Member>,
     limits: &'a Limits,
 }
 
-impl Source<'_, '_> {
+impl<'a, 't> Source<'a, 't> {
+    fn new(blobs: Blobs<'a, 't>, ing: &'a Ingested, limits: &'a Limits) -> Self {
+        Source {
+            blobs,
+            ing,
+            by_digest: ing.members.values().map(|m| (&m.digest, m)).collect(),
+            limits,
+        }
+    }
+
     fn member(&self, d: &Digest) -> Option<&Member> {
         self.by_digest.get(d).copied()
     }
@@ -122,7 +168,10 @@ impl Source<'_, '_> {
         if let Some(m) = self.member(&c.digest) {
             return Ok(m.size == c.size);
         }
-        Ok(self.txn.has_blob(c)?)
+        match self.blobs {
+            Blobs::Txn(txn) => Ok(txn.has_blob(c)?),
+            Blobs::Memory(_) => Ok(false),
+        }
     }
 
     /// Reads a JSON document by digest from the archive or the layout, verified.
@@ -133,12 +182,34 @@ impl Source<'_, '_> {
                 c.digest, c.size, self.limits.json_limit
             )));
         }
-        let f = self.txn.open_blob(&c.digest)?;
-        let mut r = ocitool_digest::VerifyingReader::new(f, c.digest.clone(), c.size);
-        let mut buf = Vec::with_capacity(c.size as usize);
-        r.read_to_end(&mut buf)
-            .map_err(|e| Error::Archive(format!("{what} {}: {e}", c.digest)))?;
-        Ok(buf)
+        match self.blobs {
+            Blobs::Txn(txn) => {
+                let f = txn.open_blob(&c.digest)?;
+                let mut r = ocitool_digest::VerifyingReader::new(f, c.digest.clone(), c.size);
+                let mut buf = Vec::with_capacity(c.size as usize);
+                r.read_to_end(&mut buf)
+                    .map_err(|e| Error::Archive(format!("{what} {}: {e}", c.digest)))?;
+                Ok(buf)
+            }
+            // Hashed as they streamed in: only the size is left to check.
+            Blobs::Memory(docs) => match docs.by_digest.get(&c.digest) {
+                Some(b) if b.len() as u64 == c.size => Ok(b.clone()),
+                Some(b) => Err(Error::Archive(format!(
+                    "{what} {}: declared as {} bytes, but the archive's member has {}",
+                    c.digest,
+                    c.size,
+                    b.len()
+                ))),
+                None if self.member(&c.digest).is_some() => Err(Error::Archive(format!(
+                    "{what} {}: not a JSON document (a tar stream or compressed)",
+                    c.digest
+                ))),
+                None => Err(Error::Archive(format!(
+                    "{what} {}: not in the archive",
+                    c.digest
+                ))),
+            },
+        }
     }
 
     /// Reads a member by name (following links), within the JSON limit.
@@ -173,7 +244,6 @@ pub fn import(
     let mut txn = Transaction::begin(layout)?;
     txn.set_force(options.force);
     txn.set_repair(options.repair);
-    progress.start("import", 0);
     if options.mode == Mode::Unpack && options.compression.is_some() {
         return Err(Error::Archive(
             "unpack keeps an oci-archive as it is; convert afterwards with `ocitool convert`"
@@ -183,9 +253,229 @@ pub fn import(
     // unpack verifies every blob's digest; import also decompresses each compressed member
     // (on a second thread) to check diff_ids.
     limits.diff_ids = options.mode == Mode::Import;
-    let ing = ingest::ingest(input, &mut txn, &limits, options.compression, progress)?;
+    progress.start(options.mode.verb(), options.size.unwrap_or(0));
+    let ing = ingest::ingest(
+        input,
+        Store::Layout(&mut txn),
+        &limits,
+        options.compression,
+        progress,
+    )?;
     progress.finish();
 
+    let unpack = options.mode == Mode::Unpack;
+    let src = Source::new(Blobs::Txn(&txn), &ing, &limits);
+    let Resolved {
+        mut roots,
+        mut needed,
+        mut missing,
+        mut generated_docs,
+        mut report,
+    } = resolve_images(&src, options)?;
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup_by(|a, b| a.0 == b.0);
+        return Err(Error::Missing { missing });
+    }
+
+    if options.compression.is_some() {
+        // Manifests (and the indexes above them) that name converted layers are rewritten to
+        // name the re-encoded blobs; the blobs they replace are no longer needed.
+        let mut replaced: BTreeMap<Digest, Digest> = BTreeMap::new();
+        for r in roots.iter_mut().filter(|r| !r.generated) {
+            let d: Descriptor = serde_json::from_value(r.descriptor.clone())
+                .map_err(|e| Error::Archive(e.to_string()))?;
+            if let Some(new) = rewrite(&src, &d, &mut generated_docs, &mut replaced)? {
+                r.digest = new.digest.clone();
+                r.size = new.size;
+                if let Some(o) = r.descriptor.as_object_mut() {
+                    o.insert("digest".into(), Value::from(new.digest.to_string()));
+                    o.insert("size".into(), Value::from(new.size));
+                }
+            }
+        }
+        needed = needed
+            .into_iter()
+            .map(|d| replaced.get(&d).cloned().unwrap_or(d))
+            .collect();
+        for doc in &generated_docs {
+            needed.insert(Digest::sha256(doc));
+        }
+    }
+
+    drop(src);
+    // Stage the generated manifests; keep only what the images need.
+    for doc in &generated_docs {
+        txn.stage_bytes(doc, None)?;
+    }
+    txn.retain_staged(|d| needed.contains(d));
+    for d in &needed {
+        if !options.repair && layout.stat_blob(d)?.is_some() {
+            report.blobs_present += 1;
+        } else {
+            report.blobs_added += 1;
+        }
+    }
+
+    let named: Vec<(Vec<String>, Value)> = roots
+        .iter()
+        .map(|r| (r.names.clone(), r.descriptor.clone()))
+        .collect();
+    let moved = txn.commit(|index| Ok(name_roots(index, &named, unpack)))?;
+    report.images = images_of(roots, &moved);
+    Ok(report)
+}
+
+/// An archive read without a layout (`ls ARCHIVE`, `inspect ARCHIVE`): the `index.json` that
+/// importing it into an empty layout would write, and its documents, each member verified as
+/// `import` verifies it.
+pub struct ArchiveView {
+    pub index: IndexDoc,
+    pub blobs: ArchiveBlobs,
+    /// What an import into an empty layout would do (`blobs_added`: the blobs it would store).
+    pub report: ImportReport,
+    /// Blobs the images need that the archive lacks (a delta bundle, which only a layout that
+    /// has them can take), with where they are needed.
+    pub missing: Vec<(Digest, String)>,
+}
+
+/// The blobs of an archive read without a layout: every member's size by digest, and the
+/// JSON documents (the members that can be one, and the manifests `import` would generate).
+pub struct ArchiveBlobs {
+    path: PathBuf,
+    json_limit: u64,
+    sizes: BTreeMap<Digest, u64>,
+    documents: BTreeMap<Digest, Vec<u8>>,
+}
+
+impl BlobSource for ArchiveBlobs {
+    fn root(&self) -> &Path {
+        &self.path
+    }
+
+    fn json_limit(&self) -> u64 {
+        self.json_limit
+    }
+
+    fn stat_blob(&self, digest: &Digest) -> ocitool_layout::Result<Option<u64>> {
+        Ok(self.sizes.get(digest).copied())
+    }
+
+    fn read_json_blob(&self, expected: &Checked) -> ocitool_layout::Result<Vec<u8>> {
+        let path = || self.path.join(Layout::blob_rel(&expected.digest));
+        if expected.size > self.json_limit {
+            return Err(ocitool_layout::Error::JsonTooLarge {
+                path: path(),
+                size: expected.size,
+                limit: self.json_limit,
+            });
+        }
+        match (
+            self.documents.get(&expected.digest),
+            self.sizes.get(&expected.digest),
+        ) {
+            (Some(b), _) if b.len() as u64 == expected.size => Ok(b.clone()),
+            (_, Some(&actual)) if actual != expected.size => Err(ocitool_layout::Error::Verify {
+                digest: expected.digest.clone(),
+                path: path(),
+                source: ocitool_digest::VerifyError::SizeMismatch {
+                    expected: expected.size,
+                    actual,
+                },
+            }),
+            (None, Some(_)) => Err(ocitool_layout::Error::Invalid(format!(
+                "{}: the archive's member {} is not a JSON document (a tar stream or compressed)",
+                self.path.display(),
+                expected.digest
+            ))),
+            _ => Err(ocitool_layout::Error::MissingBlob {
+                digest: expected.digest.clone(),
+                path: path(),
+            }),
+        }
+    }
+}
+
+/// Reads an archive without a layout: one hardened pass (every limit, digest and diff_id check
+/// of `import`), nothing written anywhere, then the images resolved as `import` resolves them.
+/// `path` names the archive in messages.
+pub fn read(
+    input: impl Read,
+    path: &Path,
+    limits: &Limits,
+    size: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<ArchiveView> {
+    let mut limits = limits.clone();
+    limits.json_limit = limits.json_limit.max(1);
+    limits.diff_ids = true;
+    let mut docs = Documents::default();
+    progress.start("read", size.unwrap_or(0));
+    let ing = ingest::ingest(input, Store::Memory(&mut docs), &limits, None, progress)?;
+    progress.finish();
+    let src = Source::new(Blobs::Memory(&docs), &ing, &limits);
+    let options = ImportOptions {
+        limits: limits.clone(),
+        ..Default::default()
+    };
+    let Resolved {
+        roots,
+        needed,
+        mut missing,
+        generated_docs,
+        mut report,
+    } = resolve_images(&src, &options)?;
+    drop(src);
+    missing.sort();
+    missing.dedup_by(|a, b| a.0 == b.0);
+    report.blobs_added = needed.len();
+
+    let mut sizes: BTreeMap<Digest, u64> = ing
+        .members
+        .values()
+        .map(|m| (m.digest.clone(), m.size))
+        .collect();
+    let mut documents = docs.by_digest;
+    for doc in generated_docs {
+        let d = Digest::sha256(&doc);
+        sizes.insert(d.clone(), doc.len() as u64);
+        documents.insert(d, doc);
+    }
+    let mut index = IndexDoc::empty();
+    let named: Vec<(Vec<String>, Value)> = roots
+        .iter()
+        .map(|r| (r.names.clone(), r.descriptor.clone()))
+        .collect();
+    name_roots(&mut index, &named, false);
+    report.images = images_of(roots, &[]);
+    Ok(ArchiveView {
+        index,
+        blobs: ArchiveBlobs {
+            path: path.to_path_buf(),
+            json_limit: limits.json_limit,
+            sizes,
+            documents,
+        },
+        report,
+        missing,
+    })
+}
+
+/// What an archive holds: its images with their names, the blobs they need, the ones neither
+/// the archive nor the layout has, and the manifests ocitool generates for older dialects.
+struct Resolved {
+    roots: Vec<Root>,
+    needed: BTreeSet<Digest>,
+    missing: Vec<(Digest, String)>,
+    generated_docs: Vec<Vec<u8>>,
+    report: ImportReport,
+}
+
+/// Resolves the images of an ingested archive (see the module docs), as `import` or `unpack`
+/// names them, `--tag` included.
+fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resolved> {
+    let ing = src.ing;
+    let limits = src.limits;
     let unpack = options.mode == Mode::Unpack;
     let has_oci = ing.has("oci-layout") && ing.has("index.json");
     if unpack && !has_oci {
@@ -214,21 +504,13 @@ pub fn import(
         ..Default::default()
     };
 
-    let by_digest: BTreeMap<&Digest, &Member> =
-        ing.members.values().map(|m| (&m.digest, m)).collect();
-    let src = Source {
-        txn: &txn,
-        ing: &ing,
-        by_digest,
-        limits: &limits,
-    };
     let mut needed: BTreeSet<Digest> = BTreeSet::new();
     let mut missing: Vec<(Digest, String)> = Vec::new();
     let mut roots: Vec<Root> = Vec::new();
     let mut generated_docs: Vec<Vec<u8>> = Vec::new();
 
     if has_oci {
-        check_oci_layout(&src)?;
+        check_oci_layout(src)?;
         let (_, bytes) = src.read_member_json("index.json")?;
         let raw: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::entry("index.json", format!("malformed: {e}")))?;
@@ -245,7 +527,7 @@ pub fn import(
                 .validate(limits.json_limit)
                 .map_err(|e| Error::entry("index.json", format!("manifests[{i}]: {e}")))?;
             let mut walk = Walk::default();
-            walk_doc(&src, d, &location, false, 0, &mut walk, &mut report.skipped)?;
+            walk_doc(src, d, &location, false, 0, &mut walk, &mut report.skipped)?;
             needed.extend(std::mem::take(&mut walk.needed));
             missing.append(&mut walk.missing);
             let mut descriptor = raw_items
@@ -292,7 +574,7 @@ pub fn import(
             let where_ = format!("manifest.json[{i}]");
             let cfg_member = src
                 .ing
-                .get(&item.config, &limits)
+                .get(&item.config, limits)
                 .map_err(|e| Error::Image {
                     image: where_.clone(),
                     why: format!("its Config: {e}"),
@@ -315,11 +597,11 @@ pub fn import(
                 }
                 continue;
             }
-            let (root, doc) = generate(&src, item, &cfg_member, &where_, names)?;
+            let (root, doc) = generate(src, item, &cfg_member, &where_, names)?;
             needed.insert(root.digest.clone());
             needed.insert(cfg_member.digest.clone());
             for l in &item.layers {
-                let m = src.ing.get(l, &limits)?;
+                let m = src.ing.get(l, limits)?;
                 needed.insert(
                     m.converted
                         .as_ref()
@@ -332,11 +614,6 @@ pub fn import(
         }
     }
 
-    if !missing.is_empty() {
-        missing.sort();
-        missing.dedup_by(|a, b| a.0 == b.0);
-        return Err(Error::Missing { missing });
-    }
     if unpack {
         // An oci-archive carries exactly what it means to deliver: every blob goes in.
         for m in src
@@ -349,7 +626,7 @@ pub fn import(
             needed.insert(m.digest.clone());
         }
     }
-    if roots.is_empty() && !unpack {
+    if roots.is_empty() && !unpack && missing.is_empty() {
         return Err(Error::Archive("the archive holds no image".into()));
     }
     if !options.tags.is_empty() {
@@ -372,77 +649,93 @@ pub fn import(
             refname::validate(n).map_err(ocitool_layout::Error::from)?;
         }
     }
+    Ok(Resolved {
+        roots,
+        needed,
+        missing,
+        generated_docs,
+        report,
+    })
+}
 
-    if options.compression.is_some() {
-        // Manifests (and the indexes above them) that name converted layers are rewritten to
-        // name the re-encoded blobs; the blobs they replace are no longer needed.
-        let mut replaced: BTreeMap<Digest, Digest> = BTreeMap::new();
-        for r in roots.iter_mut().filter(|r| !r.generated) {
-            let d: Descriptor = serde_json::from_value(r.descriptor.clone())
-                .map_err(|e| Error::Archive(e.to_string()))?;
-            if let Some(new) = rewrite(&src, &d, &mut generated_docs, &mut replaced)? {
-                r.digest = new.digest.clone();
-                r.size = new.size;
-                if let Some(o) = r.descriptor.as_object_mut() {
-                    o.insert("digest".into(), Value::from(new.digest.to_string()));
-                    o.insert("size".into(), Value::from(new.size));
+/// Gives each root its names in `index` (verbatim for `unpack`; an image without a name is
+/// listed untagged), and returns the refs that pointed at another digest before this edit:
+/// (ref, that digest).
+fn name_roots(
+    index: &mut IndexDoc,
+    roots: &[(Vec<String>, Value)],
+    verbatim: bool,
+) -> Vec<(String, String)> {
+    let mut moved = Vec::new();
+    let mut set_here: BTreeSet<&str> = BTreeSet::new();
+    let mut note =
+        |name: &str, previous: Option<String>, desc: &Value, set_here: &BTreeSet<&str>| {
+            let now = desc.get("digest").and_then(Value::as_str).unwrap_or("");
+            if let Some(p) = previous
+                && p != now
+                && !set_here.contains(name)
+            {
+                moved.push((name.to_string(), p));
+            }
+        };
+    for (names, desc) in roots {
+        if verbatim {
+            let name = desc
+                .get("annotations")
+                .and_then(|a| a.get(refname::REF_NAME))
+                .and_then(Value::as_str);
+            let previous = name.and_then(|n| {
+                let p = *index.positions_named(n).first()?;
+                index.key(p).map(|k| k.digest.to_string())
+            });
+            index.put_verbatim(desc);
+            if let Some(n) = name {
+                note(n, previous, desc, &set_here);
+                set_here.insert(n);
+            }
+            continue;
+        }
+        if names.is_empty() {
+            index.ensure_listed(desc);
+        }
+        for n in names {
+            let previous = index.set_ref(n, desc);
+            note(n, previous, desc, &set_here);
+            set_here.insert(n);
+        }
+    }
+    moved
+}
+
+/// The report's images: one per digest (`unpack` keeps a descriptor per ref), with every ref
+/// it got and the refs that moved to it.
+fn images_of(roots: Vec<Root>, moved: &[(String, String)]) -> Vec<ImportedImage> {
+    let mut images: Vec<ImportedImage> = Vec::new();
+    for r in roots {
+        if let Some(i) = images.iter_mut().find(|i| i.digest == r.digest) {
+            for n in r.names {
+                if !i.refs.contains(&n) {
+                    i.refs.push(n);
                 }
             }
+            continue;
         }
-        needed = needed
-            .into_iter()
-            .map(|d| replaced.get(&d).cloned().unwrap_or(d))
-            .collect();
-        for doc in &generated_docs {
-            needed.insert(Digest::sha256(doc));
-        }
-    }
-
-    drop(src);
-    // Stage the generated manifests; keep only what the images need.
-    for doc in &generated_docs {
-        txn.stage_bytes(doc, None)?;
-    }
-    txn.retain_staged(|d| needed.contains(d));
-    for d in &needed {
-        if !options.repair && layout.stat_blob(d)?.is_some() {
-            report.blobs_present += 1;
-        } else {
-            report.blobs_added += 1;
-        }
-    }
-
-    let roots_for_commit: Vec<(Vec<String>, Value)> = roots
-        .iter()
-        .map(|r| (r.names.clone(), r.descriptor.clone()))
-        .collect();
-    txn.commit(|index| {
-        for (names, desc) in &roots_for_commit {
-            if unpack {
-                index.put_verbatim(desc);
-                continue;
-            }
-            if names.is_empty() {
-                index.ensure_listed(desc);
-            }
-            for n in names {
-                index.set_ref(n, desc);
-            }
-        }
-        Ok(())
-    })?;
-    report.images = roots
-        .into_iter()
-        .map(|r| ImportedImage {
+        images.push(ImportedImage {
             digest: r.digest,
             media_type: r.media_type,
             size: r.size,
             refs: r.names,
             platforms: r.platforms,
             generated: r.generated,
-        })
-        .collect();
-    Ok(report)
+            moved: Vec::new(),
+        });
+    }
+    for (name, from) in moved {
+        if let Some(i) = images.iter_mut().find(|i| i.refs.contains(name)) {
+            i.moved.push((name.clone(), from.clone()));
+        }
+    }
+    images
 }
 
 /// A `manifest.json` RepoTag, checked as `docker load` checks it, except that one without a

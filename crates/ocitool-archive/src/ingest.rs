@@ -5,6 +5,11 @@
 //!
 //! Real archives put `manifest.json` and `index.json` after the blobs, so nothing can be
 //! decided while streaming; the archive is never read twice and never copied whole.
+//!
+//! Reading an archive without a layout (`ls ARCHIVE`, `inspect ARCHIVE`) is the same pass with
+//! [`Store::Memory`]: every member is hashed and checked exactly as on import, nothing is
+//! written anywhere, and only the members that can be documents (not a layer) are kept, in memory,
+//! within [`Limits::document_budget`].
 
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
@@ -39,6 +44,14 @@ pub struct Limits {
     pub decode: DecodeOptions,
     /// Decompress compressed members (on a second thread) to know their diff_ids.
     pub diff_ids: bool,
+}
+
+impl Limits {
+    /// Most bytes of JSON documents kept in memory while reading an archive without a layout:
+    /// four documents of the JSON limit, and never less than 64 MiB.
+    pub fn document_budget(&self) -> u64 {
+        self.json_limit.saturating_mul(4).max(64 << 20)
+    }
 }
 
 impl Default for Limits {
@@ -136,10 +149,39 @@ impl Ingested {
     }
 }
 
+/// Where the members of an archive go.
+pub enum Store<'a, 't> {
+    /// Staged into a layout's transaction (`import`, `unpack`); a blob the layout already
+    /// holds is only hashed.
+    Layout(&'a mut Transaction<'t>),
+    /// Nowhere (`ls ARCHIVE`, `inspect ARCHIVE`): every member is only hashed; those that can
+    /// be JSON documents are kept in memory.
+    Memory(&'a mut Documents),
+}
+
+/// The members of an archive that can be documents, read without a layout: those no larger
+/// than the JSON limit that are neither a tar stream nor compressed (and `manifest.json`,
+/// `index.json`, `oci-layout` whatever they hold), by digest, within
+/// [`Limits::document_budget`] in all.
+#[derive(Debug, Default)]
+pub struct Documents {
+    pub by_digest: BTreeMap<Digest, Vec<u8>>,
+    /// Bytes kept so far.
+    pub bytes: u64,
+}
+
+/// Whether a member whose first bytes are `first` may be read as a document (a manifest, an
+/// index, a config, even one that turns out not to parse): anything that is not a layer, that
+/// is not a tar stream nor compressed. A document that fails to parse then fails exactly as on
+/// import.
+fn may_be_document(first: &[u8]) -> bool {
+    !is_tar(first) && Compression::detect(first) == Compression::None
+}
+
 /// Reads an archive (plain, gzip, zstd, xz or bzip2, detected by magic bytes) in one pass.
 pub fn ingest(
     input: impl Read,
-    txn: &mut Transaction<'_>,
+    mut store: Store<'_, '_>,
     limits: &Limits,
     convert: Option<ConvertTo>,
     progress: &dyn Progress,
@@ -219,8 +261,9 @@ pub fn ingest(
             }
             T::Regular | T::Continuous => {
                 let declared = entry.size();
-                let member =
-                    stream_member(&mut entry, &name, declared, txn, limits, convert, &mut buf)?;
+                let member = stream_member(
+                    &mut entry, &name, declared, &mut store, limits, convert, &mut buf,
+                )?;
                 out.bytes += member.size;
                 out.members.insert(name, member);
             }
@@ -273,12 +316,14 @@ pub struct ConvertTo {
 }
 
 /// Destination of a member's bytes: a staged blob, only the hasher when the layout already
-/// holds that blob, or an encoder into a staged blob when uncompressed layers are converted
-/// on the way in (the raw bytes are then only hashed).
+/// holds that blob (or there is no layout), memory for a document read without a layout, or
+/// an encoder into a staged blob when uncompressed layers are converted on the way in (the
+/// raw bytes are then only hashed).
 #[allow(clippy::large_enum_variant)] // one per member, never moved in a hot loop
 enum Dest {
     Stage(ocitool_layout::txn::BlobWriter),
     Hash(HashingWriter<io::Sink>),
+    Keep(HashingWriter<Vec<u8>>),
     Convert {
         raw: ocitool_digest::Hasher,
         count: u64,
@@ -292,6 +337,7 @@ impl Dest {
         match self {
             Dest::Stage(w) => w.write_all(b),
             Dest::Hash(h) => h.write_all(b),
+            Dest::Keep(h) => h.write_all(b),
             Dest::Convert {
                 raw, count, enc, ..
             } => {
@@ -312,7 +358,7 @@ fn stream_member(
     entry: &mut impl Read,
     name: &str,
     declared: u64,
-    txn: &mut Transaction<'_>,
+    store: &mut Store<'_, '_>,
     limits: &Limits,
     convert: Option<ConvertTo>,
     buf: &mut [u8],
@@ -321,12 +367,12 @@ fn stream_member(
     let algorithm = promised
         .as_ref()
         .map_or(Algorithm::Sha256, Digest::algorithm);
-    let already = match &promised {
-        Some(d) => txn.has_blob(&Checked {
+    let already = match (&promised, &*store) {
+        (Some(d), Store::Layout(txn)) => txn.has_blob(&Checked {
             digest: d.clone(),
             size: declared,
         })?,
-        None => false,
+        _ => false,
     };
     let read_err = |e: io::Error| match archive_error("read", e) {
         Error::Archive(m) => Error::entry(name, m),
@@ -337,7 +383,30 @@ fn stream_member(
     // compressed (then decoded on the side for its diff_id) or an uncompressed tar (then
     // re-encoded on the way in when asked).
     let mut dest: Option<Dest> = None;
-    let choose = |first: &[u8], txn: &mut Transaction<'_>| -> Result<Dest> {
+    let choose = |first: &[u8], store: &mut Store<'_, '_>| -> Result<Dest> {
+        let txn = match store {
+            Store::Layout(txn) => txn,
+            Store::Memory(docs) => {
+                let named = matches!(name, "manifest.json" | "index.json" | "oci-layout");
+                if declared > limits.json_limit || !(named || may_be_document(first)) {
+                    return Ok(Dest::Hash(HashingWriter::new(io::sink(), algorithm)));
+                }
+                let budget = limits.document_budget();
+                if docs.bytes.saturating_add(declared) > budget {
+                    return Err(Error::entry(
+                        name,
+                        format!(
+                            "the archive's JSON documents are more than {budget} bytes, the most ocitool keeps in memory to read an archive without a layout (import it, or raise the limit with --max-json-size: four times that)"
+                        ),
+                    ));
+                }
+                docs.bytes += declared;
+                return Ok(Dest::Keep(HashingWriter::new(
+                    Vec::with_capacity(declared as usize),
+                    algorithm,
+                )));
+            }
+        };
         if let Some(c) = convert
             && algorithm == Algorithm::Sha256
             && is_tar(first)
@@ -393,7 +462,7 @@ fn stream_member(
             {
                 sha256 = Some(ocitool_digest::Hasher::new(Algorithm::Sha256));
             }
-            dest = Some(choose(&buf[..n], txn)?);
+            dest = Some(choose(&buf[..n], store)?);
         }
         if let Some(h) = sha256.as_mut() {
             h.update(&buf[..n]);
@@ -443,12 +512,19 @@ fn stream_member(
     };
     let dest = match dest {
         Some(d) => d,
-        None => choose(&[], txn)?, // an empty member
+        None => choose(&[], store)?, // an empty member
     };
     let (checked, converted) = match dest {
-        Dest::Stage(w) => (txn.finish_blob(w, None)?, None),
+        Dest::Stage(w) => (store.finish_blob(w)?, None),
         Dest::Hash(h) => {
             let (digest, size, _) = h.finish();
+            (Checked { digest, size }, None)
+        }
+        Dest::Keep(h) => {
+            let (digest, size, bytes) = h.finish();
+            if let Store::Memory(docs) = store {
+                docs.by_digest.insert(digest.clone(), bytes);
+            }
             (Checked { digest, size }, None)
         }
         Dest::Convert {
@@ -458,7 +534,7 @@ fn stream_member(
             to,
         } => {
             let w = enc.finish().map_err(stage_err)?;
-            let made = txn.finish_blob(w, None)?;
+            let made = store.finish_blob(w)?;
             (
                 Checked {
                     digest: raw.finish(),
@@ -486,6 +562,18 @@ fn stream_member(
         uncompressed,
         converted,
     })
+}
+
+impl Store<'_, '_> {
+    /// Finishes a staged blob (only a layout stages).
+    fn finish_blob(&mut self, w: ocitool_layout::txn::BlobWriter) -> Result<Checked> {
+        match self {
+            Store::Layout(txn) => Ok(txn.finish_blob(w, None)?),
+            Store::Memory(_) => Err(Error::Archive(
+                "internal error: a blob was staged without a layout".into(),
+            )),
+        }
+    }
 }
 
 struct ProgressRead<'a, R> {

@@ -3,7 +3,8 @@
 //! - [`ingest`]: one hardened pass over a tar stream (plain, gzip or zstd), staging every
 //!   member into the layout's transaction and hashing it on the way.
 //! - [`import`](import::import): resolves the images of a docker-save or OCI archive and commits
-//!   them with their tags.
+//!   them with their tags; [`read`](import::read) resolves them without a layout, writing
+//!   nothing (`ls ARCHIVE`, `inspect ARCHIVE`).
 
 mod errors;
 pub mod export;

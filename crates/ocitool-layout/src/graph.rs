@@ -16,6 +16,7 @@ use ocitool_spec::{ConfigView, Descriptor, Document, Platform};
 
 use crate::errors::{Error, Result};
 use crate::layout::Layout;
+use crate::source::BlobSource;
 
 /// Deepest nesting of indexes followed.
 pub const MAX_DEPTH: usize = 32;
@@ -159,7 +160,11 @@ pub struct WalkOptions {
 
 impl Graph {
     /// Walks from `roots` (descriptors with a location for messages).
-    pub fn walk(layout: &Layout, roots: &[(String, Descriptor)], options: WalkOptions) -> Graph {
+    pub fn walk(
+        layout: &dyn BlobSource,
+        roots: &[(String, Descriptor)],
+        options: WalkOptions,
+    ) -> Graph {
         let mut g = Graph::default();
         for (location, d) in roots {
             g.visit(layout, d, location, 0, false, options);
@@ -169,15 +174,11 @@ impl Graph {
 
     /// Walks from every descriptor of `index.json`.
     pub fn walk_index(
-        layout: &Layout,
+        layout: &dyn BlobSource,
         index: &crate::index::IndexDoc,
         options: WalkOptions,
     ) -> Graph {
-        Graph::walk(
-            layout,
-            &index.walk_roots(layout.options().json_limit),
-            options,
-        )
+        Graph::walk(layout, &index.walk_roots(layout.json_limit()), options)
     }
 
     fn problem(&mut self, digest: Option<&Digest>, path: String, problem: String) {
@@ -194,7 +195,7 @@ impl Graph {
     /// index, now where it must be present) is.
     fn visit(
         &mut self,
-        layout: &Layout,
+        layout: &dyn BlobSource,
         d: &Descriptor,
         location: &str,
         depth: usize,
@@ -250,11 +251,11 @@ impl Graph {
     /// The digest and size of a descriptor, or a problem.
     fn checked_descriptor(
         &mut self,
-        layout: &Layout,
+        layout: &dyn BlobSource,
         d: &Descriptor,
         location: &str,
     ) -> Option<Checked> {
-        match d.validate(layout.options().json_limit) {
+        match d.validate(layout.json_limit()) {
             Ok(c) => Some(c),
             Err(e) => {
                 let file = location.split(' ').next().unwrap_or(location).to_string();
@@ -342,7 +343,7 @@ impl Graph {
     /// (a child of an index may be absent).
     fn read_blob_json(
         &mut self,
-        layout: &Layout,
+        layout: &dyn BlobSource,
         c: &Checked,
         location: &str,
         in_index: bool,
@@ -383,7 +384,13 @@ impl Graph {
         }
     }
 
-    fn read_config(&mut self, layout: &Layout, c: &Checked, location: &str, in_index: bool) {
+    fn read_config(
+        &mut self,
+        layout: &dyn BlobSource,
+        c: &Checked,
+        location: &str,
+        in_index: bool,
+    ) {
         let Some(bytes) = self.read_blob_json(layout, c, location, in_index) else {
             return;
         };
@@ -410,7 +417,7 @@ impl Graph {
     #[allow(clippy::too_many_arguments)]
     fn read_document(
         &mut self,
-        layout: &Layout,
+        layout: &dyn BlobSource,
         c: &Checked,
         d: &Descriptor,
         location: &str,
@@ -506,7 +513,7 @@ impl Graph {
 
     fn presence(
         &mut self,
-        layout: &Layout,
+        layout: &dyn BlobSource,
         c: &Checked,
         d: &Descriptor,
         location: &str,

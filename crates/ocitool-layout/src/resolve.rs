@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::errors::{Error, Result};
 use crate::graph::{Graph, WalkOptions};
 use crate::index::{IndexDoc, descriptor_value};
-use crate::layout::Layout;
+use crate::source::BlobSource;
 
 /// What a REF resolved to.
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ pub fn match_name(index: &IndexDoc, name: &str) -> Vec<usize> {
 }
 
 /// Resolves a REF to one target.
-pub fn resolve(layout: &Layout, index: &IndexDoc, reference: &str) -> Result<Target> {
+pub fn resolve(layout: &dyn BlobSource, index: &IndexDoc, reference: &str) -> Result<Target> {
     if let Ok(digest) = Digest::parse(reference) {
         return resolve_digest(layout, index, &digest);
     }
@@ -112,7 +112,7 @@ fn target_from_value(raw: &Value, location: &str) -> Result<Target> {
     })
 }
 
-fn resolve_digest(layout: &Layout, index: &IndexDoc, digest: &Digest) -> Result<Target> {
+fn resolve_digest(layout: &dyn BlobSource, index: &IndexDoc, digest: &Digest) -> Result<Target> {
     let ds = digest.to_string();
     for k in index.keys() {
         let p = k.position;

@@ -46,9 +46,11 @@ pub struct Global {
 pub enum Command {
     /// Create an empty layout (a no-op on an existing valid layout).
     Init(InitArgs),
-    /// List refs: ref, digest, media type, platforms, total size.
+    /// List refs: ref, digest, media type, platforms, total size (of a layout, or of an
+    /// archive read without importing it).
     Ls(LsArgs),
-    /// Show a manifest, its config and layers; for an index, its platforms.
+    /// Show a manifest, its config and layers; for an index, its platforms (in a layout, or
+    /// in an archive read without importing it).
     Inspect(InspectArgs),
     /// Point every TARGET ref at what SOURCE (a ref or a digest) points at.
     Tag(TagArgs),
@@ -111,14 +113,20 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
+    /// A layout (a directory), or an archive to read without importing it (a file, or `-`
+    /// for standard input): the refs an import would create.
     pub layout: PathBuf,
     /// Group refs by repository, versions by semver, with the aliases pointing at each.
     #[arg(long)]
     pub tree: bool,
+    #[command(flatten)]
+    pub limits: ArchiveLimits,
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// A layout (a directory), or an archive to read without importing it (a file, or `-`
+    /// for standard input).
     pub layout: PathBuf,
     /// A ref name or a digest (sha256:...).
     pub reference: String,
@@ -131,6 +139,8 @@ pub struct InspectArgs {
     /// Print the exact bytes of the image config, nothing else.
     #[arg(long)]
     pub config: bool,
+    #[command(flatten)]
+    pub limits: ArchiveLimits,
 }
 
 #[derive(Debug, Args)]

@@ -162,6 +162,7 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
                 force: a.force,
                 compression: cmd::import::convert_to(a.compression, a.level),
                 repair: a.repair,
+                size: None, // known once the archive is open
             };
             cmd::import::run(ctx, &a.archive, &a.layout, options)
         }

@@ -185,34 +185,55 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
 }
 
 /// A progress bar on standard error when it is a terminal; nothing otherwise, with
-/// `--quiet`, or with `--json`.
+/// `--quiet`, or with `--json`. A phase of unknown size (an archive from standard input) shows
+/// the bytes done and the rate, with no bar and no total.
 pub struct TermProgress {
     bar: Option<ProgressBar>,
+    /// Shown instead of the phase's own name (`pack` for the library's `export` phase).
+    label: Option<&'static str>,
 }
+
+const BAR_TEMPLATE: &str =
+    "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}";
+const COUNT_TEMPLATE: &str = "{msg:>8} {bytes} {binary_bytes_per_sec}";
 
 impl TermProgress {
     pub fn new(enabled: bool) -> TermProgress {
         let on = enabled && io::stderr().is_terminal();
-        TermProgress {
-            bar: on.then(|| {
-                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-                b.set_style(
-                    ProgressStyle::with_template("{msg:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                b
-            }),
-        }
+        TermProgress::with_bar(
+            on.then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())),
+        )
     }
+
+    fn with_bar(bar: Option<ProgressBar>) -> TermProgress {
+        TermProgress { bar, label: None }
+    }
+
+    /// Names every phase `label` (the command's name where the library's phase is another's).
+    pub fn labelled(mut self, label: &'static str) -> TermProgress {
+        self.label = Some(label);
+        self
+    }
+}
+
+fn progress_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 impl ocitool_layout::Progress for TermProgress {
     fn start(&self, what: &str, total: u64) {
         if let Some(b) = &self.bar {
             b.reset();
-            b.set_length(total);
-            b.set_message(what.to_string());
+            if total == 0 {
+                b.set_style(progress_style(COUNT_TEMPLATE));
+                b.unset_length();
+            } else {
+                b.set_style(progress_style(BAR_TEMPLATE));
+                b.set_length(total);
+            }
+            b.set_message(self.label.unwrap_or(what).to_string());
         }
     }
     fn advance(&self, bytes: u64) {
@@ -224,6 +245,32 @@ impl ocitool_layout::Progress for TermProgress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+    use ocitool_layout::Progress;
+
+    #[test]
+    fn a_label_replaces_the_phase_name_and_an_unknown_total_shows_no_total() {
+        let p = TermProgress::with_bar(Some(ProgressBar::hidden())).labelled("pack");
+        p.start("export", 1000);
+        let b = p.bar.as_ref().unwrap();
+        assert_eq!(b.message(), "pack");
+        assert_eq!(b.length(), Some(1000));
+        let p = TermProgress::with_bar(Some(ProgressBar::hidden()));
+        p.start("import", 0);
+        let b = p.bar.as_ref().unwrap();
+        assert_eq!(b.message(), "import");
+        assert_eq!(
+            b.length(),
+            None,
+            "no fake total for a stream of unknown size"
+        );
+        p.advance(5);
+        assert_eq!(b.position(), 5);
     }
 }
 
@@ -242,13 +289,7 @@ impl TransferProgress {
             on.then(|| indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         let total = multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new(0));
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            b.set_style(progress_style(BAR_TEMPLATE));
             b
         });
         TransferProgress {

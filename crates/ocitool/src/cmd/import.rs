@@ -3,7 +3,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use anyhow::Context;
-use ocitool_archive::import::{self, ImportOptions, Mode};
+use ocitool_archive::import::{self, ArchiveView, ImportOptions, Mode};
 use ocitool_archive::ingest::Limits;
 use ocitool_layout::Layout;
 use serde_json::json;
@@ -39,14 +39,24 @@ pub fn limits(ctx: &Ctx, l: &ArchiveLimits) -> Limits {
     }
 }
 
-/// Opens ARCHIVE, or standard input for `-`; returns the reader and its size if known.
-pub fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, u64)> {
+/// Opens ARCHIVE, or standard input for `-`; returns the reader and its size if known (a
+/// regular file; not a pipe or a device).
+pub fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     if path.as_os_str() == "-" {
-        return Ok((Box::new(io::stdin().lock()), 0));
+        return Ok((Box::new(io::stdin().lock()), None));
     }
     let f = File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
     Ok((Box::new(f), size))
+}
+
+/// How an archive is named in messages.
+pub fn shown(archive: &Path) -> String {
+    if archive.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        archive.display().to_string()
+    }
 }
 
 /// Runs `f` on a layout that is created if missing; if it was created here and `f` fails,
@@ -70,24 +80,16 @@ pub fn run(
     ctx: &mut Ctx,
     archive: &Path,
     layout_path: &Path,
-    options: ImportOptions,
+    mut options: ImportOptions,
 ) -> anyhow::Result<i32> {
     let (input, size) = open_input(archive)?;
+    options.size = size;
     let mode = options.mode;
-    let verb = if mode == Mode::Unpack {
-        "unpack"
-    } else {
-        "import"
-    };
+    let verb = mode.verb();
     let progress = ctx.progress();
-    let shown = if archive.as_os_str() == "-" {
-        "standard input".to_string()
-    } else {
-        archive.display().to_string()
-    };
+    let shown = shown(archive);
     let report = with_destination(ctx, layout_path, |layout| {
         use ocitool_layout::Progress;
-        progress.start(verb, size);
         let r = import::import(layout, input, &options, &progress)
             .with_context(|| format!("{verb} {shown}"));
         progress.finish();
@@ -106,6 +108,7 @@ pub fn run(
                     "refs": i.refs,
                     "platforms": i.platforms,
                     "generated": i.generated,
+                    "moved": i.moved.iter().map(|(r, from)| json!({"ref": r, "from": from})).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -138,6 +141,9 @@ pub fn run(
             format!(" ({})", i.platforms.join(", "))
         };
         ctx.out.line(format!("{names} -> {}{plat}", i.digest))?;
+        for (r, from) in &i.moved {
+            ctx.out.line(format!("  {r} moved from {from}"))?;
+        }
         if i.refs.is_empty() && mode == Mode::Import {
             ctx.note(format!(
                 "the archive gives {} no tag; it is listed untagged; name it with `ocitool tag {} {} NAME`",
@@ -159,8 +165,9 @@ pub fn run(
         ));
     }
     ctx.info(format!(
-        "{verb}ed {} image(s) from {shown} ({}{}): {} blob(s) added, {} already present, {} read",
+        "{verb}ed {} image(s) with {} ref(s) from {shown} ({}{}): {} blob(s) added, {} already present, {} read",
         report.images.len(),
+        report.refs(),
         report.dialect,
         if report.compression == "none" {
             String::new()
@@ -172,4 +179,85 @@ pub fn run(
         human_size(report.bytes_read)
     ));
     Ok(exit::OK)
+}
+
+/// Whether the first argument of a reading command (`ls`, `inspect`) names an archive: `-`
+/// (standard input) or anything that is not a directory (a file, a device, a pipe). A
+/// directory, or a path that does not exist, is a layout.
+pub fn is_archive(path: &Path) -> bool {
+    path.as_os_str() == "-" || std::fs::metadata(path).is_ok_and(|m| !m.is_dir())
+}
+
+/// Reads an archive without a layout (every member verified as `import` verifies it, nothing
+/// written anywhere) and says on standard error what `import` would note: lenient reads,
+/// skipped platforms, blobs the archive lacks.
+pub fn read_archive(
+    ctx: &mut Ctx,
+    archive: &Path,
+    limits: &ArchiveLimits,
+) -> anyhow::Result<ArchiveView> {
+    let (input, size) = open_input(archive)?;
+    let shown = shown(archive);
+    let progress = ctx.progress();
+    let view = {
+        use ocitool_layout::Progress;
+        let r = import::read(
+            input,
+            Path::new(&shown),
+            &self::limits(ctx, limits),
+            size,
+            &progress,
+        )
+        .with_context(|| format!("read {shown}"));
+        progress.finish();
+        r?
+    };
+    for n in &view.report.notes {
+        ctx.note(n.clone());
+    }
+    for s in &view.report.skipped {
+        ctx.note(format!(
+            "{} ({}) would be skipped: {}",
+            s.platform.as_deref().unwrap_or("a manifest"),
+            s.digest,
+            s.reason
+        ));
+    }
+    if !view.missing.is_empty() {
+        ctx.warn(format!(
+            "{} blob(s) the images need are not in {shown} (a delta bundle?); only a layout that has them can take it: {}",
+            view.missing.len(),
+            view.missing
+                .iter()
+                .map(|(d, what)| format!("{d} ({what})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let generated = view.report.images.iter().filter(|i| i.generated).count();
+    if generated > 0 {
+        ctx.note(format!(
+            "{shown} is a docker-save archive without OCI manifests: the manifest digests shown are those ocitool generates for {generated} image(s), the same `import` stores"
+        ));
+    }
+    Ok(view)
+}
+
+/// The summary line of a read archive.
+pub fn read_summary(archive: &Path, view: &ArchiveView) -> String {
+    let r = &view.report;
+    format!(
+        "read {} ({}{}): {} image(s) with {} ref(s), {} blob(s), {} read and verified; nothing written",
+        shown(archive),
+        r.dialect,
+        if r.compression == "none" {
+            String::new()
+        } else {
+            format!(", {}", r.compression)
+        },
+        r.images.len(),
+        r.refs(),
+        r.blobs_added,
+        human_size(r.bytes_read)
+    )
 }

@@ -1,24 +1,50 @@
 use anyhow::Context;
 use ocitool_digest::Digest;
 use ocitool_layout::resolve::{self, Target};
-use ocitool_layout::{Graph, Layout, WalkOptions};
+use ocitool_layout::{BlobSource, Graph, IndexDoc, Layout, WalkOptions};
 use ocitool_spec::media::Kind;
 use ocitool_spec::views::{self, Checked};
 use ocitool_spec::{ConfigView, Document, Platform};
 use serde_json::{Value, json};
 
 use crate::cli::InspectArgs;
+use crate::cmd::import;
 use crate::output::human_size;
 use crate::{Ctx, exit};
 
 pub fn run(ctx: &mut Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
-    let (path, reference, raw, raw_config) =
-        (a.layout.as_path(), a.reference.as_str(), a.raw, a.config);
+    let path = a.layout.as_path();
     let wanted: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
+    if import::is_archive(path) {
+        // What `inspect` would show after an import into an empty layout.
+        let view = import::read_archive(ctx, path, &a.limits)?;
+        let generated: Vec<Digest> = view
+            .report
+            .images
+            .iter()
+            .filter(|i| i.generated)
+            .map(|i| i.digest.clone())
+            .collect();
+        return show(ctx, a, wanted, &view.blobs, &view.index, &generated);
+    }
     let layout = Layout::open(path, ctx.layout_options())?;
     let _lock = layout.read_lock()?;
     let index = layout.read_index()?;
-    let target = resolve::resolve(&layout, &index, reference)?;
+    show(ctx, a, wanted, &layout, &index, &[])
+}
+
+/// Shows REF of a layout, or of an archive read into memory; `generated` lists the manifests
+/// ocitool made up for an archive of an older docker-save dialect (said as such).
+fn show(
+    ctx: &mut Ctx,
+    a: &InspectArgs,
+    wanted: Option<Platform>,
+    layout: &dyn BlobSource,
+    index: &IndexDoc,
+    generated: &[Digest],
+) -> anyhow::Result<i32> {
+    let (reference, raw, raw_config) = (a.reference.as_str(), a.raw, a.config);
+    let target = resolve::resolve(layout, index, reference)?;
     let mut digest = target.digest.clone();
     let mut size = target.size;
     let mut media_type = target.media_type.clone();
@@ -36,7 +62,7 @@ pub fn run(ctx: &mut Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
         && (wanted.is_some() || raw_config)
     {
         let graph = Graph::walk(
-            &layout,
+            layout,
             &[(reference.to_string(), as_descriptor(&target))],
             WalkOptions {
                 read_configs: true,
@@ -231,6 +257,9 @@ pub fn run(ctx: &mut Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
                 if let Some(p) = &parent_index {
                     o["index"] = Value::from(p.to_string());
                 }
+                if generated.contains(&digest) {
+                    o["generated"] = Value::Bool(true);
+                }
                 if let Some(a) = m.artifact_type.as_deref() {
                     o["artifactType"] = Value::from(a);
                 }
@@ -249,6 +278,11 @@ pub fn run(ctx: &mut Ctx, a: &InspectArgs) -> anyhow::Result<i32> {
                 out.line(format!("Index:       {p}"))?;
             }
             out.line(format!("Media type:  {media_type}"))?;
+            if generated.contains(&digest) {
+                out.line(
+                    "Generated:   by ocitool (this docker-save dialect has no manifest); `import` stores it under this digest",
+                )?;
+            }
             if let Some(a) = m.artifact_type.as_deref() {
                 out.line(format!("Artifact:    {a}"))?;
             }

@@ -1,13 +1,15 @@
 use std::collections::HashMap;
+use std::path::Path;
 
 use ocitool_digest::Digest;
-use ocitool_layout::{Graph, IndexDoc, Layout, WalkOptions};
+use ocitool_layout::{BlobSource, Graph, IndexDoc, Layout, WalkOptions};
 use ocitool_spec::media;
 use ocitool_spec::views::DescriptorKeys;
 use serde::Serialize;
 use serde::ser::SerializeSeq;
 
 use crate::cli::LsArgs;
+use crate::cmd::import;
 use crate::output::{human_size, table};
 use crate::{Ctx, exit};
 
@@ -28,23 +30,16 @@ const TABLE_BATCH: usize = 1024;
 
 pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     let path = a.layout.as_path();
+    if import::is_archive(path) {
+        return archive(ctx, a);
+    }
     let layout = Layout::open(path, ctx.layout_options())?;
     let _lock = layout.read_lock()?;
     let index = layout.read_index()?;
     if a.tree {
         return tree(ctx, &index);
     }
-    // Many refs usually share few images: the walk starts once per distinct descriptor, and
-    // size and platforms are computed once per digest.
-    let graph = Graph::walk(
-        &layout,
-        &index.walk_roots(layout.options().json_limit),
-        WalkOptions {
-            read_configs: true,
-            check_presence: false,
-        },
-    );
-    let images = Images::of(&graph, &index);
+    let graph = walk(&layout, &index);
     if !graph.problems.is_empty() {
         ctx.warn(format!(
             "{} problem(s) found while reading the layout; `ocitool verify {}` lists them",
@@ -52,17 +47,71 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
             path.display()
         ));
     }
+    list(ctx, path, &index, &graph)
+}
+
+/// `ls ARCHIVE`: the refs an import into an empty layout would create, as `ls` would then
+/// list them, read without writing anything.
+fn archive(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
+    let path = a.layout.as_path();
+    let view = import::read_archive(ctx, path, &a.limits)?;
+    let summary = import::read_summary(path, &view);
+    let code = if a.tree {
+        tree(ctx, &view.index)?
+    } else {
+        let graph = walk(&view.blobs, &view.index);
+        // What the archive lacks was said; anything else would be a defect of the reading.
+        let other: Vec<_> = graph
+            .problems
+            .iter()
+            .filter(|p| {
+                p.digest
+                    .as_ref()
+                    .is_none_or(|d| !view.missing.iter().any(|(m, _)| m == d))
+            })
+            .collect();
+        if let Some(p) = other.first() {
+            ctx.warn(format!(
+                "{} problem(s) found while reading {}, the first: {}: {}",
+                other.len(),
+                import::shown(path),
+                p.path,
+                p.problem
+            ));
+        }
+        list(ctx, path, &view.index, &graph)?
+    };
+    ctx.info(summary);
+    Ok(code)
+}
+
+/// The graph `ls` reads. Many refs usually share few images: the walk starts once per
+/// distinct descriptor, and size and platforms are computed once per digest.
+fn walk(blobs: &dyn BlobSource, index: &IndexDoc) -> Graph {
+    Graph::walk(
+        blobs,
+        &index.walk_roots(blobs.json_limit()),
+        WalkOptions {
+            read_configs: true,
+            check_presence: false,
+        },
+    )
+}
+
+/// Prints the rows of `index` (a table, or `--json`).
+fn list(ctx: &mut Ctx, path: &Path, index: &IndexDoc, graph: &Graph) -> anyhow::Result<i32> {
+    let images = Images::of(graph, index);
     // Rows are made one at a time from the index as they are written: a listing of 100,000
     // refs holds no more than the index itself.
     if ctx.global.json {
         ctx.out.json(&Rows {
-            index: &index,
+            index,
             images: &images,
         })?;
         return Ok(exit::OK);
     }
     if index.is_empty() {
-        ctx.info(format!("{}: no refs", path.display()));
+        ctx.info(format!("{}: no refs", import::shown(path)));
         return Ok(exit::OK);
     }
     let header = ["REF", "DIGEST", "TYPE", "PLATFORMS", "SIZE"].map(String::from);

@@ -41,7 +41,7 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
     } else {
         Selection::Refs(refs.to_vec())
     };
-    let progress = ctx.progress();
+    let progress = ctx.progress().labelled("pack");
     let durable = !ctx.global.no_fsync;
     let report = write_output(ctx, output, durable, |w| {
         Ok(export::export(&layout, &selection, &options, w, &progress)?.0)
@@ -64,7 +64,7 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
     }
     ctx.info(format!(
         "packed {} ref(s) ({} image(s)) into {}: {} blob(s), {}{}",
-        report.images.len(),
+        report.images.iter().map(|i| i.names.len()).sum::<usize>(),
         report
             .images
             .iter()

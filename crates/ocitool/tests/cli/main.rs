@@ -3,6 +3,7 @@
 
 mod util;
 
+mod archive_read;
 mod archive_trust;
 mod blob;
 mod concurrency;
