@@ -7,11 +7,12 @@ mod exit;
 mod outfile;
 mod output;
 mod signals;
+mod usage;
 
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command, Global};
 use crate::output::{BrokenPipe, Diag, Out, StdoutFailed, term_text};
@@ -44,8 +45,19 @@ impl Ctx {
         o
     }
 
-    /// A line on standard error, after what standard output already holds, so a terminal
-    /// shows results and summaries in order.
+    /// A line about one thing the command changed (a ref set, a blob removed, a layer
+    /// converted): standard output, silenced by `--quiet`. What a command lists or shows goes
+    /// to `self.out` and is printed even then (README, "Output").
+    pub fn item(&mut self, s: impl AsRef<str>) -> anyhow::Result<()> {
+        if self.global.quiet {
+            return Ok(());
+        }
+        self.out.line(s)
+    }
+
+    /// A summary line (counts and totals) or other commentary: standard error, after what
+    /// standard output already holds, so a terminal shows results and summaries in order;
+    /// silenced by `--quiet`.
     pub fn info(&mut self, s: impl AsRef<str>) {
         let _ = self.out.flush();
         self.diag.info(s);
@@ -89,7 +101,7 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
         signals::remove_partials_now();
         std::process::exit(exit::INTERNAL);
     }));
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -133,6 +145,23 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
             exit_code(&e)
         }
     }
+}
+
+/// The version `--version` prints: the crate's, and the git commit it was built from
+/// ("unknown" when built from sources without git).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OCITOOL_COMMIT"), ")");
+
+/// The command line, checked beyond what clap checks (values such as platforms and levels,
+/// arguments in the wrong order); a usage error carries tips for docker users.
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let mut cmd = cli::command().version(VERSION);
+    let cli = cmd
+        .try_get_matches_from_mut(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(|e| usage::with_tips(e.format(&mut cmd), &args))?;
+    usage::check(&cli, &cmd)?;
+    Ok(cli)
 }
 
 fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
@@ -183,6 +212,8 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
             signals::hand_over();
             cmd::serve::run(ctx, &a)
         }
+        Command::Completions(a) => cmd::docs::completions(ctx, &a),
+        Command::Man(a) => cmd::docs::man(ctx, &a),
     }
 }
 

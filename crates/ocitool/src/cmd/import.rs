@@ -137,7 +137,7 @@ pub fn run(
         } else {
             format!(" ({})", i.platforms.join(", "))
         };
-        ctx.out.line(format!("{names} -> {}{plat}", i.digest))?;
+        ctx.item(format!("{names} -> {}{plat}", i.digest))?;
         if i.refs.is_empty() && mode == Mode::Import {
             ctx.note(format!(
                 "the archive gives {} no tag; it is listed untagged; name it with `ocitool tag {} {} NAME`",

@@ -45,7 +45,10 @@ pub fn protect(ctx: &mut Ctx, a: &ProtectArgs) -> anyhow::Result<i32> {
         ctx.committed();
         policy
     };
-    print_policy(ctx, &policy)?;
+    // A changed policy is shown as a report (silenced by --quiet); asked for, as the result.
+    if !(ctx.global.quiet && !(a.list || no_rules)) {
+        print_policy(ctx, &policy)?;
+    }
     Ok(exit::OK)
 }
 
@@ -171,7 +174,7 @@ pub fn prune(ctx: &mut Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
             (true, false) => "removed",
             (false, _) => "kept",
         };
-        ctx.out.line(format!(
+        ctx.item(format!(
             "{verb:<12} {}  ({}: {})",
             d.name,
             short(&d.digest),
@@ -191,10 +194,10 @@ pub fn prune(ctx: &mut Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
             human_size(gc_report.freed_bytes)
         )
     };
-    ctx.out.line(format!(
+    ctx.info(format!(
         "{} {removed} tag(s); {gc_line}",
         if a.dry_run { "would remove" } else { "removed" }
-    ))?;
+    ));
     Ok(exit::OK)
 }
 
