@@ -14,9 +14,9 @@ fn commands_in(help: &str) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next())
         // Continuation lines of a long description are indented further.
-        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
         .filter(|w| *w != "help")
         .map(str::to_string)
         .collect()
@@ -105,7 +105,12 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let o = run(args);
+    usage_error_of(run(args), needles)
+}
+
+/// As [`usage_error`], for a command already run.
+#[track_caller]
+fn usage_error_of(o: std::process::Output, needles: &[&str]) -> String {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "stdout: {}\nstderr: {err}", stdout(&o));
     assert!(err.starts_with("error: "), "{err}");
@@ -170,13 +175,11 @@ fn pull_without_a_layout_says_the_layout_comes_first() {
     // The image first: no directory named after it is created, nothing is fetched.
     let l = d.path().join("layout");
     std::fs::create_dir(&l).unwrap();
-    let image = d.path().join("nginx:1.25");
-    usage_error(
-        &["looks like an image", &format!("ocitool pull {} ", l.display())],
-        [Path::new("pull"), &image, &l].map(Path::as_os_str),
-    );
-    usage_error(&["looks like an image"], [Path::new("pull"), &image, Path::new("alpine")].map(Path::as_os_str));
-    assert!(!image.exists());
+    // As docker users type it, in the directory where the layout is.
+    let pull = |args: &[&str]| Command::new(bin()).arg("pull").args(args).current_dir(d.path()).output().unwrap();
+    usage_error_of(pull(&["nginx:1.25", "layout"]), &["looks like an image", "ocitool pull layout nginx:1.25"]);
+    usage_error_of(pull(&["nginx:1.25", "alpine"]), &["looks like an image", "ocitool pull ./layout nginx:1.25 alpine"]);
+    assert!(!d.path().join("nginx:1.25").exists());
     usage_error(&["push sends refs from a layout"], ["push", "nginx:1.25"]);
 }
 
@@ -299,7 +302,7 @@ fn quiet_silences_everything_but_results_and_errors() {
     assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     // verify's problems are its result: printed with -q, exit 1, no summary.
-    let fx = fixture("corrupt");
+    let fx = fixture("corrupt/minimal");
     let o = run([Path::new("-q"), Path::new("verify"), &fx.path].map(Path::as_os_str));
     assert_eq!(o.status.code(), Some(1));
     assert!(!o.stdout.is_empty());
@@ -350,7 +353,7 @@ fn completions_are_scripts_the_shells_accept() {
     // bash completes the commands and a command's flags.
     let f = d.path().join("bash");
     let words = sh(Command::new("bash").arg("-c").arg(format!(
-        ". {}; COMP_WORDS=(ocitool im); COMP_CWORD=1; _ocitool; echo ${{COMPREPLY[@]}}; COMP_WORDS=(ocitool import --com); COMP_CWORD=2; _ocitool; echo ${{COMPREPLY[@]}}",
+        ". {}; COMP_WORDS=(ocitool im); COMP_CWORD=1; _ocitool ocitool im ocitool; echo ${{COMPREPLY[@]}}; COMP_WORDS=(ocitool import --com); COMP_CWORD=2; _ocitool ocitool --com import; echo ${{COMPREPLY[@]}}",
         f.display()
     )));
     assert!(words.lines().next().unwrap().split(' ').any(|w| w == "import"), "{words}");
