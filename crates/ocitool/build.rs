@@ -3,48 +3,24 @@
 //! (`src/cli.rs`, included here) and embedded for `ocitool man`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[allow(dead_code)]
 #[path = "src/cli.rs"]
 mod cli;
+#[path = "build/commit.rs"]
+mod commit;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/commit.rs");
     println!("cargo:rerun-if-changed=src/cli.rs");
-    let commit = commit();
+    let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let commit = commit::commit(&dir);
     println!("cargo:rustc-env=OCITOOL_COMMIT={commit}");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let version = format!("{} ({commit})", env!("CARGO_PKG_VERSION"));
     let version: &'static str = version.leak();
     man_pages(&out, cli::command().version(version), version);
-}
-
-/// `git rev-parse --short HEAD` where the sources are a git checkout with git installed,
-/// "unknown" otherwise (a source tarball). The build reruns when HEAD or the branch it
-/// names moves.
-fn commit() -> String {
-    let git = |args: &[&str]| -> Option<String> {
-        let o = Command::new("git").args(args).output().ok()?;
-        let s = String::from_utf8(o.stdout).ok()?;
-        (o.status.success() && !s.trim().is_empty()).then(|| s.trim().to_string())
-    };
-    let Some(hash) = git(&["rev-parse", "--short", "HEAD"]) else {
-        return "unknown".into();
-    };
-    // HEAD, the branch file it points at, and packed-refs (where a branch may live), each
-    // only if it exists: a path that does not exist would rerun the build every time.
-    let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        watched.push(git(&["rev-parse", "--git-path", &branch]));
-    }
-    watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
-    for p in watched.into_iter().flatten() {
-        if Path::new(&p).exists() {
-            println!("cargo:rerun-if-changed={p}");
-        }
-    }
-    hash
 }
 
 /// Writes `man/<page>.1` for ocitool and each of its commands, and `man_pages.rs`: the list

@@ -247,3 +247,51 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     }
     exit::FAILED
 }
+
+/// `build.rs`'s reading of the commit, checked here where tests can run it.
+#[cfg(test)]
+#[path = "../build/commit.rs"]
+mod build_commit;
+
+#[cfg(test)]
+mod version_tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::build_commit::commit;
+
+    fn git(dir: &Path, args: &[&str]) -> Option<String> {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+
+    #[test]
+    fn sources_outside_git_have_an_unknown_commit() {
+        // A source tarball, unpacked where no git repository is.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Cargo.toml"), "[package]\n").unwrap();
+        assert_eq!(commit(d.path()), "unknown");
+        if git(d.path(), &["--version"]).is_none() {
+            eprintln!("SKIPPED: git is not installed; the checks inside a repository are not run");
+            return;
+        }
+        // Unpacked inside some other repository: its commit is not these sources'.
+        git(d.path(), &["init", "-q"]).unwrap();
+        std::fs::write(d.path().join("other"), "x").unwrap();
+        git(d.path(), &["add", "other"]).unwrap();
+        git(d.path(), &["commit", "-qm", "other"]).unwrap();
+        assert_eq!(commit(d.path()), "unknown");
+        // A checkout of the sources: the commit they are at.
+        git(d.path(), &["add", "Cargo.toml"]).unwrap();
+        git(d.path(), &["commit", "-qm", "sources"]).unwrap();
+        let head = git(d.path(), &["rev-parse", "--short", "HEAD"]).unwrap();
+        assert_eq!(commit(d.path()), head);
+    }
+}
