@@ -229,12 +229,17 @@ fn order(c: &Command) -> Option<Problem> {
                     "SRC_LAYOUT {src} is a file, not a layout: copy reads a layout; `ocitool import {src} {dst}` reads a docker-save or OCI archive (`ocitool unpack` an ocitool pack)"
                 ));
             }
-            if is_file(&a.dst) {
-                return wrong(format!(
-                    "DST_LAYOUT {dst} is a file, not a layout: copy writes into a layout; `ocitool pack {src} -o {dst}` writes an oci-archive, `ocitool export {src} REF... -o {dst}` one that `docker load` reads"
-                ));
-            }
-            None
+            let what = if is_file(&a.dst) {
+                "is a file"
+            } else if !a.dst.exists() && names_an_archive(&a.dst) {
+                // A new directory called file.tar is rarely what was meant.
+                "names an archive"
+            } else {
+                return None;
+            };
+            wrong(format!(
+                "DST_LAYOUT {dst} {what}, not a layout: copy writes into a layout directory; `ocitool pack {src} -o {dst}` writes an oci-archive, `ocitool export {src} REF... -o {dst}` one that `docker load` reads"
+            ))
         }
         Command::Blob(BlobCommand::Put { layout, file, .. })
             if is_file(layout) && file.is_dir() =>
@@ -358,6 +363,16 @@ fn man_page(c: &Command) -> Option<Problem> {
             known.join(", ")
         ),
     ))
+}
+
+/// Ends as archives do: `.tar`, `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.xz`, `.tar.bz2`.
+fn names_an_archive(p: &Path) -> bool {
+    let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase());
+    name.is_some_and(|n| {
+        [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2"]
+            .iter()
+            .any(|e| n.ends_with(e))
+    })
 }
 
 /// Exists and is not a directory (a symlink to a directory is one).

@@ -142,6 +142,11 @@ fn arguments_in_each_others_place_get_a_hint() {
         &["is a file", &format!("ocitool import {t} ")],
         ["copy", &t, &l],
     );
+    // copy to an archive that does not exist yet: no directory named like an archive.
+    let new_tar = fx.dir.path().join("new.tar.gz");
+    let n = new_tar.display().to_string();
+    usage_error(&["names an archive", &format!("ocitool pack {l} -o {n}")], ["copy", &l, &n]);
+    assert!(!new_tar.exists());
     // A layout where an archive goes.
     let other = fx.dir.path().join("other");
     usage_error(&["is a layout", "ocitool copy"], ["import", &l, other.to_str().unwrap()]);
