@@ -45,7 +45,12 @@ fn man_pages(out: &Path, cmd: clap::Command, version: &str) {
     generate(cmd, &dir, &format!("ocitool {version}"));
     let mut pages: Vec<String> = std::fs::read_dir(&dir)
         .expect("read OUT_DIR/man")
-        .map(|e| e.expect("read OUT_DIR/man").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("read OUT_DIR/man")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     pages.sort();
     let mut rs = String::from("&[\n");

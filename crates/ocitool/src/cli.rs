@@ -1095,7 +1095,8 @@ mod tests {
         for (path, c) in all() {
             for a in c.get_arguments().filter(|a| a.is_positional()) {
                 assert!(
-                    a.get_help().is_some_and(|h| !h.to_string().trim().is_empty()),
+                    a.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
                     "`ocitool {}`: <{}> has no description",
                     path.join(" "),
                     a.get_id()
@@ -1108,7 +1109,12 @@ mod tests {
     fn global_flags_have_their_own_heading() {
         let c = command();
         for a in c.get_arguments().filter(|a| a.is_global_set()) {
-            assert_eq!(a.get_help_heading(), Some("Global options"), "{}", a.get_id());
+            assert_eq!(
+                a.get_help_heading(),
+                Some("Global options"),
+                "{}",
+                a.get_id()
+            );
         }
     }
 }

@@ -281,7 +281,7 @@ fn order(c: &Command) -> Option<Problem> {
                 ))
             })
         }
-        other => layouts(other).into_iter().find_map(layout_is_file),
+        other => layouts(other).into_iter().find_map(|p| layout_is_file(p)),
     }
 }
 
@@ -291,7 +291,9 @@ fn archive_then_layout(verb: &str, archive: &Path, layout: &Path) -> Option<Prob
         format!(
             "ARCHIVE {a} is a directory and LAYOUT {l} a file: the archive comes first: `ocitool {verb} {l} {a}`"
         )
-    } else if archive.is_dir() && (archive.join("oci-layout").exists() || archive.join("index.json").exists()) {
+    } else if archive.is_dir()
+        && (archive.join("oci-layout").exists() || archive.join("index.json").exists())
+    {
         format!(
             "ARCHIVE {a} is a layout, not an archive: `ocitool copy {a} {l}` copies images between layouts"
         )
@@ -329,7 +331,7 @@ fn layouts(c: &Command) -> Vec<&PathBuf> {
     }
 }
 
-fn layout_is_file(p: &PathBuf) -> Option<Problem> {
+fn layout_is_file(p: &Path) -> Option<Problem> {
     is_file(p).then(|| {
         let l = show(p);
         (
@@ -367,7 +369,9 @@ fn man_page(c: &Command) -> Option<Problem> {
 
 /// Ends as archives do: `.tar`, `.tar.gz`, `.tgz`, `.tar.zst`, `.tar.xz`, `.tar.bz2`.
 fn names_an_archive(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase());
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase());
     name.is_some_and(|n| {
         [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz", ".tar.bz2"]
             .iter()

@@ -45,7 +45,13 @@ impl Outputs {
     #[track_caller]
     fn run(&mut self, command: &str, c: &mut Command, code: i32) -> Value {
         let o = c.arg("--json").output().unwrap();
-        assert_eq!(o.status.code(), Some(code), "{c:?}\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{c:?}\nstdout: {}\nstderr: {}",
+            stdout(&o),
+            stderr(&o)
+        );
         let v: Value = serde_json::from_slice(&o.stdout)
             .unwrap_or_else(|e| panic!("{c:?}: not one JSON document ({e}): {}", stdout(&o)));
         self.0.entry(command.into()).or_default().push(v.clone());
@@ -59,14 +65,24 @@ impl Outputs {
     }
 
     fn push_line(&mut self, command: &str, line: &str) {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{command}: {e}: {line}"));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{command}: {e}: {line}"));
         self.0.entry(command.into()).or_default().push(v);
     }
 }
 
 /// Registry commands never see the host's proxies or credential files.
-fn isolated<'a>(c: &'a mut Command, home: &Path) -> &'a mut Command {
-    for v in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "XDG_CONFIG_HOME"] {
+pub fn isolated<'a>(c: &'a mut Command, home: &Path) -> &'a mut Command {
+    for v in [
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "REGISTRY_AUTH_FILE",
+        "DOCKER_CONFIG",
+        "XDG_CONFIG_HOME",
+    ] {
         c.env_remove(v);
     }
     c.env("HOME", home).env("XDG_RUNTIME_DIR", home.join("run"))
@@ -84,9 +100,21 @@ fn run_everything(d: &Path) -> Outputs {
     let multi = fixture("multi-arch");
     let artifact = fixture("artifact");
     let corrupt = fixture("corrupt/minimal");
-    let (m, art) = (multi.path.to_str().unwrap(), artifact.path.to_str().unwrap());
-    let signature = index_json(&artifact.path)["manifests"][1]["digest"].as_str().unwrap().to_string();
-    let (e_tar, m_tar, a_tar, delta, inv) = (path("e.tar"), path("m.tar"), path("a.tar"), path("delta.tar"), path("inv.json"));
+    let (m, art) = (
+        multi.path.to_str().unwrap(),
+        artifact.path.to_str().unwrap(),
+    );
+    let signature = index_json(&artifact.path)["manifests"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (e_tar, m_tar, a_tar, delta, inv) = (
+        path("e.tar"),
+        path("m.tar"),
+        path("a.tar"),
+        path("delta.tar"),
+        path("inv.json"),
+    );
     out.ok("init", &[&path("new")]);
     out.ok("import", &[tar, a]);
     out.ok("import", &[legacy.to_str().unwrap(), &path("legacy")]);
@@ -109,9 +137,16 @@ fn run_everything(d: &Path) -> Outputs {
     out.ok("verify", &[a]);
     out.ok("verify", &[a, "app:1.0"]);
     out.ok("verify", &[m]);
-    out.run("verify", Command::new(bin()).arg("verify").arg(&corrupt.path), 1);
+    out.run(
+        "verify",
+        Command::new(bin()).arg("verify").arg(&corrupt.path),
+        1,
+    );
     out.ok("convert", &[a, "app:1.0", "app:z", "--compression", "zstd"]);
-    out.ok("convert", &[m, "multi:1.0", "multi:gz", "--compression", "gzip"]);
+    out.ok(
+        "convert",
+        &[m, "multi:1.0", "multi:gz", "--compression", "gzip"],
+    );
     out.ok("copy", &[a, b]);
     out.ok("copy", &[m, c, "multi:1.0", "--platform", "linux/amd64"]);
     out.ok("export", &[a, "app:1.0", "-o", &e_tar]);
@@ -134,8 +169,24 @@ fn run_everything(d: &Path) -> Outputs {
     let home = d.join("home");
     let pulled = d.join("pulled");
     let image = format!("{}/multi:1.0", s.addr);
-    out.run("pull", isolated(Command::new(bin()).arg("pull").arg(&pulled).arg(&image), &home), 0);
-    out.run("ls-remote", isolated(Command::new(bin()).arg("ls-remote").arg(format!("{}/app", s.addr)), &home), 0);
+    out.run(
+        "pull",
+        isolated(
+            Command::new(bin()).arg("pull").arg(&pulled).arg(&image),
+            &home,
+        ),
+        0,
+    );
+    out.run(
+        "ls-remote",
+        isolated(
+            Command::new(bin())
+                .arg("ls-remote")
+                .arg(format!("{}/app", s.addr)),
+            &home,
+        ),
+        0,
+    );
     for _ in 0..100 {
         if !s.lines().is_empty() {
             break;
@@ -147,19 +198,36 @@ fn run_everything(d: &Path) -> Outputs {
     }
 
     // push, login, logout against docker-registry.
-    if let Some(reg) = ocitool_testkit::registry::TestRegistry::start(ocitool_testkit::registry::Mode::Plain) {
+    if let Some(reg) =
+        ocitool_testkit::registry::TestRegistry::start(ocitool_testkit::registry::Mode::Plain)
+    {
         let to = format!("{}/site", reg.addr);
-        out.run("push", isolated(Command::new(bin()).args(["push", m, "--to", &to]), &home), 0);
+        out.run(
+            "push",
+            isolated(Command::new(bin()).args(["push", m, "--to", &to]), &home),
+            0,
+        );
         let auth = home.join("auth.json");
         out.run(
             "login",
             isolated(
-                Command::new(bin()).args(["login", &reg.addr, "--creds", "tester:s3cret", "--authfile"]).arg(&auth),
+                Command::new(bin())
+                    .args(["login", &reg.addr, "--creds", "tester:s3cret", "--authfile"])
+                    .arg(&auth),
                 &home,
             ),
             0,
         );
-        out.run("logout", isolated(Command::new(bin()).args(["logout", &reg.addr, "--authfile"]).arg(&auth), &home), 0);
+        out.run(
+            "logout",
+            isolated(
+                Command::new(bin())
+                    .args(["logout", &reg.addr, "--authfile"])
+                    .arg(&auth),
+                &home,
+            ),
+            0,
+        );
     }
     out
 }
@@ -186,7 +254,10 @@ fn not_camel(v: &Value, path: &str, bad: &mut Vec<String>) {
                 }
             }
         }
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| not_camel(v, &format!("{path}[{i}]"), bad)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| not_camel(v, &format!("{path}[{i}]"), bad)),
         _ => {}
     }
 }
@@ -219,11 +290,17 @@ fn every_json_output_matches_its_schema_and_uses_camel_case() {
             continue;
         }
         let schema = schema_name(&name);
-        assert!(schemas_dir().join(format!("{schema}.json")).is_file(), "`ocitool {name} --json` has no schema {schema}.json");
+        assert!(
+            schemas_dir().join(format!("{schema}.json")).is_file(),
+            "`ocitool {name} --json` has no schema {schema}.json"
+        );
         used.insert(format!("{schema}.json"));
         let needs_registry = ["push", "login", "logout"].contains(&name.as_str());
         if !needs_registry || registry {
-            assert!(outputs.0.contains_key(&name), "`ocitool {name} --json` was not run");
+            assert!(
+                outputs.0.contains_key(&name),
+                "`ocitool {name} --json` was not run"
+            );
         }
     }
     let files: BTreeSet<String> = std::fs::read_dir(schemas_dir())
@@ -235,22 +312,42 @@ fn every_json_output_matches_its_schema_and_uses_camel_case() {
     for file in &files {
         let name = file.trim_end_matches(".json");
         let schema = load(name);
-        assert!(jsonschema::meta::is_valid(&schema), "{file} is not a valid JSON Schema");
+        assert!(
+            jsonschema::meta::is_valid(&schema),
+            "{file} is not a valid JSON Schema"
+        );
         let mut names = Vec::new();
         declared(&schema, &mut names);
-        let bad: Vec<_> = names.iter().filter(|k| !camel(k) && !FOREIGN.contains(&k.as_str())).collect();
-        assert!(bad.is_empty(), "{file} declares keys that are not camelCase: {bad:?}");
+        let bad: Vec<_> = names
+            .iter()
+            .filter(|k| !camel(k) && !FOREIGN.contains(&k.as_str()))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{file} declares keys that are not camelCase: {bad:?}"
+        );
     }
 
     for (command, values) in &outputs.0 {
         let schema = load(&schema_name(command));
-        let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{command}: {e}"));
+        let validator =
+            jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{command}: {e}"));
         for v in values {
-            let errors: Vec<String> = validator.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-            assert!(errors.is_empty(), "`ocitool {command} --json` does not match its schema:\n{}\n{v:#}", errors.join("\n"));
+            let errors: Vec<String> = validator
+                .iter_errors(v)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "`ocitool {command} --json` does not match its schema:\n{}\n{v:#}",
+                errors.join("\n")
+            );
             let mut bad = Vec::new();
             not_camel(v, "", &mut bad);
-            assert!(bad.is_empty(), "`ocitool {command} --json`: keys not camelCase: {bad:?}");
+            assert!(
+                bad.is_empty(),
+                "`ocitool {command} --json`: keys not camelCase: {bad:?}"
+            );
         }
     }
 }

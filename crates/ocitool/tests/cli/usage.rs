@@ -59,25 +59,39 @@ fn every_command_help_describes_its_arguments_and_ends_with_examples() {
             if t.starts_with('<') || t.starts_with('[') {
                 let after = t.split_once(['>', ']']).map_or("", |(_, r)| r);
                 let after = after.trim_start_matches(['.', ']']).trim();
-                assert!(!after.is_empty(), "`ocitool {name}`: {t:?} has no description:\n{help}");
+                assert!(
+                    !after.is_empty(),
+                    "`ocitool {name}`: {t:?} has no description:\n{help}"
+                );
             }
         }
         // Global flags under their own heading, not among the command's own.
         let global = section(&help, "Global options:").join("\n");
         for flag in ["--json", "--quiet", "--no-wait", "--jobs"] {
-            assert!(global.contains(flag), "`ocitool {name}`: {flag} not in Global options:\n{help}");
+            assert!(
+                global.contains(flag),
+                "`ocitool {name}`: {flag} not in Global options:\n{help}"
+            );
         }
         let own = section(&help, "Options:").join("\n");
-        assert!(!own.contains("--json"), "`ocitool {name}`: --json among its own options:\n{help}");
+        assert!(
+            !own.contains("--json"),
+            "`ocitool {name}`: --json among its own options:\n{help}"
+        );
         // Two or three examples, each a `#` line and an ocitool command.
         let examples = section(&help, "Examples:");
-        let commands: Vec<&&str> = examples.iter().filter(|l| !l.trim_start().starts_with('#')).collect();
+        let commands: Vec<&&str> = examples
+            .iter()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
         assert!(
             (2..=3).contains(&commands.len()) && commands.iter().all(|l| l.contains("ocitool ")),
             "`ocitool {name}` wants 2 or 3 examples:\n{help}"
         );
         assert!(
-            commands.iter().any(|l| l.contains(&format!("ocitool {name} "))),
+            commands
+                .iter()
+                .any(|l| l.contains(&format!("ocitool {name} "))),
             "`ocitool {name}`: no example runs it:\n{help}"
         );
     }
@@ -112,7 +126,12 @@ where
 #[track_caller]
 fn usage_error_of(o: std::process::Output, needles: &[&str]) -> String {
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "stdout: {}\nstderr: {err}", stdout(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stdout: {}\nstderr: {err}",
+        stdout(&o)
+    );
     assert!(err.starts_with("error: "), "{err}");
     assert!(o.stdout.is_empty(), "{}", stdout(&o));
     for n in needles {
@@ -129,13 +148,20 @@ fn arguments_in_each_others_place_get_a_hint() {
     // import LAYOUT ARCHIVE, unpack LAYOUT ARCHIVE: the order to type.
     for verb in ["import", "unpack"] {
         usage_error(
-            &["the archive comes first", &format!("ocitool {verb} {t} {l}")],
+            &[
+                "the archive comes first",
+                &format!("ocitool {verb} {t} {l}"),
+            ],
             [verb, &l, &t],
         );
     }
     // copy into or from a file.
     usage_error(
-        &["is a file", &format!("ocitool pack {l} -o {t}"), "ocitool export"],
+        &[
+            "is a file",
+            &format!("ocitool pack {l} -o {t}"),
+            "ocitool export",
+        ],
         ["copy", &l, &t],
     );
     usage_error(
@@ -145,14 +171,23 @@ fn arguments_in_each_others_place_get_a_hint() {
     // copy to an archive that does not exist yet: no directory named like an archive.
     let new_tar = fx.dir.path().join("new.tar.gz");
     let n = new_tar.display().to_string();
-    usage_error(&["names an archive", &format!("ocitool pack {l} -o {n}")], ["copy", &l, &n]);
+    usage_error(
+        &["names an archive", &format!("ocitool pack {l} -o {n}")],
+        ["copy", &l, &n],
+    );
     assert!(!new_tar.exists());
     // A layout where an archive goes.
     let other = fx.dir.path().join("other");
-    usage_error(&["is a layout", "ocitool copy"], ["import", &l, other.to_str().unwrap()]);
+    usage_error(
+        &["is a layout", "ocitool copy"],
+        ["import", &l, other.to_str().unwrap()],
+    );
     assert!(!other.exists());
     // An archive where a layout goes.
-    usage_error(&["is a file", "ocitool import"], ["tag", &t, "app:1.0", "app:2"]);
+    usage_error(
+        &["is a file", "ocitool import"],
+        ["tag", &t, "app:1.0", "app:2"],
+    );
     usage_error(&["is a file"], ["gc", &t]);
     usage_error(&["layout comes first"], ["blob", "put", &t, &l]);
     assert_eq!(snapshot(&fx.path), before);
@@ -161,8 +196,14 @@ fn arguments_in_each_others_place_get_a_hint() {
 #[test]
 fn docker_verbs_point_at_the_command_that_does_the_job() {
     for (args, want) in [
-        (vec!["load", "-i", "nginx.tar"], "ocitool import ARCHIVE LAYOUT"),
-        (vec!["save", "-o", "nginx.tar", "nginx"], "ocitool export LAYOUT REF... -o ARCHIVE"),
+        (
+            vec!["load", "-i", "nginx.tar"],
+            "ocitool import ARCHIVE LAYOUT",
+        ),
+        (
+            vec!["save", "-o", "nginx.tar", "nginx"],
+            "ocitool export LAYOUT REF... -o ARCHIVE",
+        ),
         (vec!["rmi", "nginx"], "ocitool untag LAYOUT REF"),
         (vec!["rm", "nginx"], "ocitool untag LAYOUT REF"),
         (vec!["images"], "ocitool ls LAYOUT"),
@@ -176,14 +217,33 @@ fn docker_verbs_point_at_the_command_that_does_the_job() {
 fn pull_without_a_layout_says_the_layout_comes_first() {
     let d = empty_dir();
     // `docker pull nginx`, typed as it is.
-    usage_error(&["<IMAGE>", "tip:", "ocitool pull ./layout nginx"], ["pull", "nginx"]);
+    usage_error(
+        &["<IMAGE>", "tip:", "ocitool pull ./layout nginx"],
+        ["pull", "nginx"],
+    );
     // The image first: no directory named after it is created, nothing is fetched.
     let l = d.path().join("layout");
     std::fs::create_dir(&l).unwrap();
     // As docker users type it, in the directory where the layout is.
-    let pull = |args: &[&str]| Command::new(bin()).arg("pull").args(args).current_dir(d.path()).output().unwrap();
-    usage_error_of(pull(&["nginx:1.25", "layout"]), &["looks like an image", "ocitool pull layout nginx:1.25"]);
-    usage_error_of(pull(&["nginx:1.25", "alpine"]), &["looks like an image", "ocitool pull ./layout nginx:1.25 alpine"]);
+    let pull = |args: &[&str]| {
+        Command::new(bin())
+            .arg("pull")
+            .args(args)
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    usage_error_of(
+        pull(&["nginx:1.25", "layout"]),
+        &["looks like an image", "ocitool pull layout nginx:1.25"],
+    );
+    usage_error_of(
+        pull(&["nginx:1.25", "alpine"]),
+        &[
+            "looks like an image",
+            "ocitool pull ./layout nginx:1.25 alpine",
+        ],
+    );
     assert!(!d.path().join("nginx:1.25").exists());
     usage_error(&["push sends refs from a layout"], ["push", "nginx:1.25"]);
 }
@@ -210,15 +270,36 @@ fn bad_values_are_usage_errors() {
     let t = tar.to_str().unwrap();
     let dest = fx.dir.path().join("imported");
     let dest = dest.to_str().unwrap();
-    usage_error(&["'99'", "--level", "0 to 9"], ["import", t, dest, "--compression", "gzip", "--level", "99"]);
-    usage_error(&["'99'", "--level", "1 to 22"], ["import", t, dest, "--compression", "zstd", "--level", "99"]);
-    usage_error(&["'99'", "--level"], ["convert", l, "multi:1.0", "m:z", "--compression", "gzip", "--level", "99"]);
+    usage_error(
+        &["'99'", "--level", "0 to 9"],
+        ["import", t, dest, "--compression", "gzip", "--level", "99"],
+    );
+    usage_error(
+        &["'99'", "--level", "1 to 22"],
+        ["import", t, dest, "--compression", "zstd", "--level", "99"],
+    );
+    usage_error(
+        &["'99'", "--level"],
+        [
+            "convert",
+            l,
+            "multi:1.0",
+            "m:z",
+            "--compression",
+            "gzip",
+            "--level",
+            "99",
+        ],
+    );
     assert!(!Path::new(dest).exists());
     assert!(!out.exists());
     // clap's own: an unknown flag, a missing argument, a bad value.
     usage_error(&["--frobnicate"], ["ls", l, "--frobnicate"]);
     usage_error(&["<SOURCE>"], ["tag", l]);
-    usage_error(&["--format"], ["export", l, "multi:1.0", "-o", o, "--format", "zip"]);
+    usage_error(
+        &["--format"],
+        ["export", l, "multi:1.0", "-o", o, "--format", "zip"],
+    );
 }
 
 /// Runs `ocitool -q ARGS` and expects success with nothing on standard error; returns stdout.
@@ -227,8 +308,17 @@ fn quiet(args: &[&str]) -> String {
     let mut a = vec!["-q"];
     a.extend_from_slice(args);
     let o = run(&a);
-    assert!(o.status.success(), "{a:?}: exit {:?}\n{}", o.status.code(), stderr(&o));
-    assert!(o.stderr.is_empty(), "{a:?} printed on standard error: {}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "{a:?}: exit {:?}\n{}",
+        o.status.code(),
+        stderr(&o)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{a:?} printed on standard error: {}",
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -237,7 +327,10 @@ fn quiet(args: &[&str]) -> String {
 fn speaks(args: &[&str]) {
     let o = run(args);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    assert!(!o.stdout.is_empty() || !o.stderr.is_empty(), "{args:?} says nothing even without -q");
+    assert!(
+        !o.stdout.is_empty() || !o.stderr.is_empty(),
+        "{args:?} says nothing even without -q"
+    );
 }
 
 #[test]
@@ -252,15 +345,40 @@ fn quiet_silences_everything_but_results_and_errors() {
         vec!["init".into(), p("x")],
         vec!["import".into(), t.into(), a.clone()],
         vec!["tag".into(), a.clone(), "app:1.0".into(), "app:1.1".into()],
-        vec!["tag".into(), a.clone(), "app:1.0".into(), "app:1.2.0".into(), "--semver".into()],
+        vec![
+            "tag".into(),
+            a.clone(),
+            "app:1.0".into(),
+            "app:1.2.0".into(),
+            "--semver".into(),
+        ],
         vec!["protect".into(), a.clone(), "--sha".into()],
         vec!["untag".into(), a.clone(), "app:1.1".into()],
-        vec!["prune".into(), a.clone(), "--keep".into(), "1".into(), "--dry-run".into()],
-        vec!["convert".into(), a.clone(), "app:1.0".into(), "app:z".into(), "--compression".into(), "zstd".into()],
+        vec![
+            "prune".into(),
+            a.clone(),
+            "--keep".into(),
+            "1".into(),
+            "--dry-run".into(),
+        ],
+        vec![
+            "convert".into(),
+            a.clone(),
+            "app:1.0".into(),
+            "app:z".into(),
+            "--compression".into(),
+            "zstd".into(),
+        ],
         vec!["copy".into(), a.clone(), b.clone()],
         vec!["pack".into(), a.clone(), "-o".into(), p("a.tar")],
         vec!["unpack".into(), p("a.tar"), c.clone()],
-        vec!["export".into(), a.clone(), "app:1.0".into(), "-o".into(), p("e.tar")],
+        vec![
+            "export".into(),
+            a.clone(),
+            "app:1.0".into(),
+            "-o".into(),
+            p("e.tar"),
+        ],
         vec!["inventory".into(), a.clone(), "-o".into(), p("inv.json")],
         vec!["gc".into(), a.clone()],
         vec!["man".into(), "--dir".into(), p("man")],
@@ -304,7 +422,11 @@ fn quiet_silences_everything_but_results_and_errors() {
     let o = run(["-q", "tag", &a, "no-such:ref", "x:1"]);
     assert_eq!(o.status.code(), Some(3));
     let err = stderr(&o);
-    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     // verify's problems are its result: printed with -q, exit 1, no summary.
     let fx = fixture("corrupt/minimal");
@@ -339,7 +461,12 @@ fn quiet_registry_commands_print_nothing() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        o.stdout.is_empty() && o.stderr.is_empty(),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -347,7 +474,10 @@ fn completions_are_scripts_the_shells_accept() {
     let d = empty_dir();
     for (shell, check) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
         let script = ok(["completions", shell]);
-        assert!(script.contains("ocitool") && script.contains("import"), "{shell}");
+        assert!(
+            script.contains("ocitool") && script.contains("import"),
+            "{shell}"
+        );
         let f = d.path().join(shell);
         std::fs::write(&f, &script).unwrap();
         if shell == "bash" || have(check) {
@@ -361,7 +491,15 @@ fn completions_are_scripts_the_shells_accept() {
         ". {}; COMP_WORDS=(ocitool im); COMP_CWORD=1; _ocitool ocitool im ocitool; echo ${{COMPREPLY[@]}}; COMP_WORDS=(ocitool import --com); COMP_CWORD=2; _ocitool ocitool --com import; echo ${{COMPREPLY[@]}}",
         f.display()
     )));
-    assert!(words.lines().next().unwrap().split(' ').any(|w| w == "import"), "{words}");
+    assert!(
+        words
+            .lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .any(|w| w == "import"),
+        "{words}"
+    );
     assert!(words.contains("--compression"), "{words}");
     usage_error(&["'tcsh'"], ["completions", "tcsh"]);
 }
@@ -387,16 +525,30 @@ fn every_command_has_a_manual_page() {
         let page = ok(["man"].into_iter().chain(words.iter().map(String::as_str)));
         let name = format!("ocitool-{}", words.join("-"));
         assert!(page.starts_with(".ie") || page.contains(".TH"), "{name}");
-        assert!(page.contains(&format!(".TH {name} 1")), "{name}: {}", &page[..200.min(page.len())]);
-        assert_eq!(page, std::fs::read_to_string(dir.join(format!("{name}.1"))).unwrap());
+        assert!(
+            page.contains(&format!(".TH {name} 1")),
+            "{name}: {}",
+            &page[..200.min(page.len())]
+        );
+        assert_eq!(
+            page,
+            std::fs::read_to_string(dir.join(format!("{name}.1"))).unwrap()
+        );
         // The examples and the version are in it.
         assert!(page.contains("Examples:"), "{name}");
         assert!(page.contains(&version_line()[8..]), "{name}");
     }
     // `man` renders a page, where it is installed.
     if have("man") {
-        let text = sh(Command::new("man").arg("-l").arg(dir.join("ocitool-import.1")).env("MANPAGER", "cat").env("MANWIDTH", "100"));
-        assert!(text.contains("ARCHIVE") && text.contains("docker-save.tar"), "{text}");
+        let text = sh(Command::new("man")
+            .arg("-l")
+            .arg(dir.join("ocitool-import.1"))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100"));
+        assert!(
+            text.contains("ARCHIVE") && text.contains("docker-save.tar"),
+            "{text}"
+        );
     }
     usage_error(&["no manual page", "tag"], ["man", "frobnicate"]);
 }
@@ -412,7 +564,10 @@ fn version_names_the_commit() {
     let rest = v.strip_prefix("ocitool ").unwrap_or_else(|| panic!("{v}"));
     let (version, commit) = rest.split_once(' ').unwrap_or_else(|| panic!("{v}"));
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    let commit = commit.strip_prefix('(').and_then(|c| c.strip_suffix(')')).unwrap_or_else(|| panic!("{v}"));
+    let commit = commit
+        .strip_prefix('(')
+        .and_then(|c| c.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{v}"));
     let head = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .current_dir(workspace())
@@ -422,4 +577,42 @@ fn version_names_the_commit() {
         // A source tarball: no git, no commit.
         _ => assert_eq!(commit, "unknown", "{v}"),
     }
+}
+
+#[test]
+fn quiet_push_login_and_logout_print_nothing() {
+    let Some(reg) =
+        ocitool_testkit::registry::TestRegistry::start(ocitool_testkit::registry::Mode::Plain)
+    else {
+        return;
+    };
+    let fx = fixture("minimal");
+    let d = empty_dir();
+    let home = d.path().join("home");
+    let auth = home.join("auth.json");
+    let to = format!("{}/site", reg.addr);
+    let quiet_ok = |args: &[&str]| {
+        let mut c = Command::new(bin());
+        crate::json_schemas::isolated(c.arg("-q").args(args), &home);
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(
+            o.stdout.is_empty() && o.stderr.is_empty(),
+            "{args:?} printed with -q: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    };
+    let (l, a) = (fx.path.to_str().unwrap(), auth.to_str().unwrap());
+    quiet_ok(&["push", l, "--to", &to]);
+    quiet_ok(&[
+        "login",
+        &reg.addr,
+        "--creds",
+        "tester:s3cret",
+        "--authfile",
+        a,
+    ]);
+    assert!(auth.exists());
+    quiet_ok(&["logout", &reg.addr, "--authfile", a]);
 }
