@@ -480,10 +480,23 @@ fn completions_are_scripts_the_shells_accept() {
         );
         let f = d.path().join(shell);
         std::fs::write(&f, &script).unwrap();
-        if shell == "bash" || have(check) {
+        if shell == "bash" || peer(check) {
             // `bash -n`, `zsh -n`, `fish -n`: the script parses.
             sh(Command::new(check).arg("-n").arg(&f));
         }
+    }
+    // fish completes the commands and a command's flags.
+    if peer("fish") {
+        let f = d.path().join("fish");
+        let words = sh(Command::new("fish").arg("-c").arg(format!(
+            "source {}; complete -C 'ocitool im'; complete -C 'ocitool import --com'",
+            f.display()
+        )));
+        assert!(words.lines().any(|l| l.starts_with("import\t")), "{words}");
+        assert!(
+            words.lines().any(|l| l.starts_with("--compression")),
+            "{words}"
+        );
     }
     // bash completes the commands and a command's flags.
     let f = d.path().join("bash");
