@@ -19,12 +19,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Flags every command takes, listed apart from each command's own ("Global options").
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Print one JSON document on standard output instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print nothing but results and errors (no progress, notes or summaries).
+    /// Print nothing but what a command lists or shows, and errors: no progress, notes,
+    /// summaries or lines about what changed (README, "Output").
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Fail with exit code 4 instead of waiting when another ocitool process holds the layout's lock.
@@ -104,10 +107,15 @@ pub enum Command {
     /// Serve layouts read-only over the OCI distribution API: podman, skopeo, docker and
     /// containerd (Kubernetes nodes, through a mirror entry) pull from it.
     Serve(ServeArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print a command's manual page, or install every page into a directory.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// The directory to make a layout of (created if missing, with its parents).
     pub layout: PathBuf,
 }
 
@@ -145,8 +153,11 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
+    /// What to point at: a ref name or a digest (sha256:...).
     pub source: String,
+    /// The refs to set (app:1.0, registry.example.com/team/app:1.0); existing ones are moved.
     #[arg(required = true)]
     pub targets: Vec<String>,
     /// Show what would change without changing anything.
@@ -165,7 +176,9 @@ pub struct TagArgs {
 
 #[derive(Debug, Args)]
 pub struct UntagArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
+    /// Refs to remove; a digest (sha256:...) removes every ref pointing at it.
     #[arg(required = true)]
     pub refs: Vec<String>,
     /// Match each REF only as an exact ref name (org.opencontainers.image.ref.name), never as
@@ -179,6 +192,7 @@ pub struct UntagArgs {
 
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// Glob patterns on the whole ref name (`*`, `?`, `[...]`): 'app:release-*', or
     /// '*:release-*' in every repository ('release-*' matches the bare ref release-1, not
@@ -204,6 +218,7 @@ pub struct ProtectArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["keep", "older_than"])))]
 pub struct PruneArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// Releases to keep per repository, the newest by --by (a release: a version tag, with
     /// the SHA and date tags on its image, which go with it).
@@ -212,8 +227,10 @@ pub struct PruneArgs {
     /// Remove releases, and builds without a version, dated before AGE ago (30d, 12h, 2w,
     /// 6months) or before a day (2024-01-15, UTC). A date is the image's newest date tag,
     /// else its config's `created`. With --keep, the newest N stay whatever their age.
-    #[arg(long, value_name = "AGE|DATE", value_parser = parse_age)]
-    pub older_than: Option<Age>,
+    // Checked as a usage error by `usage::check` (this file is also the build script's, which
+    // has no ocitool crate to parse it with).
+    #[arg(long, value_name = "AGE|DATE")]
+    pub older_than: Option<String>,
     /// Keep every release or build with a tag matching GLOB (the whole ref name, as for
     /// protect: 'app:1.*', '*:lts-*'); repeatable.
     #[arg(long, value_name = "GLOB")]
@@ -237,26 +254,9 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-/// `--older-than`: an age before now, or a day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Age {
-    Ago(std::time::Duration),
-    /// Seconds since the Unix epoch.
-    Before(i64),
-}
-
-fn parse_age(s: &str) -> Result<Age, String> {
-    use ocitool_spec::tags;
-    if let Some(t) = tags::date_tag(s).or_else(|| tags::parse_rfc3339(s)) {
-        return Ok(Age::Before(t));
-    }
-    humantime::parse_duration(s).map(Age::Ago).map_err(|e| {
-        format!("{e}: give an age such as 30d, 12h, 2w, 6months, or a day such as 2024-01-15")
-    })
-}
-
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// Verify only what these refs reach (default: the whole layout, unreferenced blobs included).
     pub refs: Vec<String>,
@@ -264,7 +264,10 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// A docker-save or OCI archive: tar, tar.gz, tar.zst, tar.xz or tar.bz2; `-` reads
+    /// standard input.
     pub archive: PathBuf,
+    /// The layout to add the images to (created if missing).
     pub layout: PathBuf,
     /// An extra ref for the imported image (repeatable; the archive must hold one image).
     #[arg(long = "tag", value_name = "REF")]
@@ -290,7 +293,9 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
+    /// An oci-archive from `ocitool pack` (or another tool); `-` reads standard input.
     pub archive: PathBuf,
+    /// The layout to merge into (created if missing).
     pub layout: PathBuf,
     #[command(flatten)]
     pub limits: ArchiveLimits,
@@ -306,7 +311,9 @@ pub struct UnpackArgs {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
+    /// Refs or digests to pack (default: every ref).
     pub refs: Vec<String>,
     /// Output file, or `-` for standard output.
     #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
@@ -325,6 +332,7 @@ pub struct PackArgs {
 
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// Write to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -333,8 +341,11 @@ pub struct InventoryArgs {
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
+    /// The layout to copy from.
     pub src: PathBuf,
+    /// The layout to copy into (created if missing).
     pub dst: PathBuf,
+    /// Refs or digests to copy (default: every ref).
     pub refs: Vec<String>,
     /// From multi-platform refs, copy this platform only; the ref then points at that
     /// platform's manifest, unchanged.
@@ -358,7 +369,9 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
+    /// The refs (or digests) to write; each ref name becomes a tag of the archive.
     #[arg(required = true)]
     pub refs: Vec<String>,
     /// Output file, or `-` for standard output. A file appears only when complete.
@@ -374,6 +387,7 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// Print what would be deleted, delete nothing.
     #[arg(long)]
@@ -385,6 +399,7 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// The image to convert (a ref or a digest); it is not changed.
     pub source: String,
@@ -438,6 +453,31 @@ pub struct ServeArgs {
     pub io_timeout: Option<f64>,
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (`tag`, `blob put`); default: ocitool's own page.
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// Write every page (ocitool.1, ocitool-tag.1, ...) into this directory instead, e.g.
+    /// ~/.local/share/man/man1.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum CompressionArg {
     Gzip,
@@ -482,14 +522,21 @@ pub enum BlobCommand {
     /// Store FILE (or standard input, `-`) as a blob and print its digest. The blob is
     /// unreferenced until a manifest that names it is tagged; `gc` removes it before that.
     Put {
+        /// The OCI image layout (a directory).
         layout: PathBuf,
+        /// The file to store; `-` reads standard input.
         file: PathBuf,
         /// Refuse the content unless it has this digest.
         #[arg(long, value_name = "DIGEST")]
         digest: Option<String>,
     },
     /// Write a blob to standard output; exit 3 if its content does not match its digest.
-    Get { layout: PathBuf, digest: String },
+    Get {
+        /// The OCI image layout (a directory).
+        layout: PathBuf,
+        /// The blob's digest (sha256:...).
+        digest: String,
+    },
 }
 
 /// `ADDR:PORT`, or `HOST:PORT` resolved to its first address.
@@ -557,6 +604,7 @@ pub struct RegistryFlags {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
+    /// The layout to fetch into (created if missing).
     pub layout: PathBuf,
     /// Images as `docker pull` takes them; no tag means latest.
     #[arg(required = true, value_name = "IMAGE")]
@@ -583,8 +631,9 @@ pub struct PullArgs {
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// Refs to push (default: every ref); with --all-tags, repositories.
+    /// Refs or digests to push (default: every ref); with --all-tags, repositories.
     #[arg(value_name = "REF")]
     pub refs: Vec<String>,
     /// Map REG/PATH:TAG to REGISTRY/PREFIX/PATH:TAG.
@@ -655,4 +704,451 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
     };
     Ok(std::time::Duration::from_millis(ms))
+}
+
+/// The clap command with everything the derive does not say: each command's examples. The
+/// binary parses with it and `build.rs` makes the manual pages from it, so both show the same.
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    for (path, text) in EXAMPLES {
+        let text = examples_section(text);
+        cmd = match path.split_once(' ') {
+            Some((group, sub)) => {
+                cmd.mut_subcommand(group, |g| g.mut_subcommand(sub, |c| c.after_help(text)))
+            }
+            None => cmd.mut_subcommand(path, |c| c.after_help(text)),
+        };
+    }
+    cmd
+}
+
+/// `Examples:` and the lines, indented as clap indents its sections.
+fn examples_section(text: &str) -> String {
+    let mut s = String::from("Examples:");
+    for line in text.lines() {
+        s.push_str("\n  ");
+        s.push_str(line);
+    }
+    s
+}
+
+/// Two or three examples per command (and per `blob` subcommand), shown at the end of its
+/// `--help` and in its manual page: a `#` line saying what it does, then a line to paste into
+/// a shell. A unit test parses every `ocitool` line with [`command`].
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "init",
+        "\
+# a new, empty layout
+ocitool init ./layout
+# on a mounted disk, creating the directories on the way
+ocitool init /mnt/disk/images",
+    ),
+    (
+        "ls",
+        "\
+# one row per ref
+ocitool ls ./layout
+# repositories, versions by semver, and the aliases pointing at each
+ocitool ls ./layout --tree
+# the ref names only, for a script
+ocitool ls ./layout --json | jq -r '.[].ref'",
+    ),
+    (
+        "inspect",
+        "\
+# manifest, config and layers of a ref
+ocitool inspect ./layout app:1.0
+# one platform of a multi-platform image
+ocitool inspect ./layout app:1.0 --platform linux/arm64
+# the exact bytes of the image config
+ocitool inspect ./layout app:1.0 --config",
+    ),
+    (
+        "tag",
+        "\
+# one more name for an image
+ocitool tag ./layout app:1.0 app:latest
+# a release: app:1.2.3, and app:1.2, app:1 and app:latest where it is the newest
+ocitool tag ./layout app:candidate app:1.2.3 --semver
+# the name a registry needs, checked first
+ocitool tag ./layout app:1.0 registry.example.com/team/app:1.0 --dry-run",
+    ),
+    (
+        "untag",
+        "\
+# remove a ref (its blobs stay until gc)
+ocitool untag ./layout app:1.0-rc1
+# remove several, then free the space
+ocitool untag ./layout app:old tools/lint:3 && ocitool gc ./layout",
+    ),
+    (
+        "protect",
+        "\
+# releases and commit-SHA tags can no longer be moved
+ocitool protect ./layout --semver --sha
+# nor tags matching a pattern
+ocitool protect ./layout 'app:release-*'
+# show the policy
+ocitool protect ./layout --list",
+    ),
+    (
+        "prune",
+        "\
+# what keeping the newest 3 versions per repository would remove
+ocitool prune ./layout --keep 3 --dry-run
+# do it for one repository, and free the blobs
+ocitool prune ./layout --keep 3 --repo app --gc",
+    ),
+    (
+        "verify",
+        "\
+# every blob of the layout, against its digest
+ocitool verify ./layout
+# only what one ref reaches, as JSON
+ocitool verify ./layout app:1.0 --json",
+    ),
+    (
+        "import",
+        "\
+# every image and tag of a docker save
+ocitool import docker-save.tar ./layout
+# straight from docker, no file in between
+docker save nginx:1.25 | ocitool import - ./layout
+# with one more tag, layers compressed with zstd on the way in
+ocitool import app.tar ./layout --tag app:candidate --compression zstd",
+    ),
+    (
+        "unpack",
+        "\
+# a bundle from `ocitool pack`, at the receiving site
+ocitool unpack bundle.tar /srv/images
+# a delta bundle, from standard input
+ocitool unpack - /srv/images < delta.tar",
+    ),
+    (
+        "pack",
+        "\
+# the whole layout, for a disk
+ocitool pack ./layout -o bundle.tar
+# two refs only
+ocitool pack ./layout app:1.0 app:latest -o app.tar
+# only the blobs the other site lacks (its inventory, from `ocitool inventory`)
+ocitool pack ./layout --exclude-inventory site-inventory.json -o delta.tar",
+    ),
+    (
+        "inventory",
+        "\
+# at the receiving site: what it has, for the next delta bundle
+ocitool inventory /srv/images -o site-inventory.json
+# how many blobs a layout holds
+ocitool inventory ./layout | jq '.blobs | length'",
+    ),
+    (
+        "copy",
+        "\
+# every ref, with every blob they reach
+ocitool copy ./layout /mnt/disk/layout
+# one platform of one image
+ocitool copy ./layout ./arm app:1.0 --platform linux/arm64
+# on one file system, hard links instead of copies
+ocitool copy ./layout ./mirror --link",
+    ),
+    (
+        "export",
+        "\
+# an archive `docker load` and `podman load` take
+ocitool export ./layout app:1.0 -o app.tar
+# straight into docker
+ocitool export ./layout app:1.0 -o - | docker load
+# an oci-archive with two tags
+ocitool export ./layout app:1.0 app:latest --format oci -o app-oci.tar",
+    ),
+    (
+        "blob",
+        "\
+# store a file as a blob, printing its digest
+digest=$(ocitool blob put ./layout sbom.json)
+# read it back, verified
+ocitool blob get ./layout \"$digest\" > sbom-copy.json",
+    ),
+    (
+        "blob put",
+        "\
+# store a file, printing its digest
+ocitool blob put ./layout sbom.json
+# from standard input, refused unless it has the expected digest
+ocitool blob put ./layout - --digest \"$digest\" < sbom.json",
+    ),
+    (
+        "blob get",
+        "\
+# a blob's bytes into a file, verified as they stream
+ocitool blob get ./layout \"$digest\" > blob.bin
+# a config blob, pretty-printed
+ocitool blob get ./layout \"$config_digest\" | jq .",
+    ),
+    (
+        "convert",
+        "\
+# layers recompressed with zstd, as a new ref
+ocitool convert ./layout app:1.0 app:1.0-zstd --compression zstd
+# the smallest gzip
+ocitool convert ./layout app:1.0 app:1.0-gz9 --compression gzip --level 9
+# Docker media types, for an old registry
+ocitool convert ./layout app:1.0 app:1.0-docker --media-types docker",
+    ),
+    (
+        "gc",
+        "\
+# what would be deleted
+ocitool gc ./layout --dry-run
+# delete blobs no ref reaches
+ocitool gc ./layout",
+    ),
+    (
+        "pull",
+        "\
+# two images from Docker Hub (no tag means latest)
+ocitool pull ./layout nginx:1.25 alpine
+# every tag of a repository
+ocitool pull ./layout ghcr.io/org/app --all-tags
+# two platforms of a multi-platform image
+ocitool pull ./layout nginx:1.25 --platform linux/amd64 --platform linux/arm64",
+    ),
+    (
+        "push",
+        "\
+# to the registry the ref names
+ocitool push ./layout registry.example.com/team/app:1.0
+# every ref, mapped under the site's registry
+ocitool push ./layout --to registry.site.internal/mirror
+# every tag of a repository
+ocitool push ./layout registry.example.com/team/app --all-tags",
+    ),
+    (
+        "login",
+        "\
+# a token from a file
+ocitool login ghcr.io -u octocat --password-stdin < token.txt
+# in CI
+echo \"$TOKEN\" | ocitool login registry.site.internal -u ci --password-stdin",
+    ),
+    (
+        "logout",
+        "\
+# forget the credentials of a registry
+ocitool logout ghcr.io
+# from a given credentials file
+ocitool logout registry.site.internal --authfile ./auth.json",
+    ),
+    (
+        "ls-remote",
+        "\
+# the tags of a Docker Hub repository
+ocitool ls-remote nginx
+# of a private registry, as JSON
+ocitool ls-remote registry.site.internal:5000/team/app --json",
+    ),
+    (
+        "serve",
+        "\
+# this host only, on port 5000
+ocitool serve ./layout
+# the whole site, over HTTPS
+ocitool serve /mnt/disk/layout --listen 0.0.0.0:5000 --tls-cert cert.pem --tls-key key.pem
+# two layouts, with passwords, one JSON line per request
+ocitool serve ./a ./b --htpasswd ./htpasswd --json",
+    ),
+    (
+        "completions",
+        "\
+# bash
+ocitool completions bash > ~/.local/share/bash-completion/completions/ocitool
+# zsh (a directory on $fpath)
+ocitool completions zsh > ~/.zfunc/_ocitool
+# fish
+ocitool completions fish > ~/.config/fish/completions/ocitool.fish",
+    ),
+    (
+        "man",
+        "\
+# read a command's page
+ocitool man tag | man -l -
+# install every page where man finds them
+ocitool man --dir ~/.local/share/man/man1",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command and `blob` subcommand, as paths (`["blob", "put"]`), without clap's `help`.
+    fn commands(c: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, clap::Command)>) {
+        for s in c.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut p = path.clone();
+            p.push(s.get_name().to_string());
+            out.push((p.clone(), s.clone()));
+            commands(s, p, out);
+        }
+    }
+
+    fn all() -> Vec<(Vec<String>, clap::Command)> {
+        let mut out = Vec::new();
+        commands(&command(), Vec::new(), &mut out);
+        out
+    }
+
+    enum Tok {
+        Word(String),
+        Sep,
+        Redirect,
+    }
+
+    /// The words of a shell line, quotes removed; `|`, `&&`, `;`, `$(` and `)` separate
+    /// commands, `<` and `>` redirect (their target is not an argument).
+    fn tokens(line: &str) -> Vec<Tok> {
+        let mut out = Vec::new();
+        let mut w = String::new();
+        let mut has = false;
+        let mut it = line.chars().peekable();
+        let flush = |w: &mut String, has: &mut bool, out: &mut Vec<Tok>| {
+            if *has {
+                out.push(Tok::Word(std::mem::take(w)));
+                *has = false;
+            }
+        };
+        while let Some(c) = it.next() {
+            match c {
+                '\'' | '"' => {
+                    has = true;
+                    for q in it.by_ref() {
+                        if q == c {
+                            break;
+                        }
+                        w.push(q);
+                    }
+                }
+                ' ' => flush(&mut w, &mut has, &mut out),
+                '|' | ';' | ')' => {
+                    flush(&mut w, &mut has, &mut out);
+                    out.push(Tok::Sep);
+                }
+                '&' | '$' if it.peek() == Some(if c == '&' { &'&' } else { &'(' }) => {
+                    it.next();
+                    flush(&mut w, &mut has, &mut out);
+                    out.push(Tok::Sep);
+                }
+                '<' | '>' => {
+                    flush(&mut w, &mut has, &mut out);
+                    out.push(Tok::Redirect);
+                }
+                c => {
+                    has = true;
+                    w.push(c);
+                }
+            }
+        }
+        flush(&mut w, &mut has, &mut out);
+        out
+    }
+
+    /// The `ocitool ...` commands of a shell line, each as its argument list.
+    fn invocations(line: &str) -> Vec<Vec<String>> {
+        let mut segments = vec![Vec::new()];
+        let mut skip = false;
+        for t in tokens(line) {
+            match t {
+                Tok::Sep => segments.push(Vec::new()),
+                Tok::Redirect => skip = true,
+                Tok::Word(_) if skip => skip = false,
+                Tok::Word(w) => segments.last_mut().expect("one").push(w),
+            }
+        }
+        segments
+            .into_iter()
+            .filter(|s| s.first().is_some_and(|w| w == "ocitool"))
+            .collect()
+    }
+
+    #[test]
+    fn the_shell_line_reader_finds_each_ocitool_command() {
+        assert_eq!(
+            invocations("digest=$(ocitool blob put ./l 'a b.json') && ocitool gc ./l > x"),
+            vec![
+                vec!["ocitool", "blob", "put", "./l", "a b.json"],
+                vec!["ocitool", "gc", "./l"]
+            ]
+        );
+        assert_eq!(
+            invocations("docker save n | ocitool import - ./l < in"),
+            vec![vec!["ocitool", "import", "-", "./l"]]
+        );
+    }
+
+    #[test]
+    fn every_command_has_two_or_three_examples_that_parse() {
+        let cmds = all();
+        for (path, _) in &cmds {
+            let key = path.join(" ");
+            let (_, text) = EXAMPLES
+                .iter()
+                .find(|(k, _)| *k == key)
+                .unwrap_or_else(|| panic!("no examples for `ocitool {key}`"));
+            let comments = text.lines().filter(|l| l.starts_with('#')).count();
+            let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+            assert!(
+                (2..=3).contains(&lines.len()) && comments == lines.len(),
+                "`ocitool {key}` wants 2 or 3 examples, each under a # line:\n{text}"
+            );
+            for line in lines {
+                let calls = invocations(line);
+                assert!(!calls.is_empty(), "{key}: no ocitool command in {line:?}");
+                assert!(
+                    calls.iter().any(|c| c[1..].starts_with(path)),
+                    "{key}: {line:?} does not run `ocitool {key}`"
+                );
+                for args in calls {
+                    if let Err(e) = command().try_get_matches_from(&args) {
+                        panic!("{key}: example {line:?} does not parse:\n{e}");
+                    }
+                }
+            }
+        }
+        for (k, _) in EXAMPLES {
+            assert!(
+                cmds.iter().any(|(p, _)| p.join(" ") == *k),
+                "examples for a command that does not exist: {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_positional_argument_is_described() {
+        for (path, c) in all() {
+            for a in c.get_arguments().filter(|a| a.is_positional()) {
+                assert!(
+                    a.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "`ocitool {}`: <{}> has no description",
+                    path.join(" "),
+                    a.get_id()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn global_flags_have_their_own_heading() {
+        let c = command();
+        for a in c.get_arguments().filter(|a| a.is_global_set()) {
+            assert_eq!(
+                a.get_help_heading(),
+                Some("Global options"),
+                "{}",
+                a.get_id()
+            );
+        }
+    }
 }

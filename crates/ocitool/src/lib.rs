@@ -7,11 +7,12 @@ mod exit;
 mod outfile;
 mod output;
 mod signals;
+mod usage;
 
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command, Global};
 use crate::output::{BrokenPipe, Diag, Out, StdoutFailed, term_text};
@@ -44,8 +45,19 @@ impl Ctx {
         o
     }
 
-    /// A line on standard error, after what standard output already holds, so a terminal
-    /// shows results and summaries in order.
+    /// A line about one thing the command changed (a ref set, a blob removed, a layer
+    /// converted): standard output, silenced by `--quiet`. What a command lists or shows goes
+    /// to `self.out` and is printed even then (README, "Output").
+    pub fn item(&mut self, s: impl AsRef<str>) -> anyhow::Result<()> {
+        if self.global.quiet {
+            return Ok(());
+        }
+        self.out.line(s)
+    }
+
+    /// A summary line (counts and totals) or other commentary: standard error, after what
+    /// standard output already holds, so a terminal shows results and summaries in order;
+    /// silenced by `--quiet`.
     pub fn info(&mut self, s: impl AsRef<str>) {
         let _ = self.out.flush();
         self.diag.info(s);
@@ -95,7 +107,7 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
         signals::remove_partials_now();
         std::process::exit(exit::INTERNAL);
     }));
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -139,6 +151,23 @@ pub fn main_impl(args: impl IntoIterator<Item = OsString>) -> i32 {
             exit_code(&e)
         }
     }
+}
+
+/// The version `--version` prints: the crate's, and the git commit it was built from
+/// ("unknown" when built from sources without git).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OCITOOL_COMMIT"), ")");
+
+/// The command line, checked beyond what clap checks (values such as platforms and levels,
+/// arguments in the wrong order); a usage error carries tips for docker users.
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let mut cmd = cli::command().version(VERSION);
+    let cli = cmd
+        .try_get_matches_from_mut(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(|e| usage::with_tips(e.format(&mut cmd), &args))?;
+    usage::check(&cli, &cmd)?;
+    Ok(cli)
 }
 
 fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
@@ -190,6 +219,8 @@ fn run(ctx: &mut Ctx, command: Command) -> anyhow::Result<i32> {
             signals::hand_over();
             cmd::serve::run(ctx, &a)
         }
+        Command::Completions(a) => cmd::docs::completions(ctx, &a),
+        Command::Man(a) => cmd::docs::man(ctx, &a),
     }
 }
 
@@ -222,4 +253,52 @@ fn exit_code(e: &anyhow::Error) -> i32 {
         }
     }
     exit::FAILED
+}
+
+/// `build.rs`'s reading of the commit, checked here where tests can run it.
+#[cfg(test)]
+#[path = "../build/commit.rs"]
+mod build_commit;
+
+#[cfg(test)]
+mod version_tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::build_commit::commit;
+
+    fn git(dir: &Path, args: &[&str]) -> Option<String> {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+
+    #[test]
+    fn sources_outside_git_have_an_unknown_commit() {
+        // A source tarball, unpacked where no git repository is.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Cargo.toml"), "[package]\n").unwrap();
+        assert_eq!(commit(d.path()), "unknown");
+        if git(d.path(), &["--version"]).is_none() {
+            eprintln!("SKIPPED: git is not installed; the checks inside a repository are not run");
+            return;
+        }
+        // Unpacked inside some other repository: its commit is not these sources'.
+        git(d.path(), &["init", "-q"]).unwrap();
+        std::fs::write(d.path().join("other"), "x").unwrap();
+        git(d.path(), &["add", "other"]).unwrap();
+        git(d.path(), &["commit", "-qm", "other"]).unwrap();
+        assert_eq!(commit(d.path()), "unknown");
+        // A checkout of the sources: the commit they are at.
+        git(d.path(), &["add", "Cargo.toml"]).unwrap();
+        git(d.path(), &["commit", "-qm", "sources"]).unwrap();
+        let head = git(d.path(), &["rev-parse", "--short", "HEAD"]).unwrap();
+        assert_eq!(commit(d.path()), head);
+    }
 }

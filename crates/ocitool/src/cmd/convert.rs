@@ -61,14 +61,14 @@ pub fn run(ctx: &mut Ctx, a: &ConvertArgs) -> anyhow::Result<i32> {
     }
     for l in &r.layers {
         if l.reused {
-            ctx.out.line(format!(
+            ctx.item(format!(
                 "  {}  {:>9}  kept ({})",
                 l.from.digest.short(),
                 human_size(l.from.size),
                 l.to_media_type
             ))?;
         } else {
-            ctx.out.line(format!(
+            ctx.item(format!(
                 "  {} {:>9} -> {} {:>9}  {}",
                 l.from.digest.short(),
                 human_size(l.from.size),
@@ -78,7 +78,7 @@ pub fn run(ctx: &mut Ctx, a: &ConvertArgs) -> anyhow::Result<i32> {
             ))?;
         }
     }
-    ctx.out.line(format!(
+    ctx.item(format!(
         "{} points at {digest}: layers {} -> {}{}",
         a.target,
         human_size(before),

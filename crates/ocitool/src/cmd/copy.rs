@@ -44,8 +44,7 @@ pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     for (n, d) in &report.refs {
-        ctx.out
-            .line(format!("{} -> {d}", n.as_deref().unwrap_or("<untagged>")))?;
+        ctx.item(format!("{} -> {d}", n.as_deref().unwrap_or("<untagged>")))?;
     }
     ctx.info(format!(
         "copied {} blob(s) ({}), skipped {} already present{}",

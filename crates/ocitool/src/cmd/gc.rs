@@ -30,7 +30,7 @@ pub fn run(ctx: &mut Ctx, path: &Path, dry_run: bool, force: bool) -> anyhow::Re
     }
     let verb = if dry_run { "would remove" } else { "removed" };
     for (d, s) in &r.removed {
-        ctx.out.line(format!("{verb} {d} ({})", human_size(*s)))?;
+        ctx.item(format!("{verb} {d} ({})", human_size(*s)))?;
     }
     let mut summary = format!(
         "{} {} blob(s) ({}), kept {}",
@@ -49,6 +49,6 @@ pub fn run(ctx: &mut Ctx, path: &Path, dry_run: bool, force: bool) -> anyhow::Re
     if dry_run {
         summary.push_str(" (dry run: nothing changed)");
     }
-    ctx.out.line(summary)?;
+    ctx.info(summary);
     Ok(exit::OK)
 }

@@ -140,9 +140,9 @@ pub fn run(
         } else {
             format!(" ({})", i.platforms.join(", "))
         };
-        ctx.out.line(format!("{names} -> {}{plat}", i.digest))?;
+        ctx.item(format!("{names} -> {}{plat}", i.digest))?;
         for (r, from) in &i.moved {
-            ctx.out.line(format!("  {r} moved from {from}"))?;
+            ctx.item(format!("  {r} moved from {from}"))?;
         }
         if i.refs.is_empty() && mode == Mode::Import {
             ctx.note(format!(

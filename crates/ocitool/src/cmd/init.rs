@@ -13,15 +13,15 @@ pub fn run(ctx: &mut Ctx, path: &Path) -> anyhow::Result<i32> {
         ctx.out
             .json(&serde_json::json!({ "path": layout.root(), "created": created }))?;
     } else if created {
-        ctx.out.line(format!(
+        ctx.info(format!(
             "initialized OCI layout {}",
             layout.root().display()
-        ))?;
+        ));
     } else {
-        ctx.out.line(format!(
+        ctx.info(format!(
             "{} is already an OCI layout",
             layout.root().display()
-        ))?;
+        ));
     }
     Ok(exit::OK)
 }

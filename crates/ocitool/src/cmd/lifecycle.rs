@@ -6,7 +6,7 @@ use ocitool_lifecycle::{Order, PruneOptions, PrunePlan, Reason, Unit, check_repo
 use ocitool_spec::tags::{self, Policy};
 use serde_json::json;
 
-use crate::cli::{Age, ProtectArgs, PruneArgs, PruneOrder};
+use crate::cli::{ProtectArgs, PruneArgs, PruneOrder};
 use crate::output::{human_size, table};
 use crate::{Ctx, exit};
 
@@ -62,7 +62,10 @@ pub fn protect(ctx: &mut Ctx, a: &ProtectArgs) -> anyhow::Result<i32> {
         }
         policy
     };
-    print_policy(ctx, &policy)?;
+    // A changed policy is shown as a report (silenced by --quiet); asked for, as the result.
+    if !(ctx.global.quiet && !(a.list || no_rules)) {
+        print_policy(ctx, &policy)?;
+    }
     Ok(exit::OK)
 }
 
@@ -96,7 +99,10 @@ pub fn prune(ctx: &mut Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
     let layout = Layout::open(&a.layout, ctx.layout_options())?;
     let options = PruneOptions {
         keep: a.keep,
-        older_than: a.older_than.map(cutoff),
+        older_than: match &a.older_than {
+            Some(s) => Some(cutoff(parse_age(s).map_err(anyhow::Error::msg)?)),
+            None => None,
+        },
         keep_tags: a.keep_tags.clone(),
         repos: a.repos.clone(),
         order: match a.by {
@@ -162,14 +168,32 @@ pub fn prune(ctx: &mut Ctx, a: &PruneArgs) -> anyhow::Result<i32> {
             .filter(|u| u.remove && u.is_release == release)
             .count()
     };
-    ctx.out.line(format!(
+    ctx.info(format!(
         "{} {} release(s) and {} build(s), {} tag(s); {gc_line}",
         if a.dry_run { "would remove" } else { "removed" },
         removed(true),
         removed(false),
         plan.removals().count(),
-    ))?;
+    ));
     Ok(exit::OK)
+}
+
+/// `--older-than`: an age before now, or a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    Ago(std::time::Duration),
+    /// Seconds since the Unix epoch.
+    Before(i64),
+}
+
+/// `--older-than`'s value (`usage::check` refuses a bad one as a usage error).
+pub fn parse_age(s: &str) -> Result<Age, String> {
+    if let Some(t) = tags::date_tag(s).or_else(|| tags::parse_rfc3339(s)) {
+        return Ok(Age::Before(t));
+    }
+    humantime::parse_duration(s).map(Age::Ago).map_err(|e| {
+        format!("{e}: give an age such as 30d, 12h, 2w, 6months, or a day such as 2024-01-15")
+    })
 }
 
 /// `--older-than` as a time: now minus an age, or the day given.
@@ -280,7 +304,7 @@ fn print_plan(ctx: &mut Ctx, plan: &PrunePlan, a: &PruneArgs) -> anyhow::Result<
         ]);
     }
     for line in table(&rows) {
-        ctx.out.line(line)?;
+        ctx.item(line)?;
     }
     let count = |f: &dyn Fn(&Unit) -> bool| plan.units.iter().filter(|u| !u.remove && f(u)).count();
     let builds = count(&|u| u.reason == Reason::Build);
@@ -295,28 +319,28 @@ fn print_plan(ctx: &mut Ctx, plan: &PrunePlan, a: &PruneArgs) -> anyhow::Result<
             }
             _ => String::new(),
         };
-        ctx.out.line(format!(
+        ctx.info(format!(
             "kept {} protected release(s) or build(s) that would otherwise go{why}; --force removes them",
             plan.protected_kept
-        ))?;
+        ));
     }
     if plan.protected_removed > 0 {
-        ctx.out.line(format!(
+        ctx.info(format!(
             "{} {} protected release(s) or build(s) (--force)",
             if a.dry_run { "would remove" } else { "removed" },
             plan.protected_removed
-        ))?;
+        ));
     }
     if plan.undated > 0 {
-        ctx.out.line(format!(
+        ctx.info(format!(
             "kept {} release(s) or build(s) with no date (no date tag, no config `created` after 2000)",
             plan.undated
-        ))?;
+        ));
     }
     if builds > 0 {
-        ctx.out.line(format!(
+        ctx.info(format!(
             "kept {builds} build(s) without a version (only --older-than removes builds)"
-        ))?;
+        ));
     }
     Ok(())
 }

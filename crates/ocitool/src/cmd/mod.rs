@@ -1,6 +1,7 @@
 pub mod blob;
 pub mod convert;
 pub mod copy;
+pub mod docs;
 pub mod export;
 pub mod gc;
 pub mod import;

@@ -104,12 +104,18 @@ pub fn inventory(ctx: &mut Ctx, layout: &Path, output: Option<&Path>) -> anyhow:
                     .with_context(|| format!("write {}", p.display()))?;
                 Ok(())
             })?;
-            ctx.info(format!(
-                "{}: {} blob(s), {}",
-                p.display(),
-                inv.blobs.len(),
-                human_size(inv.blobs.iter().map(|b| b.size).sum())
-            ));
+            let bytes: u64 = inv.blobs.iter().map(|b| b.size).sum();
+            if ctx.global.json {
+                ctx.out
+                    .json(&json!({"output": p, "blobs": inv.blobs.len(), "bytes": bytes}))?;
+            } else {
+                ctx.info(format!(
+                    "{}: {} blob(s), {}",
+                    p.display(),
+                    inv.blobs.len(),
+                    human_size(bytes)
+                ));
+            }
         }
         _ => ctx.out.bytes(&bytes)?,
     }

@@ -53,7 +53,7 @@ pub fn run(ctx: &mut Ctx, a: &PullArgs) -> anyhow::Result<i32> {
             .as_ref()
             .map(|m| format!(" (moved from {m})"))
             .unwrap_or_default();
-        ctx.out.line(format!("{} -> {}{moved}", r.name, r.digest))?;
+        ctx.item(format!("{} -> {}{moved}", r.name, r.digest))?;
     }
     let resumed = if report.bytes_resumed > 0 {
         format!(

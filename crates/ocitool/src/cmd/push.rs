@@ -47,8 +47,7 @@ pub fn run(ctx: &mut Ctx, a: &PushArgs) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     for r in &report.refs {
-        ctx.out
-            .line(format!("{} -> {}@{}", r.source, r.destination, r.digest))?;
+        ctx.item(format!("{} -> {}@{}", r.source, r.destination, r.digest))?;
     }
     ctx.info(format!(
         "pushed {} ref(s): sent {} blob(s) ({}), mounted {}, {} already there; {} manifest(s) written{}",

@@ -93,6 +93,9 @@ fn summary(ctx: &mut Ctx, server: &Server) -> anyhow::Result<()> {
             .line(json!({"url": url, "repositories": list}).to_string())?;
         return Ok(());
     }
+    if ctx.global.quiet {
+        return Ok(());
+    }
     let layouts: std::collections::BTreeSet<&str> =
         repos.iter().map(|r| r.layout.as_str()).collect();
     ctx.out.line(format!(

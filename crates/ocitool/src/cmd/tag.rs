@@ -90,8 +90,7 @@ fn report(ctx: &mut Ctx, moves: &[Move], dry_run: bool) -> anyhow::Result<()> {
             Some(p) if *p == m.digest => "unchanged".to_string(),
             Some(p) => format!("moved from {p}"),
         };
-        ctx.out
-            .line(format!("{} {verb} at {} ({how})", m.reference, m.digest))?;
+        ctx.item(format!("{} {verb} at {} ({how})", m.reference, m.digest))?;
     }
     Ok(())
 }

@@ -65,7 +65,7 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
         ctx.out.json(&serde_json::json!({ "removed": removed }))?;
     } else {
         for r in &removed {
-            ctx.out.line(format!(
+            ctx.item(format!(
                 "removed {} (was {})",
                 r.reference,
                 r.digests.join(", ")

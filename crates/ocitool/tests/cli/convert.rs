@@ -73,9 +73,10 @@ fn zstd_back_to_gzip_and_levels() {
         "application/vnd.oci.image.layer.v1.tar+gzip"
     );
     verify_clean(&fx.path);
+    // A level out of the codec's range is a usage error (exit 2), named before any work.
     fails(
-        3,
-        &["--level 30", "1..=22"],
+        2,
+        &["'30'", "--level", "1 to 22"],
         [
             "convert".as_ref(),
             fx.path.as_os_str(),

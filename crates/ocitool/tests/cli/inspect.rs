@@ -119,8 +119,9 @@ fn an_index_lists_its_platforms_and_platform_picks_one() {
             "linux/s390x".as_ref(),
         ],
     );
+    // Not os/arch: a usage error (exit 2).
     fails(
-        3,
+        2,
         &["invalid platform"],
         [
             "inspect".as_ref(),
