@@ -136,7 +136,7 @@ fn prune_keep_counts_releases_and_removes_their_build_tags() {
     let (_d, l, ds) = four_releases();
     // An alias on an old release keeps it.
     run_ok("tag", &l, &[&ds[0], "app:stable"]);
-    let (out, _) = run_ok("prune", &l, &["--keep", "2"]);
+    let (out, err) = run_ok("prune", &l, &["--keep", "2"]);
     let left = names(&l);
     for gone in ["app:1.0.1", "app:b2c3d4e", "app:20240215"] {
         assert!(
@@ -168,8 +168,8 @@ fn prune_keep_counts_releases_and_removes_their_build_tags() {
         );
     }
     assert!(
-        out.contains("removed 1 release(s) and 0 build(s), 3 tag(s)"),
-        "{out}"
+        err.contains("removed 1 release(s) and 0 build(s), 3 tag(s)"),
+        "{err}"
     );
     assert!(out.contains("app:stable points at it"), "{out}");
     verify_clean(&l);
@@ -189,16 +189,16 @@ fn protected_releases_go_only_with_force_and_it_is_said_once() {
     let says = |s: &str| s.lines().filter(|x| x.contains("protected")).count();
     assert_eq!(says(&out) + says(&err), 1, "{out}\n{err}");
     assert!(
-        out.contains("kept 3 protected release(s)") && out.contains("--force"),
-        "{out}"
+        err.contains("kept 3 protected release(s)") && err.contains("--force"),
+        "{err}"
     );
     // Forced: the three old releases go with their build tags; one line says so.
     let (out, err) = run_ok("prune", &l, &["--keep", "1", "--force"]);
     assert!(!err.contains("error"), "{err}");
-    assert!(out.contains("removed 3 protected release(s)"), "{out}");
+    assert!(err.contains("removed 3 protected release(s)"), "{err}");
     assert!(
-        out.contains("removed 3 release(s) and 0 build(s), 9 tag(s)"),
-        "{out}"
+        err.contains("removed 3 release(s) and 0 build(s), 9 tag(s)"),
+        "{err}"
     );
     let left = names(&l);
     assert_eq!(
@@ -465,12 +465,28 @@ fn the_readme_release_tour_is_what_ocitool_prints() {
         assert_eq!(words[1], "layout", "{cmd}");
         let mut a: Vec<&OsStr> = vec![words[0].as_ref(), l.as_os_str()];
         a.extend(words[2..].iter().map(OsStr::new));
-        let o = run(a);
+        // Both streams into one file, as a terminal shows them (ocitool flushes its
+        // standard output before each line on standard error).
+        let screen = tempfile::tempfile().unwrap();
+        let o = std::process::Command::new(bin())
+            .args(&a)
+            .stdout(screen.try_clone().unwrap())
+            .stderr(screen.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let shown_text = {
+            use std::io::{Read, Seek};
+            let mut screen = screen;
+            let mut text = String::new();
+            screen.rewind().unwrap();
+            screen.read_to_string(&mut text).unwrap();
+            text
+        };
         if shown.is_empty() {
-            assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+            assert!(o.success(), "{cmd}: {shown_text}");
             continue;
         }
-        let got = masked(&format!("{}{}", stderr(&o), stdout(&o)));
+        let got = masked(&shown_text);
         let want = masked(&shown.join("\n"));
         assert_eq!(got, want, "README and ocitool differ for `ocitool {cmd}`");
     }

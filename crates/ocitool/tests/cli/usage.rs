@@ -38,11 +38,14 @@ pub fn every_command() -> Vec<Vec<String>> {
 }
 
 /// The lines of one section of a help text (`Arguments:`, `Global options:`).
+/// Ends at the next heading (an unindented line), so it holds the blank lines clap puts
+/// between entries when it writes each description under its name.
 fn section<'a>(help: &'a str, title: &str) -> Vec<&'a str> {
     help.lines()
         .skip_while(|l| *l != title)
         .skip(1)
-        .take_while(|l| !l.trim().is_empty() && !l.ends_with(':'))
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter(|l| !l.trim().is_empty())
         .collect()
 }
 
@@ -53,14 +56,20 @@ fn every_command_help_describes_its_arguments_and_ends_with_examples() {
     for words in all {
         let name = words.join(" ");
         let help = ok(words.iter().map(String::as_str).chain(["--help"]));
-        // Each positional argument has a description on its line.
-        for line in section(&help, "Arguments:") {
+        // Each positional argument has a description: on its line, or (when clap puts every
+        // description under its name, as it does once one is long) on the next, deeper.
+        let args = section(&help, "Arguments:");
+        for (i, line) in args.iter().enumerate() {
             let t = line.trim_start();
             if t.starts_with('<') || t.starts_with('[') {
                 let after = t.split_once(['>', ']']).map_or("", |(_, r)| r);
                 let after = after.trim_start_matches(['.', ']']).trim();
+                let indent = |l: &str| l.len() - l.trim_start().len();
+                let below = args
+                    .get(i + 1)
+                    .is_some_and(|next| indent(next) > indent(line) && !next.trim().is_empty());
                 assert!(
-                    !after.is_empty(),
+                    !after.is_empty() || below,
                     "`ocitool {name}`: {t:?} has no description:\n{help}"
                 );
             }
