@@ -51,14 +51,9 @@ pub fn config(registry: &str, explicit_dir: Option<&Path>, verify: bool) -> Resu
         roots.extend(cas);
         client = cert;
     }
-    // ring, as the design chose (a C compiler only; aws-lc-rs is a larger C build). rustls
-    // 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; the classic
-    // groups are what registries offer today.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(TlsConfig::builder()
         .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(provider)
+        .unversioned_rustls_crypto_provider(ocitool_tls::provider())
         .root_certs(RootCerts::Specific(Arc::new(roots)))
         .client_cert(client)
         .disable_verification(!verify)
