@@ -759,14 +759,8 @@ fn cosign_layout(dir: &Path) -> (std::path::PathBuf, String, Vec<String>) {
     let img = ocitool_testkit::fixtures::minimal_image();
     let digest = img.manifest.digest.to_string();
     let base = format!("sha256-{}", img.manifest.digest.encoded());
-    let config = Blob::json(
-        "application/vnd.oci.image.config.v1+json",
-        &serde_json::json!({}),
-    );
     let mut w = ocitool_testkit::layout::LayoutWriter::new();
-    w.add_image(&img)
-        .add_blob(&config)
-        .list(&img.manifest, Some("app:1.0"));
+    w.add_image(&img).list(&img.manifest, Some("app:1.0"));
     w.list(&img.manifest, Some("other:1"));
     let mut tags = Vec::new();
     for (suffix, payload) in [("sig", "simplesigning"), ("att", "in-toto")] {
@@ -775,9 +769,18 @@ fn cosign_layout(dir: &Path) -> (std::path::PathBuf, String, Vec<String>) {
             format!("{{\"critical\":{{\"image\":{{\"docker-manifest-digest\":\"{digest}\"}}}}}}")
                 .into_bytes(),
         );
+        // As cosign writes it: a config whose rootfs lists the payload (it is not gzip).
+        let config = Blob::json(
+            "application/vnd.oci.image.config.v1+json",
+            &serde_json::json!({
+                "architecture": "", "os": "", "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
+            }),
+        );
         let m = image::manifest(&config, std::slice::from_ref(&layer), false, Value::Null);
         let tag = format!("{base}.{suffix}");
-        w.add_blob(&layer)
+        w.add_blob(&config)
+            .add_blob(&layer)
             .add_blob(&m)
             .list(&m, Some(&format!("app:{tag}")));
         if suffix == "sig" {
