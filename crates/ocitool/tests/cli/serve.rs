@@ -1678,3 +1678,64 @@ fn ocitool_pulls_all_tags_across_pages() {
     );
     assert!(pages[1].contains("last=t0998"), "{pages:?}");
 }
+
+/// pull → push → pull: images pulled from serve (a multi-platform index, zstd layers, a
+/// nested index, a signed image with its referrers) pushed to Distribution 2.8.2 (which has
+/// no referrers API, so the referrers go through the `sha256-<hex>` fallback tag) and pulled
+/// back name the same digests and hold the same blobs, byte for byte.
+#[test]
+fn ocitool_pull_push_pull_keeps_every_digest() {
+    use ocitool_testkit::registry::{Mode, TestRegistry};
+    let Some(reg) = TestRegistry::start(Mode::Plain) else {
+        return;
+    };
+    let d = empty_dir();
+    let mut layouts = Vec::new();
+    for name in ["multi-arch", "zstd", "nested-index", "artifact"] {
+        let p = d.path().join(name);
+        copy_dir(&testdata(&format!("layouts/{name}")), &p);
+        layouts.push(p);
+    }
+    let s = serve(&layouts);
+    let tags = ["multi:1.0", "zstd:1", "nested:1", "app:signed"];
+    let first = d.path().join("first");
+    let images: Vec<String> = tags.iter().map(|t| format!("{}/{t}", s.addr)).collect();
+    let v = run_json(oci(d.path()).arg("pull").arg(&first).args(&images));
+    assert_eq!(v["referrers"], 2, "{v}");
+    verify_clean(&first);
+
+    let to = format!("{}/rt", reg.addr);
+    run_ok(oci(d.path()).arg("push").arg(&first).args(["--to", &to]));
+    let second = d.path().join("second");
+    let back: Vec<String> = tags.iter().map(|t| format!("{to}/{t}")).collect();
+    let v = run_json(oci(d.path()).arg("pull").arg(&second).args(&back));
+    assert_eq!(v["referrers"], 2, "{v}");
+    verify_clean(&second);
+
+    for (a, b) in images.iter().zip(&back) {
+        assert_eq!(ref_digest(&first, a), ref_digest(&second, b), "{a} vs {b}");
+    }
+    assert_eq!(entry_digests(&first), entry_digests(&second));
+    assert_eq!(blob_set(&first), blob_set(&second));
+    let mut sources = std::collections::BTreeSet::new();
+    for l in &layouts {
+        sources.extend(blob_set(l));
+    }
+    assert_eq!(
+        blob_set(&second),
+        sources,
+        "not every source blob made the round trip"
+    );
+    for b in blob_set(&second) {
+        assert_eq!(blob_bytes(&second, &b), blob_bytes(&first, &b), "{b}");
+    }
+    // The referrers went through the fallback tag the push wrote.
+    let (_, img, _, _) = ocitool_testkit::fixtures::artifact();
+    let fallback = format!("sha256-{}", img.manifest.digest.encoded());
+    let log = reg.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.starts_with(&format!("GET /v2/rt/app/manifests/{fallback} 200"))),
+        "{log:#?}"
+    );
+}
