@@ -136,3 +136,21 @@ fn read_small(p: &Path) -> Result<Vec<u8>> {
         why: format!("cannot read it: {e}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client's TLS uses the one provider of `ocitool-tls`, the server's too (see
+    /// `ocitool-serve`'s `tls` tests): one choice of cryptography for both.
+    #[test]
+    fn the_shared_crypto_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config("r.example:5000", Some(dir.path()), true).unwrap();
+        let p = c
+            .unversioned_rustls_crypto_provider()
+            .as_ref()
+            .expect("a provider is set");
+        assert!(Arc::ptr_eq(p, &ocitool_tls::provider()));
+    }
+}

@@ -40,3 +40,27 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's TLS uses the one provider of `ocitool-tls`, as the registry client does.
+    #[test]
+    fn the_shared_crypto_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let a = acceptor(&c, &k).unwrap();
+        assert!(Arc::ptr_eq(
+            a.config().crypto_provider(),
+            &ocitool_tls::provider()
+        ));
+    }
+}

@@ -4,8 +4,8 @@
 //! both hand this provider to their configuration, so the choice is made here once and a
 //! test or tool that links either library gets the same one.
 //!
-//! The provider is *ring*'s, not aws-lc-rs's (the reasons, with the measurements, are in
-//! ARCHITECTURE.md, "TLS"): it builds with a C compiler alone in a fraction of the time and
+//! The provider is *ring*'s, not aws-lc-rs's (the reasons, and why this is a crate
+//! of its own, are in ARCHITECTURE.md, "TLS"): it builds with a C compiler alone in a fraction of the time and
 //! adds less to the binary. rustls 0.23.48 marks `rustls::crypto::ring::default_provider`
 //! deprecated because *ring* offers no post-quantum key exchange (X25519MLKEM768); the
 //! provider itself is maintained (rustls 0.24 moves it to the `rustls-ring` crate, as its

@@ -1665,7 +1665,16 @@ fn ocitool_pulls_all_tags_across_pages() {
         assert!(pulled.contains_key(&format!("{}/app:{t}", s.addr)), "{t}");
     }
     verify_clean(&l);
-    let pages: Vec<String> = access_log(&s)
+    let log = access_log(&s);
+    let asked = |method: &str, part: &str| {
+        log.iter()
+            .filter(|e| e["method"] == method && e["path"].as_str().unwrap().contains(part))
+            .count()
+    };
+    // 1,101 tags, one image: its manifest is fetched once and its referrers asked once.
+    assert_eq!(asked("GET", "/v2/app/manifests/"), 1);
+    assert_eq!(asked("GET", "/referrers/"), 1);
+    let pages: Vec<String> = log
         .iter()
         .filter_map(|e| e["path"].as_str())
         .filter(|p| p.starts_with("/v2/app/tags/list"))
