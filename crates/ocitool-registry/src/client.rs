@@ -67,9 +67,12 @@ pub struct Options {
 /// and shown; a registry sending more is not heard further.
 #[derive(Clone, Default)]
 pub struct Warnings {
-    sink: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    sink: Option<Arc<WarningSink>>,
     seen: Arc<Mutex<BTreeSet<String>>>,
 }
+
+/// What receives a warning's line.
+type WarningSink = dyn Fn(&str) + Send + Sync;
 
 impl std::fmt::Debug for Warnings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1645,7 +1645,7 @@ fn ocitool_pulls_all_tags_across_pages() {
     let tags: Vec<String> = (0..1100).map(|i| format!("app:t{i:04}")).collect();
     let mut args: Vec<&std::ffi::OsStr> =
         vec!["tag".as_ref(), fx.path.as_os_str(), "app:1.0".as_ref()];
-    args.extend(tags.iter().map(|t| std::ffi::OsStr::new(t)));
+    args.extend(tags.iter().map(std::ffi::OsStr::new));
     ok(&args);
     let s = serve([fx.path.as_os_str(), "--json".as_ref()]);
     let d = empty_dir();
