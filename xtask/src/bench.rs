@@ -72,7 +72,8 @@ pub struct Args {
     /// installed; see --no-registry).
     #[arg(long)]
     no_registry: bool,
-    /// Only the registry measurements (push, re-push, pull), for a quick check.
+    /// Only the network measurements: push, re-push and pull against docker-registry, and
+    /// serve against Distribution, for a quick check.
     #[arg(long)]
     registry_only: bool,
 }
@@ -690,6 +691,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ms.extend(bench_transfer(&mut ctx)?);
         eprintln!("timing convert…");
         ms.extend(bench_convert(&mut ctx)?);
+    }
+    if !args.no_transfer || args.registry_only {
         eprintln!("timing serve against Distribution…");
         ms.extend(bench_serve(&mut ctx)?);
     }

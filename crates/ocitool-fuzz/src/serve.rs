@@ -3,11 +3,13 @@
 //! fields, the query), on any input. Compiled into `fuzz_targets/serve_request.rs` and into
 //! `crates/ocitool-serve/tests/fuzz_regressions.rs` (by `#[path]`), which replays
 //! `testdata/fuzz-regressions/serve_request/` and the seeds, so it uses only `ocitool-serve`
-//! and `ocitool-digest`.
+//! and what it depends on (`ocitool-digest`, and `ocitool-spec`, whose reference grammar
+//! routes names and tags).
 
 use ocitool_digest::Digest;
 use ocitool_serve::http::{self, Head, RangeAnswer};
 use ocitool_serve::route::{self, Reference, Route};
+use ocitool_spec::reference::{check_repository, check_tag};
 
 include!("serve_seeds.rs");
 
@@ -73,7 +75,7 @@ fn check_target(target: &str) {
         Ok(Route::Manifest { name, reference }) => {
             check_name(&name);
             match reference {
-                Reference::Tag(t) => assert!(route::valid_tag(&t) && !t.contains('/'), "{t:?}"),
+                Reference::Tag(t) => assert!(check_tag(&t).is_ok() && !t.contains('/'), "{t:?}"),
                 Reference::Digest(d) => check_digest(&d),
             }
         }
@@ -87,7 +89,7 @@ fn check_target(target: &str) {
 }
 
 fn check_name(name: &str) {
-    assert!(route::valid_name(name), "{name:?}");
+    assert_eq!(check_repository(name), Ok(()), "{name:?}");
     assert!(
         name.split('/')
             .all(|c| !c.is_empty() && c != "." && c != ".."),

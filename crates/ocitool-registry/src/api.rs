@@ -634,6 +634,37 @@ pub fn referrers_tag(digest: &Digest) -> String {
     t
 }
 
+/// The suffixes of cosign's tags: signatures, attestations, SBOMs.
+pub const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// What a tag named after a digest is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestTag {
+    /// `<alg>-<hex>`: the referrers fallback index of that digest.
+    Referrers,
+    /// `sha256-<hex>.sig`, `.att`, `.sbom`: cosign's signature, attestation or SBOM of it.
+    Cosign,
+}
+
+/// Whether `tag` is named after a digest (`sha256-<64 hex>`, `sha512-<hex>` cut to 128
+/// characters, either with a cosign suffix). Such tags are not images of their own: `--all-tags`
+/// leaves them out (the referrers come with their subjects; cosign's with `--digest-tags`).
+pub fn digest_tag(tag: &str) -> Option<DigestTag> {
+    let (base, kind) = match tag.rsplit_once('.') {
+        Some((b, suffix)) if COSIGN_SUFFIXES.contains(&suffix) => (b, DigestTag::Cosign),
+        _ => (tag, DigestTag::Referrers),
+    };
+    let (alg, hex) = base.split_once('-')?;
+    let want = match alg {
+        "sha256" => 64,
+        // 128 hex digits, cut with the prefix to the 128 characters of a tag.
+        "sha512" => 128 - "sha512-".len(),
+        _ => return None,
+    };
+    (hex.len() == want && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then_some(kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -655,5 +686,27 @@ mod tests {
     fn fallback_tags() {
         let d = Digest::sha256(b"x");
         assert_eq!(referrers_tag(&d), format!("sha256-{}", d.encoded()));
+        assert_eq!(digest_tag(&referrers_tag(&d)), Some(DigestTag::Referrers));
+        let long = Digest::parse(&format!("sha512:{}", "ab".repeat(64))).unwrap();
+        assert_eq!(referrers_tag(&long).len(), 128);
+        assert_eq!(
+            digest_tag(&referrers_tag(&long)),
+            Some(DigestTag::Referrers)
+        );
+        for s in COSIGN_SUFFIXES {
+            let t = format!("{}.{s}", referrers_tag(&d));
+            assert_eq!(digest_tag(&t), Some(DigestTag::Cosign), "{t}");
+        }
+        for plain in [
+            "latest",
+            "1.0",
+            "sha256-abc",
+            "sha256-abc.sig",
+            &format!("sha256-{}", d.encoded().to_uppercase()),
+            &format!("md5-{}", d.encoded()),
+            &format!("{}.sig2", referrers_tag(&d)),
+        ] {
+            assert_eq!(digest_tag(plain), None, "{plain}");
+        }
     }
 }

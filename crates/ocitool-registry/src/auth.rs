@@ -3,7 +3,10 @@
 //!
 //! A token is asked for a set of scopes (`repository:NAME:pull,push`, plus `pull` on a mount
 //! source), anonymously or with Basic credentials (GET), or with an identity token (OAuth2
-//! POST, `grant_type=refresh_token`). Tokens are cached per scope set and fetched again when
+//! POST, `grant_type=refresh_token`). Not every token server speaks OAuth2: one that answers
+//! the POST with 404 (or 405) is asked with a GET instead, the identity token sent as the
+//! Basic password of the user `<token>` (what credential helpers return for it), and is not
+//! POSTed to again. Tokens are cached per scope set and fetched again when
 //! less than half their lifetime (at most a minute) is left, so a long transfer never starts a
 //! request with a token about to expire; a 401 in the middle of one (a token revoked, or a
 //! registry with a shorter clock) makes the caller re-authenticate once and retry.
@@ -135,11 +138,15 @@ pub(crate) struct Auth {
     registry: String,
     cred: Option<Credential>,
     state: Mutex<State>,
+    /// Held while a token is fetched.
+    fetching: Mutex<()>,
 }
 
 struct State {
     scheme: Scheme,
     tokens: HashMap<Scopes, Token>,
+    /// The token server answered the OAuth2 POST with 404/405: GET from now on.
+    no_oauth: bool,
 }
 
 #[derive(Deserialize)]
@@ -159,10 +166,12 @@ pub(crate) enum TokenRequest {
         url: String,
         authorization: Option<Secret>,
     },
-    /// POST a form to `url` (OAuth2 refresh-token grant).
+    /// POST a form to `url` (OAuth2 refresh-token grant); if the token server has no such
+    /// endpoint (404 or 405), `fallback` (a GET) instead.
     Post {
         url: String,
         form: Vec<(String, Secret)>,
+        fallback: Box<TokenRequest>,
     },
 }
 
@@ -174,7 +183,9 @@ impl Auth {
             state: Mutex::new(State {
                 scheme: Scheme::Unknown,
                 tokens: HashMap::new(),
+                no_oauth: false,
             }),
+            fetching: Mutex::new(()),
         }
     }
 
@@ -202,10 +213,21 @@ impl Auth {
             Scheme::Unknown => Ok(None),
             Scheme::Basic => Ok(self.basic()),
             Scheme::Bearer { realm, service } => {
-                if let Some(t) = self.lock().tokens.get(scopes)
-                    && Instant::now() < t.refresh_at
-                {
-                    return Ok(Some(Secret::new(format!("Bearer {}", t.value.expose()))));
+                let cached = || {
+                    self.lock()
+                        .tokens
+                        .get(scopes)
+                        .filter(|t| Instant::now() < t.refresh_at)
+                        .map(|t| Secret::new(format!("Bearer {}", t.value.expose())))
+                };
+                if let Some(h) = cached() {
+                    return Ok(Some(h));
+                }
+                // One fetch at a time: the transfer threads that all need the first token
+                // wait for it instead of each asking the token server.
+                let _one = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(h) = cached() {
+                    return Ok(Some(h));
                 }
                 let req = self.token_request(&realm, service.as_deref(), scopes)?;
                 let body = fetch(req)?;
@@ -242,14 +264,23 @@ impl Auth {
         }
     }
 
+    /// The Basic `Authorization` of the credential (an identity token as the password of
+    /// `<token>`, for token servers without OAuth2).
     fn basic(&self) -> Option<Secret> {
-        match &self.cred {
-            Some(Credential::Basic { username, password }) => Some(Secret::new(format!(
-                "Basic {}",
-                B64.encode(format!("{username}:{}", password.expose()))
-            ))),
-            _ => None,
-        }
+        let (user, secret) = match &self.cred {
+            Some(Credential::Basic { username, password }) => (username.as_str(), password),
+            Some(Credential::IdentityToken(t)) => ("<token>", t),
+            None => return None,
+        };
+        Some(Secret::new(format!(
+            "Basic {}",
+            B64.encode(format!("{user}:{}", secret.expose()))
+        )))
+    }
+
+    /// The token server answered the OAuth2 POST with 404 or 405: ask with GET from now on.
+    pub fn oauth_unsupported(&self) {
+        self.lock().no_oauth = true;
     }
 
     fn token_request(
@@ -258,32 +289,15 @@ impl Auth {
         service: Option<&str>,
         scopes: &Scopes,
     ) -> Result<TokenRequest> {
-        let mut url = url::Url::parse(realm).map_err(|_| Error::Protocol {
+        let url = url::Url::parse(realm).map_err(|_| Error::Protocol {
             registry: self.registry.clone(),
             repository: String::new(),
             what: "authentication".into(),
             why: format!("the token realm {realm:?} is not a URL"),
         })?;
-        if let Some(Credential::IdentityToken(t)) = &self.cred {
-            let mut form = vec![
-                ("grant_type".to_string(), Secret::new("refresh_token")),
-                ("refresh_token".to_string(), t.clone()),
-                ("client_id".to_string(), Secret::new("ocitool")),
-            ];
-            if let Some(s) = service {
-                form.push(("service".into(), Secret::new(s)));
-            }
-            if !scopes.is_empty() {
-                let joined: Vec<&str> = scopes.iter().map(String::as_str).collect();
-                form.push(("scope".into(), Secret::new(joined.join(" "))));
-            }
-            return Ok(TokenRequest::Post {
-                url: url.to_string(),
-                form,
-            });
-        }
+        let mut get = url.clone();
         {
-            let mut q = url.query_pairs_mut();
+            let mut q = get.query_pairs_mut();
             if let Some(s) = service {
                 q.append_pair("service", s);
             }
@@ -291,9 +305,32 @@ impl Auth {
                 q.append_pair("scope", s);
             }
         }
-        Ok(TokenRequest::Get {
-            url: url.to_string(),
+        let get = TokenRequest::Get {
+            url: get.to_string(),
             authorization: self.basic(),
+        };
+        let Some(Credential::IdentityToken(t)) = &self.cred else {
+            return Ok(get);
+        };
+        if self.lock().no_oauth {
+            return Ok(get);
+        }
+        let mut form = vec![
+            ("grant_type".to_string(), Secret::new("refresh_token")),
+            ("refresh_token".to_string(), t.clone()),
+            ("client_id".to_string(), Secret::new("ocitool")),
+        ];
+        if let Some(s) = service {
+            form.push(("service".into(), Secret::new(s)));
+        }
+        if !scopes.is_empty() {
+            let joined: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            form.push(("scope".into(), Secret::new(joined.join(" "))));
+        }
+        Ok(TokenRequest::Post {
+            url: url.to_string(),
+            form,
+            fallback: Box::new(get),
         })
     }
 
@@ -431,6 +468,52 @@ mod tests {
         let h2 = a.header(&scopes, &mut fetch).unwrap().unwrap();
         assert_eq!(h2.expose(), "Bearer tok1");
         assert_eq!(calls, 1);
+        // An identity token is POSTed (OAuth2), with the GET it falls back to; once the
+        // server said it has no OAuth2, only the GET.
+        let t = Auth::new("r.io", Some(Credential::IdentityToken(Secret::new("idt"))));
+        t.learn(
+            Some(r#"Bearer realm="https://t.io/token?x=1",service="svc""#),
+            false,
+        )
+        .unwrap();
+        match t
+            .token_request("https://t.io/token?x=1", Some("svc"), &scopes)
+            .unwrap()
+        {
+            TokenRequest::Post {
+                url,
+                form,
+                fallback,
+            } => {
+                assert_eq!(url, "https://t.io/token?x=1");
+                let get = |k: &str| {
+                    form.iter()
+                        .find(|(x, _)| x == k)
+                        .map(|(_, v)| v.expose().to_string())
+                };
+                assert_eq!(get("grant_type").as_deref(), Some("refresh_token"));
+                assert_eq!(get("refresh_token").as_deref(), Some("idt"));
+                assert_eq!(get("service").as_deref(), Some("svc"));
+                assert_eq!(get("scope").as_deref(), Some("repository:x:pull"));
+                match *fallback {
+                    TokenRequest::Get { url, authorization } => {
+                        assert!(url.contains("scope=repository%3Ax%3Apull"), "{url}");
+                        assert_eq!(
+                            authorization.unwrap().expose(),
+                            format!("Basic {}", B64.encode("<token>:idt"))
+                        );
+                    }
+                    TokenRequest::Post { .. } => panic!("the fallback is a GET"),
+                }
+            }
+            TokenRequest::Get { .. } => panic!("an identity token is POSTed first"),
+        }
+        t.oauth_unsupported();
+        assert!(matches!(
+            t.token_request("https://t.io/token", Some("svc"), &scopes)
+                .unwrap(),
+            TokenRequest::Get { .. }
+        ));
         // A realm over plain http is refused for a TLS registry.
         assert!(
             a.on_challenge(Some(r#"Bearer realm="http://t.io/token""#), &scopes, false)

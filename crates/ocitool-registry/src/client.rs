@@ -11,8 +11,12 @@
 //! Retries: connection errors, 408, 429, 500, 502, 503 and 504 are retried with exponential
 //! backoff (`retry_delay` doubling), honouring `Retry-After` (seconds or an HTTP date) up to
 //! `max_retry_wait`; other 4xx never. A 401 re-authenticates (at most twice per request).
+//!
+//! Warnings: a registry may add `Warning: 299 - "text"` to any answer (distribution-spec
+//! "Warnings": deprecations, quotas, an expiring credential). Each distinct text goes to
+//! [`Warnings`] once per client, however many answers carry it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -52,6 +56,123 @@ pub struct Options {
     /// A connection idle this long (no byte read or written) fails and is retried.
     pub idle_timeout: Duration,
     pub user_agent: String,
+    /// Where the registries' `Warning` texts go.
+    pub warnings: Warnings,
+}
+
+/// Shows each distinct registry warning once: the texts of `Warning: 299 - "..."` headers go
+/// to a sink the caller chooses (the binary prints them as `warning:` lines), prefixed with
+/// the registry's name. The texts come from the network: the sink must escape them for a
+/// terminal. At most [`Warnings::MAX`] distinct texts (each cut to 500 characters) are kept
+/// and shown; a registry sending more is not heard further.
+#[derive(Clone, Default)]
+pub struct Warnings {
+    sink: Option<Arc<WarningSink>>,
+    seen: Arc<Mutex<BTreeSet<String>>>,
+}
+
+/// What receives a warning's line.
+type WarningSink = dyn Fn(&str) + Send + Sync;
+
+impl std::fmt::Debug for Warnings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warnings")
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
+}
+
+impl Warnings {
+    /// Most distinct warnings shown.
+    pub const MAX: usize = 64;
+
+    /// Warnings go to `sink`.
+    pub fn new(sink: impl Fn(&str) + Send + Sync + 'static) -> Warnings {
+        Warnings {
+            sink: Some(Arc::new(sink)),
+            seen: Arc::default(),
+        }
+    }
+
+    /// Reports the `Warning` values of one answer from `registry`.
+    fn report<'a>(&self, registry: &str, values: impl Iterator<Item = &'a str>) {
+        let Some(sink) = &self.sink else { return };
+        for value in values {
+            for text in parse_warnings(value) {
+                let line = format!("{registry}: {text}");
+                let new = {
+                    let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                    seen.len() < Self::MAX && seen.insert(line.clone())
+                };
+                if new {
+                    sink(&line);
+                }
+            }
+        }
+    }
+}
+
+/// The texts of the 299 warnings in one `Warning` field value: `299 - "text"` items,
+/// comma-separated, each optionally followed by a quoted date (RFC 7234 §5.5). Other codes
+/// and malformed items are skipped.
+pub(crate) fn parse_warnings(value: &str) -> Vec<String> {
+    let b = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let skip = |i: &mut usize, set: &[u8]| {
+        while *i < b.len() && set.contains(&b[*i]) {
+            *i += 1;
+        }
+    };
+    // A quoted string from `i` (at the opening quote); `None` if it is not one.
+    let quoted = |i: &mut usize| -> Option<String> {
+        if b.get(*i) != Some(&b'"') {
+            return None;
+        }
+        *i += 1;
+        let mut v = Vec::new();
+        while *i < b.len() && b[*i] != b'"' {
+            if b[*i] == b'\\' && *i + 1 < b.len() {
+                *i += 1;
+            }
+            v.push(b[*i]);
+            *i += 1;
+        }
+        if *i >= b.len() {
+            return None;
+        }
+        *i += 1;
+        Some(String::from_utf8_lossy(&v).into_owned())
+    };
+    while i < b.len() {
+        skip(&mut i, b" \t,");
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let code = &value[start..i];
+        skip(&mut i, b" \t");
+        while i < b.len() && !matches!(b[i], b' ' | b'\t' | b',') {
+            i += 1; // the agent
+        }
+        skip(&mut i, b" \t");
+        match quoted(&mut i) {
+            Some(text) if code == "299" && !text.trim().is_empty() => {
+                out.push(text.trim().chars().take(500).collect());
+            }
+            Some(_) => {}
+            None => {
+                // Not a warning item: skip to the next comma outside quotes.
+                while i < b.len() && b[i] != b',' {
+                    i += 1;
+                }
+                continue;
+            }
+        }
+        skip(&mut i, b" \t");
+        let _ = quoted(&mut i); // a warn-date
+    }
+    out
 }
 
 impl Default for Options {
@@ -68,6 +189,7 @@ impl Default for Options {
             json_limit: ocitool_spec::DEFAULT_JSON_LIMIT,
             idle_timeout: Duration::from_secs(60),
             user_agent: concat!("ocitool/", env!("CARGO_PKG_VERSION")).to_string(),
+            warnings: Warnings::default(),
         }
     }
 }
@@ -330,6 +452,7 @@ impl Registry {
         loop {
             match self.agent.get(&url).call() {
                 Ok(resp) => {
+                    self.warn_from(&resp);
                     let status = resp.status().as_u16();
                     if status == 401 {
                         let h = header(&resp, "www-authenticate");
@@ -374,6 +497,21 @@ impl Registry {
                     });
                 }
             }
+        }
+    }
+
+    /// Passes the answer's `Warning` fields on.
+    fn warn_from(&self, resp: &Response) {
+        let values: Vec<std::borrow::Cow<'_, str>> = resp
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        if !values.is_empty() {
+            self.options
+                .warnings
+                .report(&self.name, values.iter().map(|v| v.as_ref()));
         }
     }
 
@@ -473,6 +611,7 @@ impl Registry {
                     });
                 }
             };
+            self.warn_from(&resp);
             let status = resp.status().as_u16();
             if status == 401 && auth_tries < 2 {
                 let h = header(&resp, "www-authenticate");
@@ -557,7 +696,7 @@ impl Registry {
                     }
                     ("GET token", rb.call())
                 }
-                TokenRequest::Post { url, form } => {
+                TokenRequest::Post { url, form, .. } => {
                     let pairs: Vec<(&str, &str)> =
                         form.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
                     ("POST token", self.agent.post(url).send_form(pairs))
@@ -566,6 +705,15 @@ impl Registry {
             match r {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    if matches!(status, 404 | 405)
+                        && let TokenRequest::Post { fallback, .. } = t
+                    {
+                        // A token server without OAuth2 (distribution's `oauth.md`: "fall
+                        // back to GET").
+                        drain(resp);
+                        self.auth.oauth_unsupported();
+                        return self.fetch_token(*fallback, repository);
+                    }
                     if status == 200 {
                         return read_limited(resp, 1 << 20).map_err(|e| Error::Transport {
                             registry: self.name.clone(),
@@ -664,6 +812,7 @@ impl Registry {
                 wait,
             },
             (403, _) | (_, "DENIED") => Error::Denied {
+                hint: denied_hint(&registry, &repository, push, self.auth.username()),
                 registry,
                 repository,
                 action: if push { "push" } else { "pull" },
@@ -689,6 +838,23 @@ impl Registry {
                 message,
             },
         }
+    }
+}
+
+/// What to do about a refused request. Pushing, a registry such as ECR or Harbor refuses a
+/// repository (or Harbor project) that does not exist yet with DENIED as readily as it
+/// refuses a user without rights, so both are named.
+fn denied_hint(registry: &str, repository: &str, push: bool, user: Option<&str>) -> String {
+    let login = format!("log in with `ocitool login {registry}` or pass --creds USER:PASS");
+    match (push, user) {
+        (false, None) => login,
+        (false, Some(u)) => format!("check that {u:?} may pull {repository}"),
+        (true, None) => format!(
+            "{login}; registries such as ECR and Harbor also refuse a push to a repository that does not exist yet: create {repository} there first"
+        ),
+        (true, Some(u)) => format!(
+            "check that {u:?} may push to {repository}; registries such as ECR and Harbor also answer this when the repository (or Harbor project) does not exist yet: create it, then run again"
+        ),
     }
 }
 
@@ -864,6 +1030,42 @@ mod tests {
         ] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn warning_fields() {
+        assert_eq!(
+            parse_warnings(r#"299 - "Your auth token will expire in 30 seconds.""#),
+            ["Your auth token will expire in 30 seconds."]
+        );
+        assert_eq!(
+            parse_warnings(
+                r#"299 - "one, with a comma" "Sat, 25 Aug 2012 23:34:45 GMT", 299 registry.io "two \"quoted\"", 199 - "not shown", 299 - """#
+            ),
+            ["one, with a comma", r#"two "quoted""#]
+        );
+        for junk in [
+            "",
+            "299",
+            "299 -",
+            "299 - \"unterminated",
+            ",,,",
+            "abc, 299 - x",
+        ] {
+            assert!(parse_warnings(junk).is_empty(), "{junk:?}");
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let w = Warnings::new(move |s| sink.lock().unwrap().push(s.to_string()));
+        let values = [r#"299 - "a""#, r#"299 - "b", 299 - "a""#];
+        w.report("r.io", values.iter().copied());
+        w.clone().report("r.io", values.iter().copied());
+        w.report("s.io", [r#"299 - "a""#].into_iter());
+        assert_eq!(*seen.lock().unwrap(), ["r.io: a", "r.io: b", "s.io: a"]);
+        for n in 0..2 * Warnings::MAX {
+            w.report("r.io", [format!("299 - \"{n}\"").as_str()].into_iter());
+        }
+        assert_eq!(seen.lock().unwrap().len(), Warnings::MAX);
     }
 
     #[test]

@@ -183,12 +183,13 @@ impl Store {
         Ok(None)
     }
 
-    /// Stores credentials for `registry` in the primary file (through its `credHelpers`
-    /// entry, if it has one), keeping everything else in it. Returns where they went.
+    /// Stores credentials for `registry` in the primary file, keeping everything else in it;
+    /// or, as docker does, in the helper the file names for it (its `credHelpers` entry, else
+    /// its `credsStore`), which keeps the secret out of the file. Returns where they went.
     pub fn store(&self, registry: &str, cred: &Credential) -> Result<Source> {
         let path = self.primary();
         let mut doc = read_json(&path)?.unwrap_or_else(|| Value::Object(Map::new()));
-        if let Some(h) = doc.get("credHelpers").and_then(|m| helper_for(m, registry)) {
+        if let Some(h) = helper_of(&doc, registry) {
             self.helper_store(&h, registry, cred)?;
             return Ok(Source::Helper(h));
         }
@@ -221,17 +222,19 @@ impl Store {
         Ok(Source::File(path))
     }
 
-    /// Removes the credentials for `registry` from the primary file (or its helper). `Ok(false)`
-    /// when there were none.
+    /// Removes the credentials for `registry` from the primary file and from the helper it
+    /// names for the registry (`credHelpers`, else `credsStore`). `Ok(false)` when there were
+    /// none.
     pub fn remove(&self, registry: &str) -> Result<bool> {
         let path = self.primary();
         let Some(mut doc) = read_json(&path)? else {
             return Ok(false);
         };
-        if let Some(h) = doc.get("credHelpers").and_then(|m| helper_for(m, registry)) {
-            return self.helper_erase(&h, registry);
-        }
-        let mut removed = false;
+        let in_helper = match helper_of(&doc, registry) {
+            Some(h) => self.helper_erase(&h, registry)?,
+            None => false,
+        };
+        let mut in_file = false;
         if let Some(a) = doc.get_mut("auths").and_then(Value::as_object_mut) {
             let keys: Vec<String> = a
                 .keys()
@@ -240,13 +243,13 @@ impl Store {
                 .collect();
             for k in keys {
                 a.remove(&k);
-                removed = true;
+                in_file = true;
             }
         }
-        if removed {
+        if in_file {
             write_json(&path, &doc)?;
         }
-        Ok(removed)
+        Ok(in_helper || in_file)
     }
 }
 
@@ -388,6 +391,19 @@ fn entry_credential(e: &Value, path: &Path) -> Result<Option<Credential>> {
         }));
     }
     Ok(None)
+}
+
+/// The helper a credential file names for `registry`: its `credHelpers` entry, else its
+/// `credsStore`.
+fn helper_of(doc: &Value, registry: &str) -> Option<String> {
+    doc.get("credHelpers")
+        .and_then(|m| helper_for(m, registry))
+        .or_else(|| {
+            doc.get("credsStore")
+                .and_then(Value::as_str)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+        })
 }
 
 fn helper_for(helpers: &Value, registry: &str) -> Option<String> {

@@ -31,7 +31,7 @@ pub enum Error {
         push: bool,
     },
     #[error(
-        "{registry}: {action} access to {repository} denied{}; log in with `ocitool login {registry}` or pass --creds USER:PASS",
+        "{registry}: {action} access to {repository} denied{}; {hint}",
         if message.is_empty() { String::new() } else { format!(" ({message})") }
     )]
     Denied {
@@ -39,6 +39,9 @@ pub enum Error {
         repository: String,
         action: &'static str,
         message: String,
+        /// What to do: log in, or (pushing with credentials) check the rights and that the
+        /// repository exists.
+        hint: String,
     },
     #[error("{registry}: authentication failed{}: {why}", if repository.is_empty() { String::new() } else { format!(" for {repository}") })]
     Unauthorized {

@@ -1,7 +1,7 @@
 //! A client of the OCI distribution API, and the flows that move images between registries
 //! and layouts.
 //!
-//! - [`Client`] / [`client::Registry`]: HTTP (ureq, rustls with the ring provider), TLS trust
+//! - [`Client`] / [`client::Registry`]: HTTP (ureq, rustls with `ocitool-tls`'s provider), TLS trust
 //!   per registry (system roots, certs.d, client certificates), retries with backoff and
 //!   `Retry-After`, the bearer-token flow and Basic auth.
 //! - [`creds`]: credentials where skopeo, podman and docker keep them, and `login`/`logout`.

@@ -29,7 +29,7 @@ use ocitool_spec::views::Checked;
 use ocitool_spec::{Descriptor, Document, Platform};
 use serde_json::{Map, Value};
 
-use crate::api::{Manifest, referrers_tag};
+use crate::api::{DigestTag, Manifest, digest_tag, referrers_tag};
 use crate::client::{Client, Registry};
 use crate::errors::{Error, Result};
 
@@ -126,6 +126,9 @@ struct Plan<'l> {
     tag_lists: HashMap<String, Vec<String>>,
     /// Repositories whose registry has no referrers API.
     no_referrers_api: BTreeSet<String>,
+    /// Subjects whose referrers were looked for (per registry and repository): each is asked
+    /// once, however many tags name it.
+    referrers_asked: BTreeSet<(String, Digest)>,
 }
 
 /// Pulls `images` (references as `docker pull` takes them) into `layout`.
@@ -149,6 +152,7 @@ pub fn pull(
         referrers: 0,
         tag_lists: HashMap::new(),
         no_referrers_api: BTreeSet::new(),
+        referrers_asked: BTreeSet::new(),
     };
     for r in &refs {
         let reg = client.for_reference(r)?;
@@ -227,7 +231,17 @@ fn expand(client: &Client, images: &[String], options: &PullOptions) -> Result<V
             )));
         }
         let reg = client.for_reference(&r)?;
-        let tags = reg.tags(r.repository())?;
+        // Tags named after digests are not images of their own: referrers fallback indexes
+        // come with their subjects, cosign's tags only with --digest-tags.
+        let tags: Vec<String> = reg
+            .tags(r.repository())?
+            .into_iter()
+            .filter(|t| match digest_tag(t) {
+                None => true,
+                Some(DigestTag::Referrers) => false,
+                Some(DigestTag::Cosign) => options.digest_tags,
+            })
+            .collect();
         if tags.is_empty() {
             return Err(Error::Invalid(format!(
                 "{}: the repository has no tags",
@@ -341,7 +355,24 @@ impl Plan<'_> {
             return self.document(reg, repo, d, None);
         }
         let tag = r.tag_or_default().unwrap_or("latest");
-        if let Some(head) = reg.head_manifest(repo, tag, false)?
+        let head = reg.head_manifest(repo, tag, false)?;
+        // Another tag of this run named the same document (`--all-tags`): no second GET.
+        if let Some(h) = &head
+            && let Some(d) = &h.digest
+            && let Some(bytes) = self.docs.get(d)
+            && h.size.is_none_or(|s| s == bytes.len() as u64)
+            && let Some(mt) = h
+                .media_type
+                .as_ref()
+                .filter(|m| media::is_index(m) || media::is_manifest(m))
+        {
+            return Ok(Manifest {
+                bytes: bytes.clone(),
+                media_type: mt.clone(),
+                digest: d.clone(),
+            });
+        }
+        if let Some(head) = head
             && let Some(d) = head.digest
             && let Some(size) = self.layout.stat_blob(&d)?
             && head.size.is_none_or(|s| s == size)
@@ -612,6 +643,9 @@ impl Plan<'_> {
             return Ok(());
         }
         let key = format!("{}/{repo}", reg.name());
+        if !self.referrers_asked.insert((key.clone(), subject.clone())) {
+            return Ok(());
+        }
         let listed = if self.no_referrers_api.contains(&key) {
             None
         } else {
@@ -669,23 +703,27 @@ impl Plan<'_> {
     /// cosign's `sha256-<hex>.sig/.att/.sbom` tags of every document pulled for `r`.
     fn digest_tags(&mut self, reg: &Arc<Registry>, r: &Reference) -> Result<()> {
         let repo = r.repository();
-        let wanted: Vec<(String, Digest)> = {
-            let tags = self.tag_list(reg, repo)?.clone();
-            let docs: Vec<Digest> = self.walked.iter().cloned().collect();
+        let wanted: Vec<String> = {
+            self.tag_list(reg, repo)?;
+            let key = format!("{}/{repo}", reg.name());
+            let tags: BTreeSet<&String> = self.tag_lists[&key].iter().collect();
             let mut w = Vec::new();
-            for d in docs {
-                let base = referrers_tag(&d);
-                for suffix in ["sig", "att", "sbom"] {
+            for d in &self.walked {
+                let base = referrers_tag(d);
+                for suffix in crate::api::COSIGN_SUFFIXES {
                     let t = format!("{base}.{suffix}");
                     if tags.contains(&t) {
-                        w.push((t, d.clone()));
+                        w.push(t);
                     }
                 }
             }
             w
         };
-        for (tag, _) in wanted {
+        for tag in wanted {
             let tr = r.with_tag(&tag)?;
+            if self.entries.iter().any(|e| e.name == tr.familiar()) {
+                continue; // pulled already (another tag of the repository named it)
+            }
             let m = reg.get_manifest(repo, &tag)?;
             let target = Pick {
                 digest: m.digest.clone(),

@@ -26,7 +26,7 @@ use ocitool_spec::views::Checked;
 use ocitool_spec::{Descriptor, Document, Platform, refname};
 use serde_json::{Map, Value};
 
-use crate::api::{Uploaded, referrers_tag};
+use crate::api::{DigestTag, Uploaded, digest_tag, referrers_tag};
 use crate::client::{Client, Registry};
 use crate::errors::{Error, Result};
 
@@ -184,8 +184,10 @@ fn select(
                 let mut any = false;
                 for n in &all_names {
                     if Reference::parse(n).is_ok_and(|x| x.name() == want.name()) {
-                        names.push(n.clone());
                         any = true;
+                        if all_tags_takes(n, options.digest_tags) {
+                            names.push(n.clone());
+                        }
                     }
                 }
                 if !any {
@@ -211,15 +213,18 @@ fn select(
     }
     if options.digest_tags && !options.refs.is_empty() {
         // cosign tags of what is pushed, from the same repositories.
-        let pushed: BTreeSet<String> = out.iter().map(|(_, t)| referrers_tag(&t.digest)).collect();
+        let pushed: BTreeSet<(String, String)> = out
+            .iter()
+            .map(|(n, t)| (repository_of(n), referrers_tag(&t.digest)))
+            .collect();
         for n in &all_names {
             let (_, tag) = refname::split_repo_tag(n);
             let Some(tag) = tag else { continue };
-            let Some((base, suffix)) = tag.rsplit_once('.') else {
+            let Some((base, _)) = tag.rsplit_once('.') else {
                 continue;
             };
-            if matches!(suffix, "sig" | "att" | "sbom")
-                && pushed.contains(base)
+            if digest_tag(tag) == Some(DigestTag::Cosign)
+                && pushed.contains(&(repository_of(n), base.to_string()))
                 && !out.iter().any(|(m, _)| m == n)
             {
                 out.push((n.clone(), resolve::resolve(layout, index, n)?));
@@ -227,6 +232,26 @@ fn select(
         }
     }
     Ok(out)
+}
+
+/// Whether `--all-tags` takes ref `name`: not a referrers fallback tag (`sha256-<hex>`: the
+/// referrers go with their subjects), and a cosign tag (`sha256-<hex>.sig`) only with
+/// `--digest-tags`.
+fn all_tags_takes(name: &str, digest_tags: bool) -> bool {
+    match refname::split_repo_tag(name).1.and_then(digest_tag) {
+        None => true,
+        Some(DigestTag::Referrers) => false,
+        Some(DigestTag::Cosign) => digest_tags,
+    }
+}
+
+/// The repository a ref name is in, normalized (`app:1` and `docker.io/library/app:2` are
+/// one); the name itself when it is not a reference.
+fn repository_of(name: &str) -> String {
+    Reference::parse(name).map_or_else(
+        |_| refname::split_repo_tag(name).0.to_string(),
+        |r| r.name(),
+    )
 }
 
 /// The name a ref stands for: its `io.containerd.image.name` when it has one, else its name.

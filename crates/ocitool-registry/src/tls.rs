@@ -51,14 +51,9 @@ pub fn config(registry: &str, explicit_dir: Option<&Path>, verify: bool) -> Resu
         roots.extend(cas);
         client = cert;
     }
-    // ring, as the design chose (a C compiler only; aws-lc-rs is a larger C build). rustls
-    // 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; the classic
-    // groups are what registries offer today.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(TlsConfig::builder()
         .provider(TlsProvider::Rustls)
-        .unversioned_rustls_crypto_provider(provider)
+        .unversioned_rustls_crypto_provider(ocitool_tls::provider())
         .root_certs(RootCerts::Specific(Arc::new(roots)))
         .client_cert(client)
         .disable_verification(!verify)
@@ -140,4 +135,22 @@ fn read_small(p: &Path) -> Result<Vec<u8>> {
         path: p.to_path_buf(),
         why: format!("cannot read it: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client's TLS uses the one provider of `ocitool-tls`, the server's too (see
+    /// `ocitool-serve`'s `tls` tests): one choice of cryptography for both.
+    #[test]
+    fn the_shared_crypto_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config("r.example:5000", Some(dir.path()), true).unwrap();
+        let p = c
+            .unversioned_rustls_crypto_provider()
+            .as_ref()
+            .expect("a provider is set");
+        assert!(Arc::ptr_eq(p, &ocitool_tls::provider()));
+    }
 }

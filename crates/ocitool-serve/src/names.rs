@@ -20,12 +20,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ocitool_digest::Digest;
+use ocitool_spec::reference::{self, DOCKER_HUB, OFFICIAL_NAMESPACE, split_domain};
 use ocitool_spec::refname;
 
-use crate::route::{valid_name, valid_tag};
-
-/// Registry hosts that are Docker Hub.
-const DOCKER_HUB: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+/// A repository name the distribution API can serve (the reference grammar's paths).
+fn valid_name(name: &str) -> bool {
+    reference::check_repository(name).is_ok()
+}
 
 /// One (repository, tag) an entry is served under.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +96,7 @@ fn add(
     skipped: &mut Vec<String>,
     source: &str,
 ) {
-    if !valid_tag(tag) {
+    if reference::check_tag(tag).is_err() {
         skipped.push(format!(
             "ref {} is not served: {:?} is not a valid registry tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})",
             crate::route::printable(source),
@@ -104,25 +105,28 @@ fn add(
         return;
     }
     let mut names: Vec<(String, bool)> = Vec::new();
-    let (host, path) = split_host(repo);
-    match host {
-        Some(h) => {
-            let hub = DOCKER_HUB.contains(&h);
+    match split_domain(repo) {
+        (Some(h), path) => {
+            let hub = reference::is_docker_hub_host(h);
             let full = if hub {
-                format!("docker.io/{path}")
+                format!("{DOCKER_HUB}/{path}")
             } else {
                 repo.to_string()
             };
             names.push((full, written));
             names.push((path.to_string(), false));
-            if hub && let Some(short) = path.strip_prefix("library/") {
+            if hub
+                && let Some(short) = path
+                    .strip_prefix(OFFICIAL_NAMESPACE)
+                    .and_then(|p| p.strip_prefix('/'))
+            {
                 names.push((short.to_string(), false));
             }
         }
-        None => {
+        (None, _) => {
             names.push((repo.to_string(), written));
             if !repo.contains('/') {
-                names.push((format!("library/{repo}"), false));
+                names.push((format!("{OFFICIAL_NAMESPACE}/{repo}"), false));
             }
         }
     }
@@ -150,19 +154,6 @@ fn add(
             primary,
             origin: origin.clone(),
         });
-    }
-}
-
-/// The registry host of a repository name, as Docker tells it: a first component holding a
-/// `.` or a `:`, or `localhost`, followed by more.
-fn split_host(repo: &str) -> (Option<&str>, &str) {
-    match repo.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (Some(first), rest)
-        }
-        _ => (None, repo),
     }
 }
 

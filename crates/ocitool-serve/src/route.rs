@@ -2,17 +2,13 @@
 //!
 //! A path is split on its literal `/` first and each segment percent-decoded after, so an
 //! encoded slash (`%2F`) or dot segment (`%2e%2e`) stays inside one segment, where the
-//! grammar refuses it. Names, tags and digests are checked against the distribution-spec
-//! grammar (digests by [`Digest::parse`]) before anything looks them up: no byte of a path
-//! ever reaches the file system.
+//! grammar refuses it. Names and tags are checked against the grammar of
+//! `ocitool_spec::reference` (the one parser of image references, whose repository paths and
+//! tags are the distribution-spec's), digests by [`Digest::parse`], before anything looks
+//! them up: no byte of a path ever reaches the file system.
 
 use ocitool_digest::Digest;
-
-/// Longest repository name (distribution-spec).
-pub const MAX_NAME_LEN: usize = 255;
-
-/// Longest tag (distribution-spec).
-pub const MAX_TAG_LEN: usize = 128;
+use ocitool_spec::reference;
 
 /// What a request path asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +81,9 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
     let name_of = |end: usize| -> Result<String, RouteError> {
         let name = segments[..end].join("/");
         // A decoded segment holding '/' joins into something other than what was sent.
-        if segments[..end].iter().any(|s| s.contains('/')) || !valid_name(&name) {
+        if segments[..end].iter().any(|s| s.contains('/'))
+            || reference::check_repository(&name).is_err()
+        {
             return Err(RouteError::NameInvalid(printable(&name)));
         }
         Ok(name)
@@ -105,7 +103,7 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
             let name = name_of(n - 2)?;
             let reference = if reference.contains(':') {
                 Reference::Digest(digest_of(reference)?)
-            } else if valid_tag(reference) {
+            } else if reference::check_tag(reference).is_ok() {
                 Reference::Tag(reference.to_string())
             } else {
                 return Err(RouteError::TagInvalid(printable(reference)));
@@ -125,53 +123,6 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
         }),
         _ => Err(RouteError::NotFound),
     }
-}
-
-/// A repository name of the distribution-spec:
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most 255
-/// characters.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(valid_component)
-}
-
-fn valid_component(c: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let b = c.as_bytes();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator: '.', '_', '__' or a run of '-', followed by a letter or digit.
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
-            b'-' => {
-                while b.get(i) == Some(&b'-') {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if !b.get(i).is_some_and(|&c| alnum(c)) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A tag of the distribution-spec: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-pub fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    !b.is_empty()
-        && b.len() <= MAX_TAG_LEN
-        && word(b[0])
-        && b.iter().all(|&c| word(c) || c == b'.' || c == b'-')
 }
 
 /// `s` cut to 200 characters with control characters escaped, for error messages.
@@ -291,27 +242,33 @@ mod tests {
         ));
     }
 
+    /// The grammar is `ocitool_spec::reference`'s (its own tests are there): a name the
+    /// reference parser takes as a repository path is routed, one it refuses is not.
     #[test]
-    fn grammar() {
-        for ok in [
-            "a",
-            "a/b",
-            "a.b_c__d---e/f0",
-            "docker.io/library/nginx",
-            "0",
+    fn names_and_tags_follow_the_reference_grammar() {
+        for (path, name) in [
+            ("/v2/a.b_c__d---e/f0/tags/list", "a.b_c__d---e/f0"),
+            ("/v2/0/tags/list", "0"),
         ] {
-            assert!(valid_name(ok), "{ok}");
+            assert_eq!(route(path), Ok(Route::Tags { name: name.into() }));
+            assert!(
+                reference::Reference::from_parts("r.io", name, Some("t"), None).is_ok(),
+                "{name}"
+            );
         }
-        for bad in [
-            "", "A", "a//b", "/a", "a/", "a..b", "a___b", "-a", "a-", "a:b", "a b",
-        ] {
-            assert!(!valid_name(bad), "{bad}");
+        for bad in ["a..b", "a___b", "-a", "a-", "a:b", "a b"] {
+            assert!(
+                matches!(
+                    route(&format!("/v2/{bad}/tags/list")),
+                    Err(RouteError::NameInvalid(_))
+                ),
+                "{bad}"
+            );
+            assert!(reference::check_repository(bad).is_err());
         }
-        for ok in ["1.0", "latest", "_x", "A-b.c_d", &"x".repeat(128)] {
-            assert!(valid_tag(ok), "{ok}");
-        }
-        for bad in ["", ".x", "-x", "a+b", "a/b", "a:b", &"x".repeat(129)] {
-            assert!(!valid_tag(bad), "{bad}");
-        }
+        let longest = format!("/v2/a/manifests/{}", "x".repeat(reference::MAX_TAG_LEN));
+        assert!(route(&longest).is_ok());
+        let longer = format!("/v2/a/manifests/{}", "x".repeat(reference::MAX_TAG_LEN + 1));
+        assert!(matches!(route(&longer), Err(RouteError::TagInvalid(_))));
     }
 }

@@ -1,4 +1,5 @@
-//! The TLS side (rustls with the ring provider): a certificate chain and its key, in PEM.
+//! The TLS side (rustls with the provider of `ocitool-tls`, shared with the registry client):
+//! a certificate chain and its key, in PEM.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,12 +25,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| err(key, format!("cannot read a PEM private key: {e}")))?;
-    // ring: a C compiler is all it needs to build (aws-lc-rs is a much larger C build).
-    // rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which matters
-    // little for images pulled inside a site and verified by digest anyway.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(ocitool_tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| err(cert, e.to_string()))?
         .with_no_client_auth()
@@ -43,4 +39,28 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     // HTTP/1.1 only; clients that offer h2 fall back to it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's TLS uses the one provider of `ocitool-tls`, as the registry client does.
+    #[test]
+    fn the_shared_crypto_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let a = acceptor(&c, &k).unwrap();
+        assert!(Arc::ptr_eq(
+            a.config().crypto_provider(),
+            &ocitool_tls::provider()
+        ));
+    }
 }

@@ -416,6 +416,30 @@ pub fn normalize_str(name: &str) -> String {
     out
 }
 
+/// Checks a repository path as the distribution API names it (`<name>` in
+/// `/v2/<name>/manifests/...`): `/`-separated components of lowercase letters and digits
+/// joined by `.`, `_`, `__` or runs of `-`, at most [`MAX_NAME_LEN`] characters. This is the
+/// path part of [`Reference::parse`]'s grammar, without a registry host and without Docker's
+/// normalization; `ocitool serve` routes requests with it.
+pub fn check_repository(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() || path.len() > MAX_NAME_LEN {
+        return Err(WHY_NAME_LEN);
+    }
+    if path.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(WHY_UPPER);
+    }
+    if !path.split('/').all(is_path_component) {
+        return Err(WHY_PATH);
+    }
+    Ok(())
+}
+
+/// Whether `name` is a Docker Hub registry name: `docker.io`, its legacy alias
+/// `index.docker.io`, or the API host `registry-1.docker.io`.
+pub fn is_docker_hub_host(name: &str) -> bool {
+    matches!(name, DOCKER_HUB | DOCKER_HUB_LEGACY | DOCKER_HUB_API)
+}
+
 /// Checks the tag grammar `[\w][\w.-]{0,127}`.
 pub fn check_tag(tag: &str) -> Result<(), &'static str> {
     let b = tag.as_bytes();

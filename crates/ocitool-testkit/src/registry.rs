@@ -7,7 +7,9 @@
 //!   [`TestRegistry::cert_dir`]) and htpasswd Basic auth ([`USER`]/[`PASSWORD`], bcrypt).
 //! - [`Mode::Token`]: plain HTTP with bearer tokens that the registry verifies against the
 //!   root certificate of [`TokenServer`], which signs ES256 JWTs with an `x5c` header; anonymous
-//!   tokens may pull, [`USER`] may push.
+//!   tokens may pull, [`USER`] may push, and so may the holder of [`IDENTITY_TOKEN`] (an OAuth2
+//!   refresh token, POSTed as `grant_type=refresh_token`, or for a server without OAuth2 sent
+//!   as the Basic password of `<token>`).
 //!
 //! Servers are stopped by their pid when dropped. A test calls [`TestRegistry::start`], which
 //! returns `None` (after printing `SKIPPED`) when `docker-registry` is not installed, and
@@ -28,6 +30,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 pub const USER: &str = "tester";
 /// Its password.
 pub const PASSWORD: &str = "s3cret";
+/// An OAuth2 refresh token of [`USER`] that the token server knows from the start (what
+/// `identitytoken` in a credential file, or a helper's `<token>` user, holds).
+pub const IDENTITY_TOKEN: &str = "ocitool-test-identity-token";
 
 const BINARY: &str = "docker-registry";
 const ISSUER: &str = "ocitool-test-issuer";
@@ -279,7 +284,24 @@ pub struct TokenServer {
     pub expires_in: Arc<AtomicU64>,
     /// Tokens issued so far.
     pub issued: Arc<AtomicUsize>,
+    /// Whether the OAuth2 `POST /token` is served; without it a POST gets 404, as from a token
+    /// server that only knows the GET form.
+    pub oauth: Arc<AtomicBool>,
+    /// One line per request: `GET anonymous 200`, `GET basic tester 200`,
+    /// `POST refresh_token 200`, `POST 404`...
+    pub log: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+}
+
+/// What [`serve_token`] shares with the server.
+struct TokenState {
+    signer: Signer,
+    expires_in: Arc<AtomicU64>,
+    issued: Arc<AtomicUsize>,
+    oauth: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<String>>>,
+    /// Refresh tokens and their users.
+    refresh: Mutex<Vec<(String, String)>>,
 }
 
 struct Signer {
@@ -302,49 +324,53 @@ impl TokenServer {
         let cert = params.self_signed(&kp).unwrap();
         let root_cert = d.join("token-root.crt");
         std::fs::write(&root_cert, cert.pem()).unwrap();
-        let signer = Arc::new(Signer {
-            key,
-            cert_der: cert.der().to_vec(),
-        });
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let expires_in = Arc::new(AtomicU64::new(300));
-        let issued = Arc::new(AtomicUsize::new(0));
-        let refresh: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
-        {
-            let stop = stop.clone();
-            let expires_in = expires_in.clone();
-            let issued = issued.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((s, _)) => {
-                            let signer = signer.clone();
-                            let expires_in = expires_in.clone();
-                            let issued = issued.clone();
-                            let refresh = refresh.clone();
-                            std::thread::spawn(move || {
-                                let _ = serve_token(s, &signer, &expires_in, &issued, &refresh);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
-            });
-        }
-        TokenServer {
+        let state = Arc::new(TokenState {
+            signer: Signer {
+                key,
+                cert_der: cert.der().to_vec(),
+            },
+            expires_in: Arc::new(AtomicU64::new(300)),
+            issued: Arc::new(AtomicUsize::new(0)),
+            oauth: Arc::new(AtomicBool::new(true)),
+            log: Arc::default(),
+            refresh: Mutex::new(vec![(IDENTITY_TOKEN.to_string(), USER.to_string())]),
+        });
+        let server = TokenServer {
             addr,
             root_cert,
-            expires_in,
-            issued,
-            stop,
-        }
+            expires_in: state.expires_in.clone(),
+            issued: state.issued.clone(),
+            oauth: state.oauth.clone(),
+            log: state.log.clone(),
+            stop: stop.clone(),
+        };
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let state = state.clone();
+                        std::thread::spawn(move || {
+                            let _ = serve_token(s, &state);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        server
     }
 
     pub fn realm(&self) -> String {
         format!("http://{}/token", self.addr)
+    }
+
+    /// The requests served so far (see [`TokenServer::log`]).
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 }
 
@@ -390,13 +416,7 @@ fn params(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn serve_token(
-    s: TcpStream,
-    signer: &Signer,
-    expires_in: &AtomicU64,
-    issued: &AtomicUsize,
-    refresh: &Mutex<Vec<(String, String)>>,
-) -> std::io::Result<()> {
+fn serve_token(s: TcpStream, st: &TokenState) -> std::io::Result<()> {
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut r = BufReader::new(s.try_clone()?);
@@ -424,7 +444,11 @@ fn serve_token(
     }
     let mut body = vec![0u8; len.min(1 << 20)];
     r.read_exact(&mut body)?;
-    let reply = |code: u16, json: String| -> std::io::Result<()> {
+    let reply = |what: &str, code: u16, json: String| -> std::io::Result<()> {
+        st.log
+            .lock()
+            .unwrap()
+            .push(format!("{method} {what} {code}"));
         let mut w = &s;
         write!(
             w,
@@ -433,15 +457,21 @@ fn serve_token(
         )?;
         w.flush()
     };
-    let (user, scopes, out_refresh) = if method == "GET" {
+    let (what, user, scopes, out_refresh) = if method == "GET" {
         let q = target.split_once('?').map_or("", |(_, q)| q);
         let p = params(q);
         let mut user = None;
+        let mut what = "anonymous".to_string();
         if let Some(a) = auth.as_deref().and_then(|a| a.strip_prefix("Basic ")) {
             let dec = String::from_utf8(STANDARD.decode(a.trim()).unwrap_or_default())
                 .unwrap_or_default();
-            if dec != format!("{USER}:{PASSWORD}") {
+            if dec == format!("{USER}:{PASSWORD}") {
+                what = format!("basic {USER}");
+            } else if dec == format!("<token>:{IDENTITY_TOKEN}") {
+                what = "basic <token>".to_string();
+            } else {
                 return reply(
+                    "basic",
                     401,
                     r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.into(),
                 );
@@ -453,8 +483,11 @@ fn serve_token(
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v.clone())
             .collect();
-        (user, scopes, None)
+        (what, user, scopes, None)
     } else if method == "POST" {
+        if !st.oauth.load(Ordering::Relaxed) {
+            return reply("", 404, r#"{"errors":[{"code":"NOT_FOUND"}]}"#.into());
+        }
         let p = params(&String::from_utf8_lossy(&body));
         let get = |k: &str| {
             p.iter()
@@ -462,32 +495,33 @@ fn serve_token(
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        let user = match get("grant_type").as_str() {
+        let grant = get("grant_type");
+        let user = match grant.as_str() {
             "password" => {
                 if get("username") != USER || get("password") != PASSWORD {
-                    return reply(401, r#"{"error":"invalid_grant"}"#.into());
+                    return reply(&grant, 401, r#"{"error":"invalid_grant"}"#.into());
                 }
                 USER.to_string()
             }
             "refresh_token" => {
                 let t = get("refresh_token");
-                match refresh.lock().unwrap().iter().find(|(rt, _)| *rt == t) {
+                match st.refresh.lock().unwrap().iter().find(|(rt, _)| *rt == t) {
                     Some((_, u)) => u.clone(),
-                    None => return reply(401, r#"{"error":"invalid_grant"}"#.into()),
+                    None => return reply(&grant, 401, r#"{"error":"invalid_grant"}"#.into()),
                 }
             }
-            _ => return reply(400, r#"{"error":"unsupported_grant_type"}"#.into()),
+            _ => return reply(&grant, 400, r#"{"error":"unsupported_grant_type"}"#.into()),
         };
         let scopes: Vec<String> = get("scope")
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect();
-        let rt = format!("rt-{}", issued.load(Ordering::Relaxed));
-        refresh.lock().unwrap().push((rt.clone(), user.clone()));
-        (Some(user), scopes, Some(rt))
+        let rt = format!("rt-{}", st.issued.load(Ordering::Relaxed));
+        st.refresh.lock().unwrap().push((rt.clone(), user.clone()));
+        (grant, Some(user), scopes, Some(rt))
     } else {
-        return reply(405, "{}".into());
+        return reply("", 405, "{}".into());
     };
     let access: Vec<serde_json::Value> = scopes
         .iter()
@@ -507,15 +541,15 @@ fn serve_token(
             Some(serde_json::json!({"type": "repository", "name": name, "actions": actions}))
         })
         .collect();
-    let life = expires_in.load(Ordering::Relaxed);
-    let tok = jwt(signer, user.as_deref().unwrap_or(""), access, life);
-    issued.fetch_add(1, Ordering::Relaxed);
+    let life = st.expires_in.load(Ordering::Relaxed);
+    let tok = jwt(&st.signer, user.as_deref().unwrap_or(""), access, life);
+    st.issued.fetch_add(1, Ordering::Relaxed);
     let mut ans = serde_json::json!({"token": tok, "access_token": tok, "expires_in": life});
     if let Some(rt) = out_refresh {
         ans["refresh_token"] = serde_json::Value::from(rt);
     }
     let _ = s.shutdown(Shutdown::Read);
-    reply(200, ans.to_string())
+    reply(&what, 200, ans.to_string())
 }
 
 fn jwt(signer: &Signer, sub: &str, access: Vec<serde_json::Value>, life: u64) -> String {
@@ -558,6 +592,40 @@ pub struct Faults {
     /// Bytes per second in each direction (0: unlimited).
     pub rate: u64,
     pub seed: u64,
+    /// Requests the relay answers itself instead of forwarding them (the first rule that
+    /// matches).
+    pub canned: Vec<Canned>,
+    /// `Warning` header values added to every answer forwarded.
+    pub warnings: Vec<String>,
+}
+
+/// An answer the relay gives in the registry's place, to requests whose method is `method`
+/// and whose path contains `path_contains`: how registries that are not Distribution answer
+/// (ECR's NAME_UNKNOWN for a repository not created yet, Harbor's DENIED).
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub method: String,
+    pub path_contains: String,
+    pub status: u16,
+    pub body: String,
+}
+
+impl Canned {
+    /// A distribution-spec error answer.
+    pub fn error(
+        method: &str,
+        path_contains: &str,
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> Canned {
+        Canned {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            status,
+            body: serde_json::json!({"errors": [{"code": code, "message": message}]}).to_string(),
+        }
+    }
 }
 
 /// Counters of a relay.
@@ -570,6 +638,9 @@ pub struct RelayStats {
     pub down: AtomicU64,
     pub cuts: AtomicUsize,
     pub too_many_sent: AtomicUsize,
+    /// With canned answers or warnings (the relay then reads each request): `METHOD PATH
+    /// STATUS`, `STATUS` being `relayed` for what went to the server.
+    pub requests: Mutex<Vec<String>>,
 }
 
 /// A TCP relay on 127.0.0.1 in front of a server, injecting [`Faults`].
@@ -614,6 +685,14 @@ impl Relay {
                         std::thread::spawn(move || answer_429(client, secs));
                         continue;
                     }
+                    // (A TLS probe goes to the server as it is, which answers it as the
+                    // plain HTTP server it is.)
+                    if !tls_probe && (!faults.canned.is_empty() || !faults.warnings.is_empty()) {
+                        let (stats, target, faults) =
+                            (stats.clone(), target.clone(), faults.clone());
+                        std::thread::spawn(move || relay_request(client, &target, &faults, &stats));
+                        continue;
+                    }
                     let cut = match faults.cut_after {
                         Some((lo, hi)) if stats.cuts.load(Ordering::Relaxed) < faults.max_cuts => {
                             Some(lo + rng.next_u64() % hi.saturating_sub(lo).max(1))
@@ -656,6 +735,108 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Reads one request head from `client` (at most 64 KiB, byte by byte so nothing after it is
+/// taken).
+fn read_head(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 64 << 10 {
+            return None;
+        }
+        match client.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+/// The HTTP mode of the relay: one request per connection. A request a [`Canned`] rule
+/// matches is answered by the relay; any other goes to the server with `Connection: close`
+/// (so the client opens a new connection, which the relay reads again), and its answer comes
+/// back with the [`Faults::warnings`] added.
+fn relay_request(mut client: TcpStream, target: &str, faults: &Faults, stats: &RelayStats) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+    let Some(head) = read_head(&mut client) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut first = text.lines().next().unwrap_or("").split(' ');
+    let (method, path) = (
+        first.next().unwrap_or("").to_string(),
+        first.next().unwrap_or("").to_string(),
+    );
+    let log = |what: &str| {
+        stats
+            .requests
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path} {what}"));
+    };
+    if let Some(c) = faults
+        .canned
+        .iter()
+        .find(|c| c.method == method && path.contains(&c.path_contains))
+    {
+        log(&c.status.to_string());
+        let body = if method == "HEAD" {
+            ""
+        } else {
+            c.body.as_str()
+        };
+        let _ = write!(
+            client,
+            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nDocker-Distribution-Api-Version: registry/2.0\r\nConnection: close\r\n\r\n{body}",
+            c.status,
+            c.body.len()
+        );
+        let _ = client.flush();
+        let _ = client.shutdown(Shutdown::Write);
+        // Let the client finish sending a body it had begun, so it reads the answer.
+        let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = std::io::copy(&mut (&mut client).take(64 << 20), &mut std::io::sink());
+        return;
+    }
+    log("relayed");
+    let Ok(mut server) = TcpStream::connect(target) else {
+        return;
+    };
+    // The request head with `Connection: close`.
+    let mut out = String::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    if server.write_all(out.as_bytes()).is_err() {
+        return;
+    }
+    // The request body, as it comes.
+    if let (Ok(mut from), Ok(mut to)) = (client.try_clone(), server.try_clone()) {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from, &mut to);
+            let _ = to.shutdown(Shutdown::Write);
+        });
+    }
+    // The answer's head with the warnings, then the rest as it comes.
+    let Some(answer) = read_head(&mut server) else {
+        return;
+    };
+    let mut answer = String::from_utf8_lossy(&answer).into_owned();
+    answer.truncate(answer.len() - 2);
+    for w in &faults.warnings {
+        answer.push_str(&format!("Warning: {w}\r\n"));
+    }
+    answer.push_str("\r\n");
+    if client.write_all(answer.as_bytes()).is_ok() {
+        let _ = std::io::copy(&mut server, &mut client);
+    }
+    let _ = client.shutdown(Shutdown::Both);
 }
 
 fn answer_429(mut c: TcpStream, secs: u64) {

@@ -350,6 +350,60 @@ fn total_functions_on_any_string() {
     );
 }
 
+/// The repository-path grammar the registry API routes with (`ocitool serve`), and the tag
+/// grammar, on their own.
+#[test]
+fn repository_paths_and_tags_alone() {
+    for ok in [
+        "a",
+        "a/b",
+        "a.b_c__d---e/f0",
+        "docker.io/library/nginx",
+        "0",
+        &"a".repeat(MAX_NAME_LEN),
+    ] {
+        assert_eq!(check_repository(ok), Ok(()), "{ok}");
+    }
+    for (bad, why) in [
+        ("", WHY_NAME_LEN),
+        (&*"a".repeat(MAX_NAME_LEN + 1), WHY_NAME_LEN),
+        ("A", WHY_UPPER),
+        ("team/App", WHY_UPPER),
+        ("a//b", WHY_PATH),
+        ("/a", WHY_PATH),
+        ("a/", WHY_PATH),
+        ("a..b", WHY_PATH),
+        ("a___b", WHY_PATH),
+        ("-a", WHY_PATH),
+        ("a-", WHY_PATH),
+        ("a:b", WHY_PATH),
+        ("a b", WHY_PATH),
+        ("..", WHY_PATH),
+        ("a/../b", WHY_PATH),
+        ("a%2fb", WHY_PATH),
+    ] {
+        assert_eq!(check_repository(bad), Err(why), "{bad:?}");
+    }
+    for ok in ["1.0", "latest", "_x", "A-b.c_d", &"x".repeat(MAX_TAG_LEN)] {
+        assert_eq!(check_tag(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        ".x",
+        "-x",
+        "a+b",
+        "a/b",
+        "a:b",
+        &"x".repeat(MAX_TAG_LEN + 1),
+    ] {
+        assert!(check_tag(bad).is_err(), "{bad}");
+    }
+    for hub in [DOCKER_HUB, DOCKER_HUB_LEGACY, DOCKER_HUB_API] {
+        assert!(is_docker_hub_host(hub));
+    }
+    assert!(!is_docker_hub_host("docker.io.example.com"));
+}
+
 fn component() -> impl Strategy<Value = String> {
     "[a-z0-9]{1,4}(([._]|__|-{1,2})[a-z0-9]{1,4}){0,2}"
 }
@@ -407,6 +461,8 @@ proptest! {
         if fam != want {
             prop_assert!(fam.starts_with("index.docker.io/"), "{} vs {}", fam, want);
         }
+        // Its repository path is one the registry API routes.
+        prop_assert_eq!(check_repository(x.repository()), Ok(()));
         // Normal forms are fixed points and name the same image.
         prop_assert_eq!(normalize_str(&x.normalized()), x.normalized());
         prop_assert_eq!(Reference::parse(&x.familiar()).unwrap().normalized(), x.normalized());

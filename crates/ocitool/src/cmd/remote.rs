@@ -3,6 +3,7 @@
 use std::io::Read;
 
 use anyhow::Context;
+use ocitool_registry::client::Warnings;
 use ocitool_registry::creds::{Credential, Store};
 use ocitool_registry::{Client, Options};
 
@@ -37,6 +38,11 @@ pub fn client(ctx: &Ctx, f: &RegistryFlags) -> anyhow::Result<Client> {
         plain_http: f.plain_http,
         retries: f.retry_times,
         retry_delay: f.retry_delay,
+        // A registry's `Warning` texts (once each), escaped for the terminal like every line.
+        warnings: {
+            let diag = ctx.diag;
+            Warnings::new(move |w| diag.warn(w))
+        },
         ..Options::default()
     };
     if let Some(n) = ctx.global.max_json_size {

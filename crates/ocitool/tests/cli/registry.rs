@@ -7,73 +7,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ocitool_testkit::registry::{Faults, Mode, PASSWORD, Relay, TestRegistry, USER};
+use ocitool_testkit::registry::{
+    Canned, Faults, IDENTITY_TOKEN, Mode, PASSWORD, Relay, TestRegistry, USER,
+};
 use serde_json::Value;
 
 use crate::util::*;
-
-/// Registry commands never see the host's proxies or credential files.
-fn oci(dir: &Path) -> Command {
-    let mut c = Command::new(bin());
-    c.env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("http_proxy")
-        .env("HOME", dir)
-        .env("XDG_RUNTIME_DIR", dir.join("run"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("XDG_CONFIG_HOME");
-    c
-}
-
-#[track_caller]
-fn run_ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{c:?}: exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-#[track_caller]
-fn run_json(c: &mut Command) -> Value {
-    let out = run_ok(c.arg("--json"));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-#[track_caller]
-fn run_fails(c: &mut Command, needles: &[&str]) -> String {
-    let o = c.output().unwrap();
-    let err = stderr(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(3),
-        "{c:?}\nstdout: {}\nstderr: {err}",
-        stdout(&o)
-    );
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error:")).count(),
-        1,
-        "{err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-    err
-}
-
-fn ref_digest(layout: &Path, name: &str) -> String {
-    refs(layout)
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no ref {name} in {:?}", refs(layout)))
-}
 
 /// Plain HTTP: push with --to, pull back into an empty layout with the same digests; a
 /// second push sends nothing; refs are stored as import stores them.
@@ -710,6 +649,37 @@ fn referrers_go_along() {
     assert!(blob_path(&l, &sbom.digest.to_string()).exists());
     assert!(blob_path(&l, &sig.digest.to_string()).exists());
     verify_clean(&l);
+    // Distribution 2.8.2 has no referrers API (404): the pull read the tag list and the
+    // fallback index. (serve.rs checks the referrers API path against `ocitool serve`.)
+    let log = reg.requests();
+    let at = |needle: &str| {
+        log.iter()
+            .position(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {log:#?}"))
+    };
+    let asked = at(&format!(
+        "GET /v2/ref/library/app/referrers/{} 404",
+        img.manifest.digest
+    ));
+    assert!(asked < at("GET /v2/ref/library/app/tags/list"));
+    assert!(asked < at(&format!("GET /v2/ref/library/app/manifests/{fallback} 200")));
+    // --all-tags takes the image, not the fallback tag (its referrers came with it).
+    let all = d.path().join("all");
+    let v = run_json(
+        oci(d.path())
+            .arg("pull")
+            .arg(&all)
+            .arg(format!("{to}/library/app"))
+            .arg("--all-tags"),
+    );
+    let names: Vec<&str> = v["refs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [format!("{to}/library/app:signed")], "{v}");
+    assert_eq!(v["referrers"], 2, "{v}");
     // --no-referrers leaves it.
     let l2 = d.path().join("bare");
     run_ok(
@@ -779,4 +749,548 @@ fn all_tags_and_protection() {
     run_fails(oci(d.path()).arg("pull").arg(&l).arg(&name), &["protected"]);
     run_ok(oci(d.path()).arg("pull").arg(&l).arg(&name).arg("--force"));
     assert_eq!(ref_digest(&l, &name), ref_digest(&mini.path, "app:1.0"));
+}
+
+/// A layout with `app:1.0` (the minimal image) and cosign's tags of it: a signature
+/// (`sha256-<hex>.sig`) and an attestation (`.att`), each a small manifest of its own; plus
+/// `other:1`, with a `.sig` tag named after the same digest in another repository.
+fn cosign_layout(dir: &Path) -> (std::path::PathBuf, String, Vec<String>) {
+    use ocitool_testkit::image::{self, Blob};
+    let img = ocitool_testkit::fixtures::minimal_image();
+    let digest = img.manifest.digest.to_string();
+    let base = format!("sha256-{}", img.manifest.digest.encoded());
+    let mut w = ocitool_testkit::layout::LayoutWriter::new();
+    w.add_image(&img).list(&img.manifest, Some("app:1.0"));
+    w.list(&img.manifest, Some("other:1"));
+    let mut tags = Vec::new();
+    for (suffix, payload) in [("sig", "simplesigning"), ("att", "in-toto")] {
+        let layer = Blob::new(
+            &format!("application/vnd.dev.cosign.{payload}.v1+json"),
+            format!("{{\"critical\":{{\"image\":{{\"docker-manifest-digest\":\"{digest}\"}}}}}}")
+                .into_bytes(),
+        );
+        // As cosign writes it: a config whose rootfs lists the payload (it is not gzip).
+        let config = Blob::json(
+            "application/vnd.oci.image.config.v1+json",
+            &serde_json::json!({
+                "architecture": "", "os": "", "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
+            }),
+        );
+        let m = image::manifest(&config, std::slice::from_ref(&layer), false, Value::Null);
+        let tag = format!("{base}.{suffix}");
+        w.add_blob(&config)
+            .add_blob(&layer)
+            .add_blob(&m)
+            .list(&m, Some(&format!("app:{tag}")));
+        if suffix == "sig" {
+            w.list(&m, Some(&format!("other:{tag}")));
+        }
+        tags.push(tag);
+    }
+    let l = dir.join("cosign");
+    w.write(&l).unwrap();
+    (l, digest, tags)
+}
+
+/// cosign's `sha256-<hex>.sig/.att/.sbom` tags travel only with --digest-tags, on push and on
+/// pull, with their digests; --all-tags leaves them out without it.
+#[test]
+fn digest_tags_travel_only_when_asked() {
+    let Some(reg) = TestRegistry::start(Mode::Plain) else {
+        return;
+    };
+    let d = empty_dir();
+    let (l, _, cosign) = cosign_layout(d.path());
+    let to = format!("{}/cs", reg.addr);
+    let remote_tags = |repo: &str| -> Vec<String> {
+        let v = run_json(
+            oci(d.path())
+                .arg("ls-remote")
+                .arg(format!("{to}/library/{repo}")),
+        );
+        let mut t: Vec<String> = v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    // Push app:1.0 alone: its cosign tags stay behind.
+    run_ok(
+        oci(d.path())
+            .arg("push")
+            .arg(&l)
+            .arg("app:1.0")
+            .args(["--to", &to]),
+    );
+    assert_eq!(remote_tags("app"), ["1.0"]);
+    // With --digest-tags they go too, from app's repository only.
+    let v = run_json(oci(d.path()).arg("push").arg(&l).arg("app:1.0").args([
+        "--to",
+        &to,
+        "--digest-tags",
+    ]));
+    let mut want = vec!["1.0".to_string()];
+    want.extend(cosign.iter().cloned());
+    want.sort();
+    assert_eq!(remote_tags("app"), want, "{v}");
+    for (i, tag) in cosign.iter().enumerate() {
+        let pushed = v["refs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["ref"] == format!("app:{tag}"))
+            .unwrap_or_else(|| panic!("{tag} not pushed: {v}"));
+        assert_eq!(
+            pushed["digest"],
+            ref_digest(&l, &format!("app:{tag}")),
+            "{i}"
+        );
+    }
+    assert!(
+        !v["refs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["ref"].as_str().unwrap().starts_with("other:")),
+        "{v}"
+    );
+    // push --all-tags without --digest-tags: the image tags only.
+    let to2 = format!("{}/cs2", reg.addr);
+    run_ok(
+        oci(d.path())
+            .arg("push")
+            .arg(&l)
+            .arg("app")
+            .args(["--all-tags", "--to", &to2]),
+    );
+    let v = run_json(
+        oci(d.path())
+            .arg("ls-remote")
+            .arg(format!("{to2}/library/app")),
+    );
+    assert_eq!(v["tags"], serde_json::json!(["1.0"]));
+
+    // Pull app:1.0: no cosign tag without --digest-tags...
+    let image = format!("{to}/library/app:1.0");
+    let plain = d.path().join("plain");
+    run_ok(oci(d.path()).arg("pull").arg(&plain).arg(&image));
+    assert_eq!(refs(&plain).len(), 1, "{:?}", refs(&plain));
+    // ...and both with it, their digests and blobs unchanged.
+    let with = d.path().join("with");
+    let v = run_json(
+        oci(d.path())
+            .arg("pull")
+            .arg(&with)
+            .arg(&image)
+            .arg("--digest-tags"),
+    );
+    assert_eq!(v["refs"].as_array().unwrap().len(), 3, "{v}");
+    for tag in &cosign {
+        assert_eq!(
+            ref_digest(&with, &format!("{to}/library/app:{tag}")),
+            ref_digest(&l, &format!("app:{tag}"))
+        );
+    }
+    verify_clean(&with);
+    // --all-tags: the image only, unless --digest-tags.
+    let all = d.path().join("all");
+    let v = run_json(
+        oci(d.path())
+            .arg("pull")
+            .arg(&all)
+            .arg(format!("{to}/library/app"))
+            .arg("--all-tags"),
+    );
+    assert_eq!(v["refs"].as_array().unwrap().len(), 1, "{v}");
+    let v = run_json(
+        oci(d.path())
+            .arg("pull")
+            .arg(&all)
+            .arg(format!("{to}/library/app"))
+            .args(["--all-tags", "--digest-tags"]),
+    );
+    assert_eq!(v["refs"].as_array().unwrap().len(), 3, "{v}");
+}
+
+/// A `docker-credential-ocitest` helper on a private PATH: `store` keeps a secret in a file
+/// named after the server, `get` prints it, `erase` removes it; every call is logged.
+fn credential_helper(dir: &Path) -> (std::ffi::OsString, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    let store = dir.join("helper-store");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&store).unwrap();
+    let log = dir.join("helper.log");
+    let script = format!(
+        r#"#!/bin/sh
+store={store}
+input=$(cat)
+case "$1" in
+store)
+  server=$(printf '%s' "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
+  echo "store $server" >> {log}
+  printf '%s' "$input" > "$store/$(printf '%s' "$server" | tr '/:' '__')" ;;
+get)
+  echo "get $input" >> {log}
+  f="$store/$(printf '%s' "$input" | tr '/:' '__')"
+  if [ -f "$f" ]; then cat "$f"; else echo 'credentials not found in native keychain'; exit 1; fi ;;
+erase)
+  echo "erase $input" >> {log}
+  f="$store/$(printf '%s' "$input" | tr '/:' '__')"
+  if [ -f "$f" ]; then rm "$f"; else echo 'credentials not found in native keychain'; exit 1; fi ;;
+*) exit 2 ;;
+esac
+"#,
+        store = store.display(),
+        log = log.display()
+    );
+    let helper = bin.join("docker-credential-ocitest");
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut path = std::ffi::OsString::from(bin.as_os_str());
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    (path, log)
+}
+
+/// Credential helpers, as docker and podman use them: `login` stores through the helper the
+/// auth file names (`credHelpers` for the registry, else `credsStore`) and writes no secret
+/// in the file, `push`/`pull` get the credentials from it, `logout` erases them.
+#[test]
+fn credential_helpers_get_store_and_erase() {
+    let Some(reg) = TestRegistry::start(Mode::TlsBasic) else {
+        return;
+    };
+    let d = empty_dir();
+    let (path, log) = credential_helper(d.path());
+    let fx = fixture("minimal");
+    let certs = reg.cert_dir();
+    let helper_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    for (i, config) in [
+        serde_json::json!({"credHelpers": {reg.addr.clone(): "ocitest"}, "auths": {}}),
+        serde_json::json!({"credsStore": "ocitest"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let auth = d.path().join(format!("auth-{i}.json"));
+        std::fs::write(&auth, config.to_string()).unwrap();
+        let before = std::fs::read(&auth).unwrap();
+        let with = |c: &mut Command| {
+            c.env("PATH", &path)
+                .arg("--authfile")
+                .arg(&auth)
+                .arg("--cert-dir")
+                .arg(&certs);
+        };
+        // login: stored by the helper, the file untouched.
+        let mut login = oci(d.path());
+        login.args(["login", &reg.addr, "-u", USER, "--password-stdin"]);
+        with(&mut login);
+        let mut child = login
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("docker-credential-ocitest"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read(&auth).unwrap(),
+            before,
+            "the secret went into the file"
+        );
+        assert!(
+            helper_log().contains(&format!("store {}", reg.addr)),
+            "{}",
+            helper_log()
+        );
+        // push: credentials from the helper's `get`.
+        let to = format!("{}/helper{i}", reg.addr);
+        let mut push = oci(d.path());
+        push.arg("push").arg(&fx.path).args(["--to", &to]);
+        with(&mut push);
+        let v = run_json(&mut push);
+        assert_eq!(v["refs"][0]["digest"], ref_digest(&fx.path, "app:1.0"));
+        assert!(
+            helper_log().contains(&format!("get {}", reg.addr)),
+            "{}",
+            helper_log()
+        );
+        // logout: erased by the helper; a push is then refused, naming the registry.
+        let mut logout = oci(d.path());
+        logout
+            .env("PATH", &path)
+            .args(["logout", &reg.addr, "--authfile"])
+            .arg(&auth);
+        run_ok(&mut logout);
+        assert!(
+            helper_log().contains(&format!("erase {}", reg.addr)),
+            "{}",
+            helper_log()
+        );
+        let mut push = oci(d.path());
+        push.arg("push").arg(&fx.path).args(["--to", &to]);
+        with(&mut push);
+        run_fails(&mut push, &[&reg.addr, "ocitool login"]);
+        let mut again = oci(d.path());
+        again
+            .env("PATH", &path)
+            .args(["logout", &reg.addr, "--authfile"])
+            .arg(&auth);
+        run_fails(&mut again, &["not logged in"]);
+    }
+    // docker's config.json ($DOCKER_CONFIG) with a credsStore is read too, after the
+    // (absent) podman files: the helper's credentials pull.
+    let docker = d.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(docker.join("config.json"), r#"{"credsStore": "ocitest"}"#).unwrap();
+    std::fs::write(
+        d.path()
+            .join("helper-store")
+            .join(reg.addr.replace(':', "_")),
+        serde_json::json!({"ServerURL": reg.addr, "Username": USER, "Secret": PASSWORD})
+            .to_string(),
+    )
+    .unwrap();
+    let l = d.path().join("pulled");
+    run_ok(
+        oci(d.path())
+            .env("PATH", &path)
+            .env("DOCKER_CONFIG", &docker)
+            .arg("pull")
+            .arg(&l)
+            .arg(format!("{}/helper0/library/app:1.0", reg.addr))
+            .arg("--cert-dir")
+            .arg(&certs),
+    );
+    verify_clean(&l);
+}
+
+/// The OAuth2 side of the token flow: an identity token (`identitytoken` in an auth file, or
+/// a helper's `<token>` user) is POSTed to the token server as a `refresh_token` grant; a
+/// token server without the POST form (404) is asked with a GET instead.
+#[test]
+fn identity_tokens_use_the_oauth2_flow() {
+    let Some(reg) = TestRegistry::start(Mode::Token) else {
+        return;
+    };
+    let tokens = reg.token_server().unwrap();
+    let d = empty_dir();
+    let fx = fixture("minimal");
+    let auth = d.path().join("auth.json");
+    std::fs::write(
+        &auth,
+        serde_json::json!({"auths": {reg.addr.clone(): {"identitytoken": IDENTITY_TOKEN}}})
+            .to_string(),
+    )
+    .unwrap();
+    // Pushing needs the identity token's user: anonymous tokens may only pull.
+    let to = format!("{}/oauth", reg.addr);
+    let v = run_json(
+        oci(d.path())
+            .arg("push")
+            .arg(&fx.path)
+            .args(["--to", &to, "--authfile"])
+            .arg(&auth),
+    );
+    assert_eq!(v["refs"][0]["digest"], ref_digest(&fx.path, "app:1.0"));
+    let log = tokens.requests();
+    assert!(log.iter().any(|l| l == "POST refresh_token 200"), "{log:?}");
+    assert!(!log.iter().any(|l| l.starts_with("GET")), "{log:?}");
+
+    // A token server that knows only GET: one POST (404), then GETs with the identity token
+    // as the password of `<token>`, here from a credential helper.
+    tokens
+        .oauth
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    tokens.log.lock().unwrap().clear();
+    let (path, _) = credential_helper(d.path());
+    std::fs::write(
+        d.path()
+            .join("helper-store")
+            .join(reg.addr.replace(':', "_")),
+        serde_json::json!({"ServerURL": reg.addr, "Username": "<token>", "Secret": IDENTITY_TOKEN})
+            .to_string(),
+    )
+    .unwrap();
+    let helper_auth = d.path().join("helper-auth.json");
+    std::fs::write(
+        &helper_auth,
+        serde_json::json!({"credHelpers": {reg.addr.clone(): "ocitest"}}).to_string(),
+    )
+    .unwrap();
+    let to2 = format!("{}/oauth2", reg.addr);
+    run_ok(
+        oci(d.path())
+            .env("PATH", &path)
+            .arg("push")
+            .arg(&fx.path)
+            .args(["--to", &to2, "--authfile"])
+            .arg(&helper_auth),
+    );
+    let log = tokens.requests();
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("POST")).count(),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(log[0], "POST  404", "{log:?}");
+    assert!(log.iter().any(|l| l == "GET basic <token> 200"), "{log:?}");
+
+    // A wrong identity token is refused, and the token never shows.
+    tokens
+        .oauth
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    std::fs::write(
+        &auth,
+        serde_json::json!({"auths": {reg.addr.clone(): {"identitytoken": "wrong-hunter2"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let err = run_fails(
+        oci(d.path())
+            .arg("push")
+            .arg(&fx.path)
+            .args(["--to", &to, "--authfile"])
+            .arg(&auth),
+        &[&reg.addr, "refused"],
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// ECR and Harbor refuse a push to a repository nobody created (NAME_UNKNOWN, DENIED), and
+/// retrying cannot help: the error names the registry and repository and says to create it.
+/// (Distribution creates repositories on push, so a relay answers for such a registry.)
+#[test]
+fn a_push_to_a_repository_not_created_says_to_create_it() {
+    let Some(reg) = TestRegistry::start(Mode::Plain) else {
+        return;
+    };
+    let d = empty_dir();
+    let fx = fixture("minimal");
+    for (status, code, message, needles) in [
+        (
+            404,
+            "NAME_UNKNOWN",
+            "The repository with name 'ecr/library/app' does not exist in the registry",
+            &["does not exist", "ECR", "create it"][..],
+        ),
+        (
+            403,
+            "DENIED",
+            "requested access to the resource is denied",
+            &["denied", "Harbor", "create it"][..],
+        ),
+    ] {
+        let relay = Relay::start(
+            &reg.addr,
+            Faults {
+                canned: vec![Canned::error("POST", "/v2/ecr/", status, code, message)],
+                ..Default::default()
+            },
+        );
+        let started = Instant::now();
+        let err = run_fails(
+            oci(d.path()).arg("push").arg(&fx.path).args([
+                "--to",
+                &format!("{}/ecr", relay.addr),
+                "--creds",
+                &format!("{USER}:{PASSWORD}"),
+            ]),
+            needles,
+        );
+        assert!(err.contains(&relay.addr), "{err}");
+        assert!(err.contains("ecr/library/app"), "{err}");
+        // Refused at once: not retried with backoff.
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        let asked = relay.stats.requests.lock().unwrap().clone();
+        assert!(
+            asked
+                .iter()
+                .any(|r| r.starts_with("POST /v2/ecr/library/app/blobs/uploads/")
+                    && r.ends_with(&status.to_string())),
+            "{asked:?}"
+        );
+        // Another repository of the same registry is pushed as usual.
+        run_ok(
+            oci(d.path())
+                .arg("push")
+                .arg(&fx.path)
+                .args(["--to", &format!("{}/ok", relay.addr)]),
+        );
+    }
+}
+
+/// `Warning: 299 - "..."` headers (distribution-spec "Warnings") are printed once each,
+/// however many answers carry them, escaped like every line.
+#[test]
+fn registry_warnings_are_printed_once_each() {
+    let Some(reg) = TestRegistry::start(Mode::Plain) else {
+        return;
+    };
+    let d = empty_dir();
+    let fx = fixture("multi-arch");
+    let relay = Relay::start(
+        &reg.addr,
+        Faults {
+            warnings: vec![
+                r#"299 - "this registry is read-only from 2027-01-01, move to new.example""#.into(),
+                r#"299 - "quota: 80% used" "Sat, 25 Aug 2012 23:34:45 GMT""#.into(),
+                "299 - \"right-to-left \u{202e}txet\"".into(),
+            ],
+            ..Default::default()
+        },
+    );
+    let to = format!("{}/warn", relay.addr);
+    let check = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", stderr(o));
+        let err = stderr(o);
+        for w in [
+            "this registry is read-only from 2027-01-01, move to new.example",
+            "quota: 80% used",
+        ] {
+            let line = format!("warning: {}: {w}", relay.addr);
+            assert_eq!(
+                err.lines().filter(|l| *l == line).count(),
+                1,
+                "{line:?} in {err}"
+            );
+        }
+        // Text from the network cannot reorder the terminal's line.
+        assert!(!err.contains('\u{202e}'), "{err:?}");
+        assert!(err.contains("right-to-left \\u{202e}txet"), "{err}");
+        assert!(!err.contains("Sat, 25 Aug"), "{err}");
+    };
+    let o = oci(d.path())
+        .arg("push")
+        .arg(&fx.path)
+        .args(["--to", &to])
+        .output()
+        .unwrap();
+    check(&o);
+    let o = oci(d.path())
+        .arg("pull")
+        .arg(d.path().join("pulled"))
+        .arg(format!("{to}/library/multi:1.0"))
+        .output()
+        .unwrap();
+    check(&o);
+    assert!(relay.stats.requests.lock().unwrap().len() > 5);
 }

@@ -3,9 +3,11 @@
 //! private containerd). Each server listens on a free 127.0.0.1 port and is stopped by its
 //! pid.
 //!
-//! A test of `ocitool pull` from `ocitool serve` belongs here once `pull` lands: serve the
-//! artifact and multi-arch fixtures, pull them into an empty layout, and compare
-//! `util::snapshot` of the two (referrers included, through the referrers API).
+//! `ocitool pull` from `ocitool serve` is here too (the section "ocitool's own pull"): every
+//! fixture round-trips with the same digests, referrers come through serve's referrers API,
+//! and `--all-tags` follows serve's `tags/list` pages. serve is the referrers-capable registry
+//! of the pull tests: Distribution 2.8.2 has no referrers API (its fallback-tag path is tested
+//! in `registry.rs`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -1385,5 +1387,365 @@ fn tls_and_htpasswd() {
             "--listen".as_ref(),
             "127.0.0.1:0".as_ref(),
         ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ocitool's own pull.
+
+/// The `(digest, mediaType, size)` of every named entry of a layout's `index.json`, and of
+/// each entry's platform, sorted: what a round trip must keep.
+fn entry_digests(layout: &Path) -> Vec<(String, String, u64, String)> {
+    let mut out: Vec<_> = index_json(layout)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"].is_string()
+                || d["annotations"]["io.containerd.image.name"].is_string()
+        })
+        .map(|d| {
+            (
+                d["digest"].as_str().unwrap().to_string(),
+                d["mediaType"].as_str().unwrap().to_string(),
+                d["size"].as_u64().unwrap(),
+                d["platform"].to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The JSON access log lines of a `serve --json`, once no new line came for 300 ms (the
+/// server writes a line after its answer, so a client may be done before its lines are in).
+fn access_log(s: &Served) -> Vec<Value> {
+    let mut n = s.lines().len();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = s.lines().len();
+        if now == n {
+            break;
+        }
+        n = now;
+    }
+    s.lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Every fixture kind (a plain image, a multi-platform index, zstd layers, a nested index,
+/// Docker media types) goes layout → serve → pull → verify: the pulled layout's entries name
+/// the same digests with the same media types and sizes, and it holds the same blobs, byte
+/// for byte. Pulled again, nothing is fetched.
+#[test]
+fn ocitool_pull_from_serve_keeps_every_digest() {
+    let d = empty_dir();
+    let names = [
+        "minimal",
+        "multi-arch",
+        "zstd",
+        "nested-index",
+        "docker-v2s2",
+    ];
+    let mut layouts = Vec::new();
+    for name in names {
+        let p = d.path().join(name);
+        copy_dir(&testdata(&format!("layouts/{name}")), &p);
+        layouts.push(p);
+    }
+    let s = serve(&layouts);
+    let images: [&[&str]; 5] = [
+        &["app:1.0"],
+        &["multi:1.0"],
+        &["zstd:1"],
+        &["nested:1"],
+        &["dockerish:latest", "dockerish:amd64-only"],
+    ];
+    let all = d.path().join("all");
+    for (source, repo_tags) in layouts.iter().zip(images) {
+        let one = d.path().join(format!(
+            "pulled-{}",
+            source.file_name().unwrap().to_string_lossy()
+        ));
+        let wanted: Vec<String> = repo_tags
+            .iter()
+            .map(|t| format!("{}/{t}", s.addr))
+            .collect();
+        let v = run_json(oci(d.path()).arg("pull").arg(&one).args(&wanted));
+        assert_eq!(v["refs"].as_array().unwrap().len(), repo_tags.len(), "{v}");
+        verify_clean(&one);
+        assert_eq!(entry_digests(&one), entry_digests(source), "{repo_tags:?}");
+        assert_eq!(blob_set(&one), blob_set(source), "{repo_tags:?}");
+        for b in blob_set(&one) {
+            assert_eq!(blob_bytes(&one, &b), blob_bytes(source, &b));
+        }
+        // The names are the served ones, fully qualified as import writes them.
+        for (t, w) in repo_tags.iter().zip(&wanted) {
+            let (repo, tag) = t.split_once(':').unwrap();
+            let r = http(
+                &s.addr,
+                "HEAD",
+                &format!("/v2/{repo}/manifests/{tag}"),
+                &[("Accept", ACCEPT_ALL)],
+            );
+            assert_eq!(
+                refs(&one)[w.as_str()],
+                r.header("Docker-Content-Digest").unwrap()
+            );
+        }
+        // Again: nothing new arrives.
+        let again = run_json(oci(d.path()).arg("pull").arg(&one).args(&wanted));
+        assert_eq!(again["blobsFetched"], 0, "{again}");
+        run_ok(oci(d.path()).arg("pull").arg(&all).args(&wanted));
+    }
+    // All of them in one layout: every source entry, digests unchanged.
+    verify_clean(&all);
+    let mut want: Vec<_> = layouts.iter().flat_map(|l| entry_digests(l)).collect();
+    want.sort();
+    assert_eq!(entry_digests(&all), want);
+}
+
+/// `--platform` through serve: one platform of an index (the ref names that platform's
+/// manifest, the other platform's blobs stay away), and of a nested index.
+#[test]
+fn ocitool_pulls_one_platform_from_serve() {
+    let d = empty_dir();
+    let multi = d.path().join("multi-arch");
+    let nested = d.path().join("nested-index");
+    copy_dir(&testdata("layouts/multi-arch"), &multi);
+    copy_dir(&testdata("layouts/nested-index"), &nested);
+    let s = serve([&multi, &nested]);
+    let (_, amd, arm, _) = ocitool_testkit::fixtures::multi_arch();
+
+    let one = d.path().join("one");
+    let image = format!("{}/multi:1.0", s.addr);
+    run_ok(
+        oci(d.path())
+            .arg("pull")
+            .arg(&one)
+            .arg(&image)
+            .args(["--platform", "linux/arm64"]),
+    );
+    assert_eq!(ref_digest(&one, &image), arm.manifest.digest.to_string());
+    let entry = &index_json(&one)["manifests"][0];
+    assert_eq!(entry["platform"]["architecture"], "arm64");
+    verify_clean(&one);
+    for b in amd.blobs() {
+        assert!(!blob_path(&one, &b.digest.to_string()).exists());
+    }
+    for b in arm.blobs() {
+        assert_eq!(
+            blob_bytes(&one, &b.digest.to_string()),
+            blob_bytes(&multi, &b.digest.to_string())
+        );
+    }
+
+    // The nested index: its inner index's amd64 manifest.
+    let outer = ref_digest(&nested, "nested:1");
+    let outer: Value = serde_json::from_slice(&blob_bytes(&nested, &outer)).unwrap();
+    let inner = outer["manifests"][0]["digest"].as_str().unwrap();
+    let inner: Value = serde_json::from_slice(&blob_bytes(&nested, inner)).unwrap();
+    let amd64 = inner["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let n = d.path().join("nested-one");
+    let image = format!("{}/nested:1", s.addr);
+    run_ok(
+        oci(d.path())
+            .arg("pull")
+            .arg(&n)
+            .arg(&image)
+            .args(["--platform", "linux/amd64"]),
+    );
+    assert_eq!(ref_digest(&n, &image), amd64);
+    verify_clean(&n);
+}
+
+/// Referrers come through serve's referrers API (`GET /v2/<name>/referrers/<digest>`, no tag
+/// list, no `sha256-<hex>` fallback tag), with the subject's digest and their own unchanged;
+/// `--no-referrers` asks for none.
+#[test]
+fn ocitool_pulls_referrers_through_the_referrers_api() {
+    let fx = fixture("artifact");
+    let (_, img, sbom, sig) = ocitool_testkit::fixtures::artifact();
+    let s = serve([fx.path.as_os_str(), "--json".as_ref()]);
+    let d = empty_dir();
+    let l = d.path().join("pulled");
+    let image = format!("{}/app:signed", s.addr);
+    let v = run_json(oci(d.path()).arg("pull").arg(&l).arg(&image));
+    assert_eq!(v["referrers"], 2, "{v}");
+    assert_eq!(ref_digest(&l, &image), img.manifest.digest.to_string());
+    verify_clean(&l);
+    // Every blob the source has arrived, byte for byte: image, referrers, their blobs.
+    assert_eq!(blob_set(&l), blob_set(&fx.path));
+    for b in [&sbom, &sig] {
+        assert_eq!(
+            blob_bytes(&l, &b.digest.to_string()),
+            blob_bytes(&fx.path, &b.digest.to_string())
+        );
+    }
+    let log = access_log(&s);
+    let paths: Vec<String> = log
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["method"].as_str().unwrap(),
+                e["path"].as_str().unwrap(),
+                e["status"]
+            )
+        })
+        .collect();
+    let asked = format!("GET /v2/app/referrers/{} 200", img.manifest.digest);
+    assert!(paths.contains(&asked), "{paths:#?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains("/tags/list") || p.contains("/manifests/sha256-")),
+        "the fallback was used although serve has the referrers API: {paths:#?}"
+    );
+    // Each subject is asked about once.
+    assert_eq!(
+        paths.iter().filter(|p| p.contains("/referrers/")).count(),
+        3,
+        "{paths:#?}"
+    );
+
+    let bare = d.path().join("bare");
+    let before = access_log(&s).len();
+    run_ok(
+        oci(d.path())
+            .arg("pull")
+            .arg(&bare)
+            .arg(&image)
+            .arg("--no-referrers"),
+    );
+    assert!(!blob_path(&bare, &sbom.digest.to_string()).exists());
+    assert!(
+        !access_log(&s)[before..]
+            .iter()
+            .any(|e| e["path"].as_str().unwrap().contains("/referrers/"))
+    );
+}
+
+/// `--all-tags` follows serve's pages: a repository of 1,101 tags takes two `tags/list`
+/// pages of the 1,000 the client asks for (`n`, then `last` from the `Link`), and every tag
+/// arrives.
+#[test]
+fn ocitool_pulls_all_tags_across_pages() {
+    let fx = fixture("minimal");
+    let want = ref_digest(&fx.path, "app:1.0");
+    let tags: Vec<String> = (0..1100).map(|i| format!("app:t{i:04}")).collect();
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["tag".as_ref(), fx.path.as_os_str(), "app:1.0".as_ref()];
+    args.extend(tags.iter().map(std::ffi::OsStr::new));
+    ok(&args);
+    let s = serve([fx.path.as_os_str(), "--json".as_ref()]);
+    let d = empty_dir();
+    let l = d.path().join("pulled");
+    let v = run_json(
+        oci(d.path())
+            .arg("pull")
+            .arg(&l)
+            .arg(format!("{}/app", s.addr))
+            .arg("--all-tags"),
+    );
+    assert_eq!(v["refs"].as_array().unwrap().len(), 1101);
+    let pulled = refs(&l);
+    assert_eq!(pulled.len(), 1101);
+    assert!(pulled.values().all(|d| *d == want));
+    for t in ["1.0", "t0000", "t0999", "t1000", "t1099"] {
+        assert!(pulled.contains_key(&format!("{}/app:{t}", s.addr)), "{t}");
+    }
+    verify_clean(&l);
+    let log = access_log(&s);
+    let asked = |method: &str, part: &str| {
+        log.iter()
+            .filter(|e| e["method"] == method && e["path"].as_str().unwrap().contains(part))
+            .count()
+    };
+    // 1,101 tags, one image: its manifest is fetched once and its referrers asked once.
+    assert_eq!(asked("GET", "/v2/app/manifests/"), 1);
+    assert_eq!(asked("GET", "/referrers/"), 1);
+    let pages: Vec<String> = log
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .filter(|p| p.starts_with("/v2/app/tags/list"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(
+        pages[0].contains("n=1000") && !pages[0].contains("last="),
+        "{pages:?}"
+    );
+    assert!(pages[1].contains("last=t0998"), "{pages:?}");
+}
+
+/// pull → push → pull: images pulled from serve (a multi-platform index, zstd layers, a
+/// nested index, a signed image with its referrers) pushed to Distribution 2.8.2 (which has
+/// no referrers API, so the referrers go through the `sha256-<hex>` fallback tag) and pulled
+/// back name the same digests and hold the same blobs, byte for byte.
+#[test]
+fn ocitool_pull_push_pull_keeps_every_digest() {
+    use ocitool_testkit::registry::{Mode, TestRegistry};
+    let Some(reg) = TestRegistry::start(Mode::Plain) else {
+        return;
+    };
+    let d = empty_dir();
+    let mut layouts = Vec::new();
+    for name in ["multi-arch", "zstd", "nested-index", "artifact"] {
+        let p = d.path().join(name);
+        copy_dir(&testdata(&format!("layouts/{name}")), &p);
+        layouts.push(p);
+    }
+    let s = serve(&layouts);
+    let tags = ["multi:1.0", "zstd:1", "nested:1", "app:signed"];
+    let first = d.path().join("first");
+    let images: Vec<String> = tags.iter().map(|t| format!("{}/{t}", s.addr)).collect();
+    let v = run_json(oci(d.path()).arg("pull").arg(&first).args(&images));
+    assert_eq!(v["referrers"], 2, "{v}");
+    verify_clean(&first);
+
+    let to = format!("{}/rt", reg.addr);
+    run_ok(oci(d.path()).arg("push").arg(&first).args(["--to", &to]));
+    let second = d.path().join("second");
+    let back: Vec<String> = tags.iter().map(|t| format!("{to}/{t}")).collect();
+    let v = run_json(oci(d.path()).arg("pull").arg(&second).args(&back));
+    assert_eq!(v["referrers"], 2, "{v}");
+    verify_clean(&second);
+
+    for (a, b) in images.iter().zip(&back) {
+        assert_eq!(ref_digest(&first, a), ref_digest(&second, b), "{a} vs {b}");
+    }
+    assert_eq!(entry_digests(&first), entry_digests(&second));
+    assert_eq!(blob_set(&first), blob_set(&second));
+    let mut sources = std::collections::BTreeSet::new();
+    for l in &layouts {
+        sources.extend(blob_set(l));
+    }
+    assert_eq!(
+        blob_set(&second),
+        sources,
+        "not every source blob made the round trip"
+    );
+    for b in blob_set(&second) {
+        assert_eq!(blob_bytes(&second, &b), blob_bytes(&first, &b), "{b}");
+    }
+    // The referrers went through the fallback tag the push wrote.
+    let (_, img, _, _) = ocitool_testkit::fixtures::artifact();
+    let fallback = format!("sha256-{}", img.manifest.digest.encoded());
+    let log = reg.requests();
+    assert!(
+        log.iter()
+            .any(|r| r.starts_with(&format!("GET /v2/rt/app/manifests/{fallback} 200"))),
+        "{log:#?}"
     );
 }

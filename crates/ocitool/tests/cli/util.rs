@@ -501,3 +501,69 @@ impl Drop for Served {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Registry commands (pull, push, login, logout, ls-remote).
+
+/// Registry commands never see the host's proxies or credential files.
+pub fn oci(dir: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("http_proxy")
+        .env("HOME", dir)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("XDG_CONFIG_HOME");
+    c
+}
+
+#[track_caller]
+pub fn run_ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{c:?}: exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+#[track_caller]
+pub fn run_json(c: &mut Command) -> Value {
+    let out = run_ok(c.arg("--json"));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[track_caller]
+pub fn run_fails(c: &mut Command, needles: &[&str]) -> String {
+    let o = c.output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{c:?}\nstdout: {}\nstderr: {err}",
+        stdout(&o)
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    err
+}
+
+pub fn ref_digest(layout: &Path, name: &str) -> String {
+    refs(layout)
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no ref {name} in {:?}", refs(layout)))
+}
