@@ -291,20 +291,22 @@ fn named_entries(
     let mut roots = Vec::new();
     let mut seen = HashSet::new();
     for r in refs {
-        let name = if Digest::parse(r).is_ok() {
-            None
-        } else {
-            if index.positions_named(r).len() > 1
-                && let Some(dup) = index
-                    .duplicate_ref_names()
-                    .into_iter()
-                    .find(|d| d.spells(r))
-            {
-                return Err(duplicate_name(src, &dup));
-            }
-            Some(r.clone())
-        };
-        let t = resolve::resolve(src, index, r)?;
+        if Digest::parse(r).is_err()
+            && index.positions_named(r).len() > 1
+            && let Some(dup) = index
+                .duplicate_ref_names()
+                .into_iter()
+                .find(|d| d.spells(r))
+        {
+            return Err(duplicate_name(src, &dup));
+        }
+        // Carried under the name it was found by: as typed, or the stored spelling of a twin
+        // (`app` copies `app:latest`); a digest, `name@digest` or a digest prefix unnamed.
+        let found = resolve::resolve_named(src, index, r)?;
+        if let Some(n) = &found.name {
+            ocitool_spec::refname::validate_carried(n)?;
+        }
+        let (name, t) = (found.name, found.target);
         if seen.insert((t.digest.clone(), t.size, t.media_type.clone())) {
             let d = Descriptor::deserialize(&t.descriptor)
                 .map_err(|e| Error::Invalid(format!("ref {r}: {e}")))?;

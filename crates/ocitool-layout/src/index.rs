@@ -663,7 +663,10 @@ impl IndexDoc {
                 .get(name_key(name).as_ref())
                 .cloned()
                 .unwrap_or_default(),
-            None => self.scan(|it| it.ref_name(&self.source).is_some_and(|n| same_name(n, name))),
+            None => self.scan(|it| {
+                it.ref_name(&self.source)
+                    .is_some_and(|n| same_name(n, name))
+            }),
         }
     }
 

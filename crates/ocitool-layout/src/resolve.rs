@@ -497,7 +497,10 @@ pub fn for_platform(
                 other => other,
             })?;
             let node = graph.nodes.get(&child).ok_or_else(|| {
-                Error::Invalid(format!("{child} (of {}) is not in the layout", target.digest))
+                Error::Invalid(format!(
+                    "{child} (of {}) is not in the layout",
+                    target.digest
+                ))
             })?;
             let mut v = descriptor_value(&node.media_type, &child, node.size);
             if let Some(p) = graph.nodes[&target.digest]

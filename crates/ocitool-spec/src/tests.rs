@@ -133,9 +133,18 @@ fn names_created_carried_and_in_between() {
         ("_cosign:sha256-abc.sig", "path components"),
         ("app:", "the tag must be"),
         ("", "empty"),
-        ("app@sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29", "digest reference"),
-        ("sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29", "form of a digest"),
-        ("sha256:3D3D1D6AE926C347B2FC0E01C21F12D7898EC2460D16823064EB4B7E03C7CA29", "form of a digest"),
+        (
+            "app@sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29",
+            "digest reference",
+        ),
+        (
+            "sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29",
+            "form of a digest",
+        ),
+        (
+            "sha256:3D3D1D6AE926C347B2FC0E01C21F12D7898EC2460D16823064EB4B7E03C7CA29",
+            "form of a digest",
+        ),
     ] {
         let e = refname::validate_new(bad).expect_err(bad);
         assert!(e.to_string().contains(why), "{bad}: {e}");

@@ -19,6 +19,7 @@ mod inspect;
 mod interop;
 mod lifecycle;
 mod ls;
+mod names;
 mod output_files;
 mod registry;
 mod reports;
