@@ -1,11 +1,7 @@
-use std::collections::HashMap;
-
 use crate::cli::UntagArgs;
 
-use ocitool_digest::Digest;
-use ocitool_layout::resolve::{self, match_name};
-use ocitool_layout::{Error, IndexDoc, Layout, Transaction};
-use ocitool_spec::reference::{Reference, repository_key};
+use ocitool_layout::resolve;
+use ocitool_layout::{Error, Layout, Transaction};
 use serde::Serialize;
 
 use crate::{Ctx, exit};
@@ -34,15 +30,14 @@ pub fn run(ctx: &mut Ctx, a: &UntagArgs) -> anyhow::Result<i32> {
         } else {
             resolve::select_refs(&layout, index, &a.refs, a.all_tags)?
         };
-        // Entries by digest, made once, on the first digest asked for.
-        let mut by_digest: Option<HashMap<String, Vec<usize>>> = None;
+        let mut lookup = resolve::EntryLookup::new(&layout);
         let mut positions = Vec::new();
         let mut removed = Vec::new();
         for r in &refs {
             let (matched, digest_ref) = if a.name {
                 (index.positions_named(r), false)
             } else {
-                matching(&layout, index, r, &mut by_digest)?
+                lookup.entries(index, r)?
             };
             if matched.is_empty() {
                 return Err(Error::UnknownRef {
@@ -105,98 +100,4 @@ fn describe(r: &Removed) -> String {
             r.digests.join(", ")
         )
     }
-}
-
-/// The entries a REF removes: those pointing at a digest (a full one, or a prefix as `ls`
-/// prints it, when no name matches); those of a name, its containerd name or a twin of it;
-/// for `name@digest`, the refs of that repository pointing at the digest.
-fn matching(
-    layout: &Layout,
-    index: &IndexDoc,
-    r: &str,
-    by_digest: &mut Option<HashMap<String, Vec<usize>>>,
-) -> ocitool_layout::Result<(Vec<usize>, bool)> {
-    let mut of_digest = |d: &str| {
-        by_digest
-            .get_or_insert_with(|| entries_by_digest(index))
-            .get(d)
-            .cloned()
-            .unwrap_or_default()
-    };
-    if Digest::parse(r).is_ok() {
-        refuse_digest_named_entry(index, r)?;
-        return Ok((of_digest(r), true));
-    }
-    let named = match_name(index, r);
-    if !named.is_empty() {
-        return Ok((named, false));
-    }
-    if let Ok(x) = Reference::parse(r)
-        && let Some(d) = x.digest()
-    {
-        let repo = x.name();
-        let all = of_digest(&d.to_string());
-        let mine: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|&p| {
-                index
-                    .key(p)
-                    .and_then(|k| k.display_name())
-                    .is_some_and(|n| repository_key(n) == repo)
-            })
-            .collect();
-        if mine.is_empty() && !all.is_empty() {
-            let names: Vec<String> = all
-                .iter()
-                .filter_map(|&p| index.key(p).and_then(|k| k.display_name()))
-                .map(|n| format!("{n:?}"))
-                .collect();
-            return Err(Error::UnknownRef {
-                name: r.to_string(),
-                layout: layout.root().to_path_buf(),
-                hint: format!(
-                    " (no ref of repository {} points at {d}; {} do{})",
-                    x.familiar_name(),
-                    if names.is_empty() {
-                        "only unnamed entries".to_string()
-                    } else {
-                        names.join(", ")
-                    },
-                    if names.len() == 1 { "es" } else { "" }
-                ),
-            });
-        }
-        return Ok((mine, true));
-    }
-    // A digest prefix as `ls` prints it, naming one digest.
-    match resolve::resolve_named(layout, index, r) {
-        Ok(found) if found.name.is_none() => {
-            Ok((of_digest(&found.target.digest.to_string()), true))
-        }
-        Ok(_) | Err(Error::UnknownRef { .. }) => Ok((Vec::new(), false)),
-        Err(e) => Err(e),
-    }
-}
-
-fn entries_by_digest(index: &IndexDoc) -> HashMap<String, Vec<usize>> {
-    let mut m: HashMap<String, Vec<usize>> = HashMap::new();
-    for k in index.keys() {
-        m.entry(k.digest.to_string()).or_default().push(k.position);
-    }
-    m
-}
-
-/// A digest given to `untag` means the entries pointing at it. If an entry is also *named*
-/// that very text (not a valid ref name, but another tool may have written it), which one
-/// the user means cannot be known: removing the refs of the image with that digest could
-/// remove another image's refs by surprise. Refused; `--name` removes the named entry.
-fn refuse_digest_named_entry(index: &IndexDoc, r: &str) -> ocitool_layout::Result<()> {
-    let Some(&p) = index.positions_named(r).first() else {
-        return Ok(());
-    };
-    let points_at = index.key(p).map(|k| k.digest).unwrap_or_default();
-    Err(Error::Invalid(format!(
-        "{r} is a digest, and also the ref name of index.json manifests[{p}] (which points at {points_at}): untag --name {r} removes that entry, and after it untag {r} removes the entries pointing at the digest"
-    )))
 }
