@@ -352,3 +352,44 @@ fn untag_of_every_tag_of_a_repository() {
     ok(at("untag", l, &["--all-tags", "other"]));
     assert!(refs(l).is_empty());
 }
+
+#[test]
+fn import_stores_the_familiar_name_in_place_of_its_twin_and_protection_holds_across_spellings() {
+    let fx = fixture("multi-arch");
+    let l = &fx.path;
+    let (_, a, _, idx) = ocitool_testkit::fixtures::multi_arch();
+    ok(at("tag", l, &["multi:1.0", "docker.io/library/app:1.0"]));
+    // A docker archive of another image as docker.io/library/app:1.0.
+    let src = fixture("minimal");
+    let tar = fx.dir.path().join("app.tar");
+    let mut args = at("export", &src.path, &["app:1.0", "-o"]);
+    args.push(tar.clone().into());
+    ok(args);
+    ok([OsString::from("import"), tar.into(), l.into()]);
+    let r = refs(l);
+    let img = ocitool_testkit::fixtures::minimal_image();
+    assert_eq!(
+        r.get("app:1.0"),
+        Some(&img.manifest.digest.to_string()),
+        "{r:?}"
+    );
+    assert!(!r.contains_key("docker.io/library/app:1.0"), "{r:?}");
+    // A protected tag does not move under another spelling without --force.
+    ok(at("tag", l, &["multi:1.0", "app:1.2.3"]));
+    ok(at("protect", l, &["--semver"]));
+    let a = a.manifest.digest.to_string();
+    fails(
+        3,
+        &["protected"],
+        at("tag", l, &[&a, "docker.io/library/app:1.2.3"]),
+    );
+    assert_eq!(refs(l).get("app:1.2.3"), Some(&idx.digest.to_string()));
+    ok(at(
+        "tag",
+        l,
+        &[&a, "docker.io/library/app:1.2.3", "--force"],
+    ));
+    let r = refs(l);
+    assert_eq!(r.get("docker.io/library/app:1.2.3"), Some(&a), "{r:?}");
+    assert!(!r.contains_key("app:1.2.3"), "{r:?}");
+}
