@@ -91,6 +91,7 @@ pub fn export<W: Sink>(
     let _lock = layout.read_lock()?;
     let index = layout.read_index()?;
     let items = select(layout, &index, selection, options)?;
+    check_one_image_per_name(&items, options.format)?;
 
     // The graph of everything exported, checked.
     let roots: Vec<(String, Descriptor)> = items
@@ -226,6 +227,10 @@ pub fn export<W: Sink>(
                 let mut tags = Vec::new();
                 for n in &it.names {
                     let tag = docker_tag(n)?;
+                    let full = refname::docker_normalize(&tag);
+                    if tags.contains(&full) {
+                        continue; // a twin of a name written already
+                    }
                     let (repo, tg) = refname::split_repo_tag(&tag);
                     let tg = tg.unwrap_or("latest").to_string();
                     let mut d = base.clone();
@@ -249,10 +254,7 @@ pub fn export<W: Sink>(
                     // Fully qualified, as skopeo and podman write them: `docker load` accepts
                     // them, and podman then names the image docker.io/… as Docker does,
                     // rather than localhost/….
-                    let full = refname::docker_normalize(&tag);
-                    if !tags.contains(&full) {
-                        tags.push(full);
-                    }
+                    tags.push(full);
                 }
                 if it.names.is_empty() {
                     index_entries.push(base.clone());
@@ -446,13 +448,8 @@ fn select(
         Selection::Refs(refs) => refs
             .iter()
             .map(|r| {
-                let t = resolve::resolve(layout, index, r)?;
-                let name = if Digest::parse(r).is_ok() {
-                    None
-                } else {
-                    Some(r.clone())
-                };
-                Ok((name, t, false))
+                let found = resolve::resolve_named(layout, index, r)?;
+                Ok((found.name, found.target, false))
             })
             .collect::<Result<_>>()?,
         Selection::All => {
@@ -484,8 +481,9 @@ fn select(
     };
     let mut items: Vec<Item> = Vec::new();
     for (name, mut t, verbatim) in picks {
-        // Only names ocitool reads back go into an archive (`unpack` and `import` check the
-        // same grammar); a verbatim entry carries its own ref.name.
+        // Names are carried verbatim if they are safe text (`unpack` and `import` read back
+        // the same); a verbatim entry carries its own ref.name. The docker format's RepoTags
+        // are checked where they are made.
         let written = if verbatim {
             t.descriptor
                 .get("annotations")
@@ -498,34 +496,34 @@ fn select(
         if let Some(n) = written {
             check_ref_name(&n)?;
         }
-        if t.kind() == Kind::Index
-            && (options.format == Format::Docker || options.platform.is_some())
-        {
-            let shown = name.clone().unwrap_or_else(|| t.digest.to_string());
+        // `--platform` (and, for the docker format, one platform of an index) as every
+        // command applies it.
+        let one = options.format == Format::Docker && t.kind() == Kind::Index;
+        if options.platform.is_some() || one {
             let g = Graph::walk(
                 layout,
-                &[(format!("ref {shown}"), as_descriptor(&t))],
+                &[(
+                    name.as_ref()
+                        .map_or_else(|| t.digest.to_string(), |n| format!("ref {n}")),
+                    as_descriptor(&t),
+                )],
                 WalkOptions {
                     read_configs: true,
                     check_presence: false,
                 },
             );
-            let child = resolve::select_platform(&g, &t.digest, options.platform.as_ref())?;
-            let node = &g.nodes[&child];
-            let mut v =
-                ocitool_layout::index::descriptor_value(&node.media_type, &child, node.size);
-            if let Some(p) = node_platform(&g, &t.digest, &child) {
-                v["platform"] = serde_json::to_value(p).unwrap_or(Value::Null);
+            let picked =
+                resolve::for_platform(&g, name.as_deref(), &t, options.platform.as_ref(), one)?;
+            if picked.digest != t.digest {
+                let mut v = picked.descriptor.clone();
+                if verbatim && let Some(a) = t.descriptor.get("annotations") {
+                    v["annotations"] = a.clone();
+                }
+                t = Target {
+                    descriptor: v,
+                    ..picked
+                };
             }
-            if verbatim && let Some(a) = t.descriptor.get("annotations") {
-                v["annotations"] = a.clone();
-            }
-            t = Target {
-                digest: child,
-                size: node.size,
-                media_type: node.media_type.clone(),
-                descriptor: v,
-            };
         }
         match items
             .iter_mut()
@@ -588,17 +586,67 @@ fn check_loadable_config(
     }
 }
 
-/// A ref name must follow the grammar `tag`, `import` and `unpack` enforce (image-spec's, as
-/// skopeo checks it) to be written into an archive; a layout written by another tool may hold
-/// one that does not.
+/// A ref name is carried into an archive verbatim if it is safe text
+/// (`refname::validate_carried`, what `unpack` and `import` read back); a layout written by
+/// another tool may hold one that is not.
 fn check_ref_name(name: &str) -> Result<()> {
-    refname::validate(name).map_err(|e| Error::Image {
+    refname::validate_carried(name).map_err(|e| Error::Image {
         image: format!("ref {name:?}"),
         why: format!(
-            "{}: no archive carries it, since ocitool would not read it back; give the image a valid name with `ocitool tag LAYOUT {name:?} NEW`",
+            "{}: no archive carries it; give the image another name with `ocitool tag LAYOUT {name:?} NEW`",
             e.why
         ),
     })
+}
+
+/// Two refs that name different images must not become one name in the archive: for the
+/// docker format one RepoTag (`app:1.0` and `docker.io/library/app:1.0` are both
+/// `docker.io/library/app:1.0`: `docker load` and `podman load` would keep one image and
+/// silently drop the other), for the oci format one image name however spelled (`unpack`
+/// keeps one entry per name and its twins).
+fn check_one_image_per_name(items: &[Item], format: Format) -> Result<()> {
+    let mut named: Vec<(String, &str, &Digest)> = Vec::new();
+    for it in items {
+        let names: Vec<&str> = if it.verbatim {
+            it.target
+                .descriptor
+                .get("annotations")
+                .and_then(|a| a.get(refname::REF_NAME))
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect()
+        } else {
+            it.names.iter().map(String::as_str).collect()
+        };
+        for n in names {
+            let key = match format {
+                Format::Docker => refname::docker_normalize(&docker_tag(n)?),
+                Format::Oci => ocitool_spec::reference::name_key(n).into_owned(),
+            };
+            named.push((key, n, &it.target.digest));
+        }
+    }
+    named.sort();
+    for w in named.windows(2) {
+        let ((k, a, da), (k2, b, db)) = (&w[0], &w[1]);
+        if k == k2 && da != db {
+            let what = match format {
+                Format::Docker => format!(
+                    "both become RepoTag {k}, which docker load and podman load give one image"
+                ),
+                Format::Oci => {
+                    "are one image name (docker reads them alike), which unpack keeps once".into()
+                }
+            };
+            return Err(Error::Image {
+                image: format!("refs {a:?} and {b:?}"),
+                why: format!(
+                    "name two images ({da}, {db}) but {what}; export one of them (`ocitool verify` reports such names)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The RepoTag Docker would show for a ref: familiar, with `:latest` when it has no tag.
@@ -626,15 +674,6 @@ fn as_descriptor(t: &Target) -> Descriptor {
         size: t.size as i64,
         ..Default::default()
     })
-}
-
-fn node_platform(g: &Graph, index: &Digest, child: &Digest) -> Option<Platform> {
-    g.nodes
-        .get(index)?
-        .platforms
-        .iter()
-        .find(|(d, _)| d == child)
-        .and_then(|(_, p)| p.clone())
 }
 
 fn strip_names(desc: &mut Value) {

@@ -236,8 +236,9 @@ pub fn import(
     options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
+    // `--tag` names are created here: they must load in docker, podman and containerd.
     for t in &options.tags {
-        refname::validate(t).map_err(ocitool_layout::Error::from)?;
+        refname::validate_new(t).map_err(ocitool_layout::Error::from)?;
     }
     let mut limits = options.limits.clone();
     limits.json_limit = limits.json_limit.min(layout.options().json_limit).max(1);
@@ -644,9 +645,11 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
             }
         }
     }
+    // Names from the archive are carried verbatim if they are safe text (cosign's
+    // `_cosign:…` and skopeo's bare tags included): what `pack` writes, `unpack` reads back.
     for r in &roots {
         for n in &r.names {
-            refname::validate(n).map_err(ocitool_layout::Error::from)?;
+            refname::validate_carried(n).map_err(ocitool_layout::Error::from)?;
         }
     }
     Ok(Resolved {
@@ -797,11 +800,11 @@ fn check_oci_layout(src: &Source<'_, '_>) -> Result<()> {
 /// The refs an `index.json` descriptor of an archive gives: the familiar form of its
 /// `io.containerd.image.name` (`docker.io/library/app:1.0` → `app:1.0`, as docker shows it),
 /// else its `ref.name` verbatim (skopeo, podman and ocitool oci-archives). A containerd name
-/// that is not a valid ref name (regctl writes `ocidir://path:tag` there) gives way to the
+/// that is not an image reference (regctl writes `ocidir://path:tag` there) gives way to the
 /// ref.name.
 fn oci_names(d: &Descriptor) -> Vec<String> {
     if let Some(n) = d.containerd_name().map(refname::familiar)
-        && (refname::validate(n).is_ok() || d.ref_name().is_none())
+        && (refname::validate_new(n).is_ok() || d.ref_name().is_none())
     {
         return vec![n.to_string()];
     }

@@ -23,7 +23,6 @@ use serde_json::{Map, Value};
 use crate::Progress;
 use crate::errors::{Error, Result};
 use crate::graph::{Graph, Presence, WalkOptions};
-use crate::index::descriptor_value;
 use crate::layout::Layout;
 use crate::resolve::{self, Target};
 use crate::txn::{BUF_SIZE, Transaction};
@@ -86,7 +85,8 @@ pub fn convert(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    ocitool_spec::refname::validate(target)?;
+    // A name ocitool creates: one docker, podman and containerd load.
+    ocitool_spec::refname::validate_new(target)?;
     if let Some(c) = options.compression
         && !c.is_layer_codec()
     {
@@ -133,27 +133,13 @@ pub fn convert(
     }
 
     // The manifests to convert.
-    let root_kind = src.kind();
-    let mut root = src.clone();
-    if root_kind == Kind::Index && options.platform.is_some() {
-        let child = resolve::select_platform(&graph, &src.digest, options.platform.as_ref())?;
-        let n = &graph.nodes[&child];
-        let mut v = descriptor_value(&n.media_type, &child, n.size);
-        if let Some(p) = graph.nodes[&src.digest]
-            .platforms
-            .iter()
-            .find(|(d, _)| *d == child)
-            .and_then(|(_, p)| p.clone())
-        {
-            v["platform"] = serde_json::to_value(p).unwrap_or(Value::Null);
-        }
-        root = Target {
-            digest: child,
-            size: n.size,
-            media_type: n.media_type.clone(),
-            descriptor: v,
-        };
-    }
+    let root = resolve::for_platform(
+        &graph,
+        (Digest::parse(source).is_err()).then_some(source),
+        &src,
+        options.platform.as_ref(),
+        false,
+    )?;
     let manifests: Vec<Digest> = match root.kind() {
         Kind::Manifest => vec![root.digest.clone()],
         Kind::Index => graph.nodes[&root.digest]

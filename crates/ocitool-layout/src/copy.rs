@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::errors::{Error, Result};
 use crate::fsutil::FILE_MODE;
 use crate::graph::{Graph, Presence, WalkOptions, list_blobs};
-use crate::index::{DuplicateName, IndexDoc, descriptor_value, location};
+use crate::index::{DuplicateName, IndexDoc, location};
 use crate::layout::Layout;
 use crate::resolve;
 use crate::txn::{BUF_SIZE, BackgroundSync, Transaction};
@@ -109,8 +109,9 @@ pub fn copy(
 ) -> Result<CopyReport> {
     let _src_lock = src.read_lock()?;
     let index = src.read_index()?;
+    // Configs are read only to check an image's platform against `--platform`.
     let walk = WalkOptions {
-        read_configs: false,
+        read_configs: options.platform.is_some(),
         check_presence: true,
     };
     let json_limit = src.options().json_limit;
@@ -253,9 +254,15 @@ pub fn copy(
 }
 
 /// Every entry of the source: named ones keep their name, the others are listed unnamed. A
-/// ref name on several entries is refused (which one would the copy mean?).
+/// ref name on several entries is refused (which one would the copy mean?), and so are
+/// twins (`app:1.0`, `docker.io/library/app:1.0`) on different images; twins of one image
+/// arrive as one ref (the last spelling).
 fn every_entry(src: &Layout, index: &IndexDoc) -> Result<Vec<Entry>> {
-    if let Some(dup) = index.duplicate_ref_names().first() {
+    if let Some(dup) = index
+        .duplicate_ref_names()
+        .iter()
+        .find(|d| d.conflicting() || !d.twins())
+    {
         return Err(duplicate_name(src, dup));
     }
     let mut entries = Vec::with_capacity(index.len());
@@ -284,20 +291,22 @@ fn named_entries(
     let mut roots = Vec::new();
     let mut seen = HashSet::new();
     for r in refs {
-        let name = if Digest::parse(r).is_ok() {
-            None
-        } else {
-            if index.positions_named(r).len() > 1
-                && let Some(dup) = index
-                    .duplicate_ref_names()
-                    .into_iter()
-                    .find(|d| d.name == r)
-            {
-                return Err(duplicate_name(src, &dup));
-            }
-            Some(r.clone())
-        };
-        let t = resolve::resolve(src, index, r)?;
+        if Digest::parse(r).is_err()
+            && index.positions_named(r).len() > 1
+            && let Some(dup) = index
+                .duplicate_ref_names()
+                .into_iter()
+                .find(|d| d.spells(r))
+        {
+            return Err(duplicate_name(src, &dup));
+        }
+        // Carried under the name it was found by: as typed, or the stored spelling of a twin
+        // (`app` copies `app:latest`); a digest, `name@digest` or a digest prefix unnamed.
+        let found = resolve::resolve_named(src, index, r)?;
+        if let Some(n) = &found.name {
+            ocitool_spec::refname::validate_carried(n)?;
+        }
+        let (name, t) = (found.name, found.target);
         if seen.insert((t.digest.clone(), t.size, t.media_type.clone())) {
             let d = Descriptor::deserialize(&t.descriptor)
                 .map_err(|e| Error::Invalid(format!("ref {r}: {e}")))?;
@@ -314,7 +323,7 @@ fn named_entries(
 
 fn duplicate_name(src: &Layout, dup: &DuplicateName<'_>) -> Error {
     Error::Invalid(format!(
-        "cannot copy: ref {:?} is on {} entries of {} ({}); nothing was copied (`ocitool untag` removes them all, `ocitool tag` then names one)",
+        "cannot copy: ref {:?} is on {} entries of {} ({}); nothing was copied (`ocitool untag --name` removes them by name, `ocitool tag` then names one)",
         dup.name,
         dup.entries.len(),
         src.index_path().display(),
@@ -322,31 +331,33 @@ fn duplicate_name(src: &Layout, dup: &DuplicateName<'_>) -> Error {
     ))
 }
 
-/// From entries that point at a multi-platform index, points them at its manifest for
-/// `platform` instead (once per index).
+/// Applies `--platform` to every entry ([`resolve::for_platform`]): an entry that points at a
+/// multi-platform index points at its manifest for `platform` instead (once per index); an
+/// image of another platform is an error.
 fn pick_platform(graph: &Graph, entries: &mut [Entry], platform: &Platform) -> Result<()> {
     let mut picked: HashMap<Digest, (Digest, Rc<Value>)> = HashMap::new();
     for e in entries {
-        let is_index = graph
-            .nodes
-            .get(&e.digest)
-            .is_some_and(|n| n.kind == Kind::Index);
-        if !is_index {
+        let Some(node) = graph.nodes.get(&e.digest) else {
+            continue;
+        };
+        if node.kind != Kind::Index {
+            resolve::check_image_platform(
+                graph,
+                e.name.as_deref(),
+                &e.digest,
+                std::slice::from_ref(platform),
+            )?;
             continue;
         }
         if !picked.contains_key(&e.digest) {
-            let child = resolve::select_platform(graph, &e.digest, Some(platform))?;
-            let node = &graph.nodes[&child];
-            let mut v = descriptor_value(&node.media_type, &child, node.size);
-            if let Some(pl) = graph.nodes[&e.digest]
-                .platforms
-                .iter()
-                .find(|(d, _)| *d == child)
-                .and_then(|(_, p)| p.clone())
-            {
-                v["platform"] = serde_json::to_value(pl).unwrap_or(Value::Null);
-            }
-            picked.insert(e.digest.clone(), (child, Rc::new(v)));
+            let target = resolve::Target {
+                digest: e.digest.clone(),
+                size: node.size,
+                media_type: node.media_type.clone(),
+                descriptor: Value::Null,
+            };
+            let t = resolve::for_platform(graph, e.name.as_deref(), &target, Some(platform), true)?;
+            picked.insert(e.digest.clone(), (t.digest, Rc::new(t.descriptor)));
         }
         let (child, v) = &picked[&e.digest];
         e.digest = child.clone();

@@ -85,11 +85,20 @@ pub enum Error {
     InvalidRef(#[from] RefNameError),
     #[error("{} is locked by another ocitool process (run without --no-wait to wait for it)", path.display())]
     Locked { path: PathBuf },
-    #[error("{digest} is an index with no manifest for platform {wanted}; it has: {}", available.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    #[error("{image} has no manifest for platform {wanted}; it has: {}", available.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
     NoSuchPlatform {
+        /// What to call the index in messages: `index sha256:…`, `ref "app:1" (index sha256:…)`.
+        image: String,
         digest: Digest,
         wanted: Platform,
         available: Vec<Platform>,
+    },
+    #[error("{image} is an image for {}, not {}", have.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), wanted.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or "))]
+    WrongPlatform {
+        /// What to call the image: `ref "app:1" (sha256:…)`.
+        image: String,
+        have: Vec<Platform>,
+        wanted: Vec<Platform>,
     },
     #[error("{digest} is a multi-platform index ({}); choose one with --platform", available.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
     PlatformNeeded {

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use ocitool_digest::Digest;
 use ocitool_spec::Descriptor;
 use ocitool_spec::media;
+use ocitool_spec::reference::{name_key, same_name};
 use ocitool_spec::refname::{CONTAINERD_IMAGE_NAME, REF_NAME};
 use ocitool_spec::tags::{POLICY_ANNOTATION, Policy};
 use ocitool_spec::views::{DescriptorKeys, Str};
@@ -116,8 +117,9 @@ impl Clone for Counter {
 /// The live entries by ref name and by digest, for edits that name them.
 #[derive(Clone, Debug, Default)]
 struct Lookup {
-    /// Ref name → slots of the entries of that name, ascending (one, unless the file lists
-    /// a name twice).
+    /// Name key ([`name_key`]) → slots of the entries whose ref name has it, ascending: the
+    /// entries of one name and of its twins (one, unless the file lists a name twice or
+    /// spells one image name two ways).
     names: HashMap<Box<str>, Vec<usize>>,
     /// Digest → (entries, entries without a ref name).
     digests: HashMap<Box<str>, (usize, usize)>,
@@ -126,13 +128,14 @@ struct Lookup {
 impl Lookup {
     fn add(&mut self, name: Option<&str>, digest: &str, slot: usize) {
         if let Some(n) = name {
-            match self.names.get_mut(n) {
+            let key = name_key(n);
+            match self.names.get_mut(key.as_ref()) {
                 Some(v) => {
                     let at = v.partition_point(|&s| s < slot);
                     v.insert(at, slot);
                 }
                 None => {
-                    self.names.insert(n.into(), vec![slot]);
+                    self.names.insert(key.into(), vec![slot]);
                 }
             }
         }
@@ -149,12 +152,13 @@ impl Lookup {
     }
 
     fn remove(&mut self, name: Option<&str>, digest: &str, slot: usize) {
-        if let Some(n) = name
-            && let Some(v) = self.names.get_mut(n)
-        {
-            v.retain(|&s| s != slot);
-            if v.is_empty() {
-                self.names.remove(n);
+        if let Some(n) = name {
+            let key = name_key(n);
+            if let Some(v) = self.names.get_mut(key.as_ref()) {
+                v.retain(|&s| s != slot);
+                if v.is_empty() {
+                    self.names.remove(key.as_ref());
+                }
             }
         }
         if let Some(c) = self.digests.get_mut(digest) {
@@ -301,9 +305,9 @@ pub struct EntryKey<'a> {
     pub digest: &'a str,
 }
 
-impl EntryKey<'_> {
+impl<'a> EntryKey<'a> {
     /// The name a person knows this entry by: its ref name, else its containerd name.
-    pub fn display_name(&self) -> Option<&str> {
+    pub fn display_name(&self) -> Option<&'a str> {
         self.ref_name.or(self.containerd_name)
     }
 }
@@ -334,26 +338,46 @@ impl Entry {
     }
 }
 
-/// A ref name listed on more than one entry of `index.json` (see
+/// One image name on more than one entry of `index.json`, listed twice or spelled two ways
+/// that docker reads as one (twins: `app:1.0` and `docker.io/library/app:1.0`; see
 /// [`IndexDoc::duplicate_ref_names`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DuplicateName<'a> {
+    /// The name of the first entry.
     pub name: &'a str,
-    /// `(position, digest)` of each entry of that name, in order.
-    pub entries: Vec<(usize, &'a str)>,
+    /// `(position, ref name, digest)` of each entry of that name or a twin of it, in order.
+    pub entries: Vec<(usize, &'a str, &'a str)>,
 }
 
 impl DuplicateName<'_> {
     /// Whether the entries disagree on the digest (then the name is ambiguous).
     pub fn conflicting(&self) -> bool {
-        self.entries.iter().any(|(_, d)| *d != self.entries[0].1)
+        self.entries.iter().any(|(_, _, d)| *d != self.entries[0].2)
     }
 
-    /// `manifests[1] -> sha256:…, manifests[7] -> sha256:…`, for messages.
+    /// Whether the entries spell the name in more than one way (twins).
+    pub fn twins(&self) -> bool {
+        self.entries.iter().any(|(_, n, _)| *n != self.name)
+    }
+
+    /// Whether `name` is one of the spellings.
+    pub fn spells(&self, name: &str) -> bool {
+        self.entries.iter().any(|(_, n, _)| *n == name)
+    }
+
+    /// `manifests[1] -> sha256:…, manifests[7] -> sha256:…`, for messages; with twins, each
+    /// entry's name too (`manifests[1] "app:1.0" -> sha256:…`).
     pub fn describe(&self) -> String {
+        let twins = self.twins();
         self.entries
             .iter()
-            .map(|(p, d)| format!("manifests[{p}] -> {d}"))
+            .map(|(p, n, d)| {
+                if twins {
+                    format!("manifests[{p}] {n:?} -> {d}")
+                } else {
+                    format!("manifests[{p}] -> {d}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -613,8 +637,36 @@ impl IndexDoc {
     /// The slots of the entries named `name`, ascending.
     fn slots_named(&self, name: &str) -> Vec<usize> {
         match self.lookup() {
-            Some(l) => l.names.get(name).cloned().unwrap_or_default(),
+            Some(l) => l
+                .names
+                .get(name_key(name).as_ref())
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|&s| {
+                            self.slots[s]
+                                .as_ref()
+                                .is_some_and(|it| it.ref_name(&self.source) == Some(name))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             None => self.scan(|it| it.ref_name(&self.source) == Some(name)),
+        }
+    }
+
+    /// The slots of the entries named `name` or a twin of it ([`same_name`]), ascending.
+    fn slots_twins(&self, name: &str) -> Vec<usize> {
+        match self.lookup() {
+            Some(l) => l
+                .names
+                .get(name_key(name).as_ref())
+                .cloned()
+                .unwrap_or_default(),
+            None => self.scan(|it| {
+                it.ref_name(&self.source)
+                    .is_some_and(|n| same_name(n, name))
+            }),
         }
     }
 
@@ -803,15 +855,21 @@ impl IndexDoc {
         self.positions_of(&self.slots_named(name))
     }
 
-    /// Ref names listed on more than one entry, by name: tools disagree on which entry such a
-    /// name means (ocitool calls it ambiguous when the digests differ; skopeo takes the
-    /// first, a copy would keep the last).
+    /// The positions of the entries whose ref name is `name` or a twin of it (the same image
+    /// name however spelled: [`same_name`]), in order.
+    pub fn positions_twins(&self, name: &str) -> Vec<usize> {
+        self.positions_of(&self.slots_twins(name))
+    }
+
+    /// Image names on more than one entry, listed twice or spelled as twins, by name key:
+    /// tools disagree on which entry such a name means (ocitool calls it ambiguous when the
+    /// digests differ; skopeo takes the first, a copy would keep the last).
     pub fn duplicate_ref_names(&self) -> Vec<DuplicateName<'_>> {
-        let mut named: Vec<(&str, usize, &str)> = self
+        let mut named: Vec<(Cow<'_, str>, usize, &str, &str)> = self
             .live()
             .filter_map(|(p, it)| {
                 it.ref_name(&self.source)
-                    .map(|n| (n, p, it.digest(&self.source)))
+                    .map(|n| (name_key(n), p, n, it.digest(&self.source)))
             })
             .collect();
         named.sort_unstable();
@@ -819,8 +877,8 @@ impl IndexDoc {
             .chunk_by(|a, b| a.0 == b.0)
             .filter(|g| g.len() > 1)
             .map(|g| DuplicateName {
-                name: g[0].0,
-                entries: g.iter().map(|&(_, p, d)| (p, d)).collect(),
+                name: g[0].2,
+                entries: g.iter().map(|&(_, p, n, d)| (p, n, d)).collect(),
             })
             .collect()
     }
@@ -884,18 +942,17 @@ impl IndexDoc {
     }
 
     /// Points `name` at `target` (a descriptor as raw JSON): the first entry already named
-    /// `name` is replaced in place and any other entry of that name removed; otherwise the
-    /// descriptor is appended. Returns the digest the name pointed at before, if any.
-    /// Naming annotations of `target` are replaced by `name`.
+    /// `name` or a twin of it (`docker.io/library/app:1.0` for `app:1.0`: one image name
+    /// however spelled) is replaced in place and any other entry of that name or its twins
+    /// removed; otherwise the descriptor is appended. The entry is named `name` as given.
+    /// Returns the digest the name pointed at before, if any (the digest of the entry of that
+    /// very name, else of the first twin). Naming annotations of `target` are replaced by
+    /// `name`.
     pub fn set_ref(&mut self, name: &str, target: &Value) -> Option<String> {
         let mut desc = target.clone();
         set_name(&mut desc, name);
-        let slots = self.slots_named(name);
-        let previous = slots.first().and_then(|&s| {
-            self.slots[s]
-                .as_ref()
-                .map(|it| it.digest(&self.source).to_string())
-        });
+        let slots = self.slots_twins(name);
+        let previous = self.previous_digest(&slots, name);
         if slots.len() == 1 && self.slot_is(slots[0], &desc) {
             return previous;
         }
@@ -904,6 +961,21 @@ impl IndexDoc {
         };
         self.install_named(&slots, item);
         previous
+    }
+
+    /// The digest of the entry of `slots` named `name`, else of the first.
+    fn previous_digest(&self, slots: &[usize], name: &str) -> Option<String> {
+        let named = |&&s: &&usize| {
+            self.slots[s]
+                .as_ref()
+                .is_some_and(|it| it.ref_name(&self.source) == Some(name))
+        };
+        slots
+            .iter()
+            .find(named)
+            .or(slots.first())
+            .and_then(|&s| self.slots[s].as_ref())
+            .map(|it| it.digest(&self.source).to_string())
     }
 
     /// Makes `item` the one entry of its name: it takes the place of the first of `slots`
@@ -922,15 +994,15 @@ impl IndexDoc {
     }
 
     /// Adds a descriptor exactly as given (every annotation kept): an entry of the same ref
-    /// name is replaced, others of that name removed; an unnamed descriptor is added unless an
-    /// unnamed entry for its digest exists.
+    /// name or a twin of it is replaced, others of that name or its twins removed; an unnamed
+    /// descriptor is added unless an unnamed entry for its digest exists.
     pub fn put_verbatim(&mut self, desc: &Value) {
         let Ok(item) = Item::from_value(desc) else {
             return;
         };
         match item.ref_name(&self.source).map(str::to_string) {
             Some(name) => {
-                let slots = self.slots_named(&name);
+                let slots = self.slots_twins(&name);
                 if slots.len() == 1 && self.slot_is(slots[0], desc) {
                     return;
                 }

@@ -417,6 +417,59 @@ fn names_resolve_by_ref_name_then_containerd_name_then_familiar_form() {
 }
 
 #[test]
+fn twins_are_one_entry_and_lookups_take_what_people_type() {
+    let (_d, l) = layout();
+    let mut txn = Transaction::begin(&l).unwrap();
+    let a = stage_image(&mut txn, "a");
+    let b = stage_image(&mut txn, "b");
+    let (da, db) = (a["digest"].as_str().unwrap(), b["digest"].as_str().unwrap());
+    txn.commit(|idx| {
+        assert_eq!(idx.set_ref("docker.io/library/app:1", &a), None);
+        // A twin replaces the entry, stored as given; the previous digest is the twin's.
+        assert_eq!(idx.set_ref("app:1", &b).as_deref(), Some(da));
+        idx.set_ref("app:latest", &a);
+        Ok(())
+    })
+    .unwrap();
+    let index = l.read_index().unwrap();
+    let names: Vec<_> = index.keys().filter_map(|k| k.ref_name).collect();
+    assert_eq!(names, ["app:1", "app:latest"]);
+    let found = |r: &str| resolve::resolve_named(&l, &index, r);
+    // No tag means :latest, carried under the stored name; an exact name as typed.
+    let r = found("app").unwrap();
+    assert_eq!(
+        (r.target.digest.to_string().as_str(), r.name.as_deref()),
+        (da, Some("app:latest"))
+    );
+    let r = found("index.docker.io/library/app:1").unwrap();
+    assert_eq!(
+        (r.target.digest.to_string().as_str(), r.name.as_deref()),
+        (db, Some("app:1"))
+    );
+    assert_eq!(found("app:1").unwrap().name.as_deref(), Some("app:1"));
+    // name@digest and a digest prefix name a digest, unnamed.
+    let r = found(&format!("app@{db}")).unwrap();
+    assert_eq!((r.target.digest.to_string().as_str(), r.name), (db, None));
+    let r = found(&db[..7 + resolve::MIN_DIGEST_PREFIX]).unwrap();
+    assert_eq!(r.target.digest.to_string(), db);
+    assert!(matches!(
+        found(&db[..7 + resolve::MIN_DIGEST_PREFIX - 1]),
+        Err(Error::UnknownRef { .. })
+    ));
+    // Suggestions: by edit distance, and the refs of a bare tag.
+    for (typed, want) in [
+        ("app:lates", "\"app:latest\""),
+        ("latest", "\"app:latest\""),
+        ("ap:1", "\"app:1\""),
+    ] {
+        let e = found(typed).unwrap_err().to_string();
+        assert!(e.contains(want), "{typed}: {e}");
+    }
+    let e = found("latest").unwrap_err().to_string();
+    assert!(!e.contains("\"app:1\""), "{e}");
+}
+
+#[test]
 fn init_completes_an_interrupted_init_and_refuses_foreign_directories() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("half");

@@ -562,7 +562,13 @@ fn check_protected(
     let now = after.ref_digests();
     let policy = policy.matcher();
     for (name, old) in before {
-        let new = now.get(name);
+        // A name replaced by a twin (the same image name spelled another way, as `tag`
+        // writes it) has moved only if the twin points elsewhere.
+        let new = now.get(name).cloned().or_else(|| {
+            let p = *after.positions_twins(name).first()?;
+            after.key(p).map(|k| k.digest.to_string())
+        });
+        let new = new.as_ref();
         if new == Some(old) {
             continue;
         }

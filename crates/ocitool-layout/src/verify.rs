@@ -75,7 +75,8 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
     let graph = match scope {
         Scope::Whole => match layout.read_index() {
             Ok(index) => {
-                report.problems.extend(duplicate_ref_names(&index));
+                let dups = duplicate_ref_names(&index, &mut report.notes);
+                report.problems.extend(dups);
                 // Once per distinct descriptor: 100,000 refs to a few images hold a few roots.
                 let roots = index.walk_roots(layout.options().json_limit);
                 Graph::walk(layout, &roots, opts)
@@ -301,27 +302,54 @@ fn structure_problems(layout: &Layout) -> Vec<Problem> {
 
 /// A ref name on several `index.json` entries is a problem: tools disagree on which entry it
 /// means (skopeo takes the first, `ocitool inspect` calls it ambiguous when the digests
-/// differ, and `copy` refuses it).
-fn duplicate_ref_names(index: &IndexDoc) -> Vec<Problem> {
-    index
-        .duplicate_ref_names()
-        .iter()
-        .map(|d| Problem {
-            digest: None,
-            path: "index.json".into(),
-            problem: format!(
-                "ref name {:?} is on {} entries ({}){}",
+/// differ, and `copy` refuses it). So are twins (one image name spelled two ways that docker
+/// reads as one, `app:1.0` and `docker.io/library/app:1.0`) that point at different images:
+/// `ocitool` looks names up by their normalized form, so which image they name is ambiguous,
+/// and `export` would write two images under one RepoTag. Twins of one image are a note.
+fn duplicate_ref_names(index: &IndexDoc, notes: &mut Vec<String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for d in index.duplicate_ref_names() {
+        let exact = d
+            .entries
+            .iter()
+            .enumerate()
+            .any(|(i, e)| d.entries[..i].iter().any(|x| x.1 == e.1));
+        let what = if d.twins() {
+            let mut names: Vec<String> = d.entries.iter().map(|e| format!("{:?}", e.1)).collect();
+            names.dedup();
+            format!(
+                "ref names {} are one image name (docker reads them alike) on {} entries ({})",
+                names.join(", "),
+                d.entries.len(),
+                d.describe()
+            )
+        } else {
+            format!(
+                "ref name {:?} is on {} entries ({})",
                 d.name,
                 d.entries.len(),
-                d.describe(),
-                if d.conflicting() {
-                    ": which image it names is ambiguous"
-                } else {
-                    ""
-                }
-            ),
-        })
-        .collect()
+                d.describe()
+            )
+        };
+        if d.conflicting() {
+            problems.push(Problem {
+                digest: None,
+                path: "index.json".into(),
+                problem: format!("{what}: which image it names is ambiguous"),
+            });
+        } else if exact {
+            problems.push(Problem {
+                digest: None,
+                path: "index.json".into(),
+                problem: what,
+            });
+        } else {
+            notes.push(format!(
+                "index.json: {what}; `ocitool untag --name` removes a spelling"
+            ));
+        }
+    }
+    problems
 }
 
 fn check_blob(layout: &Layout, job: &Job, progress: &dyn crate::Progress) -> Outcome {

@@ -18,7 +18,13 @@
 //!   `1.0` as skopeo writes it, cosign's `_cosign:...`): [`split_repo_tag`], [`split_domain`],
 //!   [`familiar_str`] and [`normalize_str`]. They follow the same rules as the parser and never
 //!   fail; `refname::{familiar, split_repo_tag, docker_normalize}` are these.
+//! - Names as keys, for everything that compares stored names: [`name_key`] (names docker
+//!   reads as one image, "twins", share it: `nginx`, `nginx:latest`,
+//!   `docker.io/library/nginx:latest`, `index.docker.io/library/nginx:latest`), with
+//!   [`key_tail`] as its cheap necessary condition, and [`repository_key`] (the repository of
+//!   a name, for `REPO:*` and `ls REPO`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -438,6 +444,56 @@ pub fn check_repository(path: &str) -> Result<(), &'static str> {
 /// `index.docker.io`, or the API host `registry-1.docker.io`.
 pub fn is_docker_hub_host(name: &str) -> bool {
     matches!(name, DOCKER_HUB | DOCKER_HUB_LEGACY | DOCKER_HUB_API)
+}
+
+/// The key under which names that docker reads as one image compare equal (twins): for a
+/// name that parses as an image reference, its normalized form ([`Reference::normalized`]:
+/// `nginx`, `nginx:latest`, `docker.io/library/nginx:latest` and
+/// `index.docker.io/library/nginx:latest` all give `docker.io/library/nginx:latest`); any
+/// other name (a tag-only `_cosign:sha256-….sig`, `Upper/Case:1`, `app:1.2.3+build.5`) is
+/// its own key. A normalized form always parses, so a name of the second kind never shares a
+/// key with one of the first. A bare word is a repository here, as docker reads it (`1.0` is
+/// `docker.io/library/1.0:latest`), so a bare tag as skopeo writes it is a twin only of that.
+pub fn name_key(name: &str) -> Cow<'_, str> {
+    match Reference::parse(name) {
+        Ok(r) => {
+            let n = r.normalized();
+            if n == name {
+                Cow::Borrowed(name)
+            } else {
+                Cow::Owned(n)
+            }
+        }
+        Err(_) => Cow::Borrowed(name),
+    }
+}
+
+/// The last component of a name's repository and its tag (`latest` when it has neither tag
+/// nor digest; `@<digest>` for a digest reference), without parsing: normalizing changes
+/// neither, so two names with the same [`name_key`] have the same tail. A cheap filter before
+/// computing keys.
+pub fn key_tail(name: &str) -> (&str, &str) {
+    let (repo, tag) = split_repo_tag(name);
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    (last, tag.unwrap_or(DEFAULT_TAG))
+}
+
+/// Whether two names are the same image name however spelled (their [`name_key`]s agree).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a == b || (key_tail(a) == key_tail(b) && name_key(a) == name_key(b))
+}
+
+/// The repository of a name, as a key: normalized (`registry/repository`) when the part
+/// before the tag parses as a repository (`nginx:1` and `docker.io/library/nginx:2` both give
+/// `docker.io/library/nginx`; `app:1.2.3+build.5` gives `docker.io/library/app`), else that
+/// part as written (`_cosign` for `_cosign:sha256-….sig`).
+pub fn repository_key(name: &str) -> Cow<'_, str> {
+    let without_digest = name.split_once('@').map_or(name, |(n, _)| n);
+    let (repo, _) = split_repo_tag(without_digest);
+    match Reference::parse(repo) {
+        Ok(r) if r.tag().is_none() && r.digest().is_none() => Cow::Owned(r.name()),
+        _ => Cow::Borrowed(repo),
+    }
 }
 
 /// Checks the tag grammar `[\w][\w.-]{0,127}`.

@@ -1,4 +1,14 @@
-//! The grammar of `org.opencontainers.image.ref.name` (image-spec `annotations.md`).
+//! Ref names (`org.opencontainers.image.ref.name`) and the three rules they meet:
+//! - [`validate_new`]: names ocitool *creates* (`tag`, `import --tag`, `convert`, `pull`) are
+//!   image references that docker, podman and containerd load (the distribution grammar:
+//!   lower-case repository, tag `[\w][\w.-]{0,127}`, no digest).
+//! - [`validate`]: the image-spec grammar of `annotations.md`, what `tag --allow-any` accepts.
+//! - [`validate_carried`]: names ocitool *carries* (already in a layout or an archive: `copy`,
+//!   `pack`/`unpack`, `export --format oci`, `import` of an oci-archive, `untag`, lookups) are
+//!   kept verbatim if they are safe text, so cosign's `_cosign:…` and skopeo's bare tags
+//!   written by other tools keep working.
+//!
+//! All three refuse a name of the form of a digest ([`is_digest_shaped`]).
 
 /// The annotation that names a descriptor in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -53,7 +63,7 @@ pub fn validate(name: &str) -> Result<(), RefNameError> {
         return err("it is longer than 512 bytes");
     }
     if is_digest_shaped(name) {
-        return err("it has the form of a digest, which is what a REF of that form means");
+        return err(WHY_DIGEST_SHAPED);
     }
     for component in name.split('/') {
         if component.is_empty() {
@@ -93,6 +103,55 @@ pub fn validate(name: &str) -> Result<(), RefNameError> {
     }
     Ok(())
 }
+
+/// Checks a name ocitool creates: an image reference docker, podman and containerd load
+/// (see [`crate::reference::Reference::parse`]), with no digest, not of the form of a digest.
+pub fn validate_new(name: &str) -> Result<(), RefNameError> {
+    let err = |why| {
+        Err(RefNameError {
+            name: name.chars().take(200).collect(),
+            why,
+        })
+    };
+    if is_digest_shaped(name) {
+        return err(WHY_DIGEST_SHAPED);
+    }
+    match crate::reference::Reference::parse(name) {
+        Err(e) => err(e.why),
+        Ok(r) if r.digest().is_some() => {
+            err("a digest reference names an image, not a ref (give a tag)")
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Checks a name ocitool carries from a layout or an archive: safe text, kept verbatim.
+/// Not empty, at most [`MAX_REF_LEN`] bytes, no control character (C0, DEL, C1), not of the
+/// form of a digest.
+pub fn validate_carried(name: &str) -> Result<(), RefNameError> {
+    let err = |why| {
+        Err(RefNameError {
+            name: name.chars().take(200).collect(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return err("it is empty");
+    }
+    if name.len() > MAX_REF_LEN {
+        return err("it is longer than 512 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return err("it holds a control character");
+    }
+    if is_digest_shaped(name) {
+        return err(WHY_DIGEST_SHAPED);
+    }
+    Ok(())
+}
+
+const WHY_DIGEST_SHAPED: &str =
+    "it has the form of a digest, which is what a REF of that form means";
 
 /// The familiar form of a full image name as docker shows it:
 /// `docker.io/library/app:1.0` → `app:1.0`, `docker.io/team/app:1.0` → `team/app:1.0`,

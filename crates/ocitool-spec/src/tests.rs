@@ -113,6 +113,71 @@ fn ref_names_follow_the_annotations_grammar() {
 }
 
 #[test]
+fn names_created_carried_and_in_between() {
+    // What ocitool creates loads in docker, podman and containerd.
+    for ok in [
+        "app:1.0",
+        "app",
+        "1.0",
+        "team/app:v1.2.3-rc.1",
+        "docker.io/library/app:1.0",
+        "registry.example.com:5000/team/app:1.0",
+        "app:3f2a9c1d4e5b6a7f8091a2b3c4d5e6f708192a3b",
+    ] {
+        refname::validate_new(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, why) in [
+        ("Upper/Case:1", "lowercase"),
+        ("App:1", "lowercase"),
+        ("app:1.2.3+build.5", "the tag may hold only"),
+        ("_cosign:sha256-abc.sig", "path components"),
+        ("app:", "the tag must be"),
+        ("", "empty"),
+        (
+            "app@sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29",
+            "digest reference",
+        ),
+        (
+            "sha256:3d3d1d6ae926c347b2fc0e01c21f12d7898ec2460d16823064eb4b7e03c7ca29",
+            "form of a digest",
+        ),
+        (
+            "sha256:3D3D1D6AE926C347B2FC0E01C21F12D7898EC2460D16823064EB4B7E03C7CA29",
+            "form of a digest",
+        ),
+    ] {
+        let e = refname::validate_new(bad).expect_err(bad);
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+    // The image-spec grammar (tag --allow-any) takes some of those.
+    for n in ["Upper/Case:1", "app:1.2.3+build.5"] {
+        refname::validate(n).unwrap();
+    }
+    // What ocitool carries is any safe text.
+    for ok in [
+        "_cosign:sha256-0123abc.sig",
+        "1.0",
+        "Upper/Case:1",
+        "app:1.2.3+build.5",
+        "a b",
+        "ä",
+        "ocidir://path:tag",
+    ] {
+        refname::validate_carried(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for bad in [
+        String::new(),
+        "a\nb".into(),
+        "a\u{1b}[31m".into(),
+        "a\u{85}".into(),
+        "a".repeat(513),
+        format!("sha256:{}", "3d".repeat(32)),
+    ] {
+        assert!(refname::validate_carried(&bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
 fn names_familiar_and_normalized() {
     assert_eq!(refname::familiar("docker.io/library/app:1.0"), "app:1.0");
     assert_eq!(refname::familiar("docker.io/team/app:1.0"), "team/app:1.0");

@@ -172,15 +172,22 @@ pub struct TagArgs {
     /// Move tags the layout's policy protects.
     #[arg(long)]
     pub force: bool,
+    /// Accept a TARGET that docker, podman and containerd refuse at load (upper-case
+    /// repository, a tag with '+'), if it fits the image-spec grammar; warns.
+    #[arg(long)]
+    pub allow_any: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct UntagArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// Refs to remove; a digest (sha256:...) removes every ref pointing at it.
+    /// Refs, digests, or `REPO:*` (every tag of a repository).
     #[arg(required = true)]
     pub refs: Vec<String>,
+    /// Each REF is a repository: remove all its tags.
+    #[arg(long)]
+    pub all_tags: bool,
     /// Match each REF only as an exact ref name (org.opencontainers.image.ref.name), never as
     /// a digest or a containerd name: removes an entry another tool named like a digest.
     #[arg(long)]

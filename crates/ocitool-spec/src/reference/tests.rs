@@ -404,6 +404,77 @@ fn repository_paths_and_tags_alone() {
     assert!(!is_docker_hub_host("docker.io.example.com"));
 }
 
+#[test]
+fn twins_share_a_key_and_other_names_are_their_own() {
+    let twins = [
+        "nginx",
+        "nginx:latest",
+        "docker.io/nginx",
+        "docker.io/library/nginx:latest",
+        "index.docker.io/library/nginx:latest",
+        "index.docker.io/nginx",
+    ];
+    for t in twins {
+        assert_eq!(name_key(t), "docker.io/library/nginx:latest", "{t}");
+        assert!(same_name(t, "nginx"), "{t}");
+    }
+    assert_eq!(name_key("team/app:1"), "docker.io/team/app:1");
+    assert_eq!(name_key("ghcr.io/org/app:1"), "ghcr.io/org/app:1");
+    assert!(matches!(
+        name_key("ghcr.io/org/app:1"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        name_key(&format!("app@{D}")),
+        format!("docker.io/library/app@{D}")
+    );
+    // Different images: another tag, another repository, another registry.
+    for (a, b) in [
+        ("nginx", "nginx:1"),
+        ("nginx:1", "team/nginx:1"),
+        ("nginx:1", "ghcr.io/library/nginx:1"),
+        ("docker.io/library/a/b:1", "a/b:1"),
+        ("localhost/app:1", "app:1"),
+    ] {
+        assert!(!same_name(a, b), "{a} {b}");
+    }
+    // Names that are not references are their own key, verbatim.
+    for n in [
+        "_cosign:sha256-0123.sig",
+        "Upper/Case:1",
+        "app:1.2.3+build.5",
+        "Nginx",
+    ] {
+        assert_eq!(name_key(n), n);
+        assert!(same_name(n, n));
+    }
+    assert!(!same_name("Nginx", "nginx"));
+    // A bare word is a repository, as docker reads it.
+    assert_eq!(name_key("1.0"), "docker.io/library/1.0:latest");
+    assert!(same_name("1.0", "1.0:latest"));
+    assert!(!same_name("1.0", "app:1.0"));
+}
+
+#[test]
+fn repository_keys() {
+    for (n, want) in [
+        ("nginx:1", "docker.io/library/nginx"),
+        ("nginx", "docker.io/library/nginx"),
+        ("docker.io/library/nginx:2", "docker.io/library/nginx"),
+        ("index.docker.io/nginx", "docker.io/library/nginx"),
+        ("team/app:1", "docker.io/team/app"),
+        ("ghcr.io/org/app:1", "ghcr.io/org/app"),
+        ("localhost:5000/app:1", "localhost:5000/app"),
+        ("app:1.2.3+build.5", "docker.io/library/app"),
+        ("_cosign:sha256-abc.sig", "_cosign"),
+        ("Upper/Case:1", "Upper/Case"),
+        (&format!("app@{D}"), "docker.io/library/app"),
+        (&format!("app:1@{D}"), "docker.io/library/app"),
+    ] {
+        assert_eq!(repository_key(n), want, "{n}");
+    }
+}
+
 fn component() -> impl Strategy<Value = String> {
     "[a-z0-9]{1,4}(([._]|__|-{1,2})[a-z0-9]{1,4}){0,2}"
 }
@@ -466,6 +537,13 @@ proptest! {
         // Normal forms are fixed points and name the same image.
         prop_assert_eq!(normalize_str(&x.normalized()), x.normalized());
         prop_assert_eq!(Reference::parse(&x.familiar()).unwrap().normalized(), x.normalized());
+        // Every spelling is a twin of the others, and keys are fixed points.
+        let key = name_key(&s).into_owned();
+        prop_assert_eq!(&key, &x.normalized());
+        prop_assert_eq!(name_key(&key), key.as_str());
+        prop_assert!(same_name(&s, &x.familiar()) && same_name(&s, &x.normalized()));
+        prop_assert_eq!(key_tail(&s), key_tail(&key));
+        prop_assert_eq!(repository_key(&s), x.name());
     }
 
     #[test]
@@ -480,6 +558,11 @@ proptest! {
             Some(t) => format!("{repo}:{t}"),
             None => repo.to_string(),
         };
-        prop_assert_eq!(rebuilt, s);
+        prop_assert_eq!(&rebuilt, &s);
+        // Keys: total, fixed points, and equal keys have equal tails.
+        let key = name_key(&s);
+        prop_assert_eq!(name_key(&key), key.as_ref());
+        prop_assert_eq!(key_tail(&s), key_tail(&key));
+        let _ = repository_key(&s);
     }
 }

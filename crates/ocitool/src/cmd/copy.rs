@@ -68,9 +68,10 @@ pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// The names copy would write into the destination follow the grammar that `tag`, `import`
-/// and `unpack` enforce: a layout written by another tool may hold names outside it, which
-/// ocitool would then carry into layouts and archives it cannot read back.
+/// The names copy would write into the destination are carried verbatim if they are safe text
+/// (`refname::validate_carried`: cosign's `_cosign:…` and skopeo's bare `1.0` included, as
+/// `pack`, `unpack` and `import` carry them); a layout written by another tool may hold names
+/// that are not (a control character, a name of the form of a digest).
 fn check_names(src: &Layout, refs: &[String]) -> anyhow::Result<()> {
     let names: Vec<String> = if refs.is_empty() {
         let index = src.read_index()?;
@@ -80,15 +81,14 @@ fn check_names(src: &Layout, refs: &[String]) -> anyhow::Result<()> {
             .filter_map(|e| e.descriptor.ref_name().map(str::to_string))
             .collect()
     } else {
-        refs.iter()
-            .filter(|r| ocitool_digest::Digest::parse(r).is_err())
-            .cloned()
-            .collect()
+        // A REF is resolved (a twin, a digest prefix); what it is written as is checked by
+        // the copy.
+        Vec::new()
     };
     for n in names {
-        if let Err(e) = ocitool_spec::refname::validate(&n) {
+        if let Err(e) = ocitool_spec::refname::validate_carried(&n) {
             anyhow::bail!(
-                "{e}: copy writes only names ocitool reads back; give the image a valid name with `ocitool tag {} {n:?} NEW` and copy that",
+                "{e}: copy carries only names that are safe text; give the image another name with `ocitool tag {} {n:?} NEW` and copy that",
                 src.root().display()
             );
         }

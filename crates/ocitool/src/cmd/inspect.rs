@@ -1,9 +1,8 @@
-use anyhow::Context;
 use ocitool_digest::Digest;
 use ocitool_layout::resolve::{self, Target};
 use ocitool_layout::{BlobSource, Graph, IndexDoc, Layout, WalkOptions};
 use ocitool_spec::media::Kind;
-use ocitool_spec::views::{self, Checked};
+use ocitool_spec::views;
 use ocitool_spec::{ConfigView, Document, Platform};
 use serde_json::{Value, json};
 
@@ -57,10 +56,11 @@ fn show(
     })?;
     let mut parent_index = None;
 
-    // An index: pick a platform when asked (or when the caller wants the config).
-    if let Document::Index(_) = &doc
-        && (wanted.is_some() || raw_config)
-    {
+    // `--platform` as every command applies it: an index gives its manifest for the platform
+    // (or, for --config, its only one or the host's); an image of another platform is an
+    // error.
+    let is_index = matches!(doc, Document::Index(_));
+    if wanted.is_some() || (is_index && raw_config) {
         let graph = Graph::walk(
             layout,
             &[(reference.to_string(), as_descriptor(&target))],
@@ -69,26 +69,22 @@ fn show(
                 check_presence: false,
             },
         );
-        let child = resolve::select_platform(&graph, &digest, wanted.as_ref())?;
-        let node = graph
-            .nodes
-            .get(&child)
-            .context("selected manifest is not in the graph")?;
-        parent_index = Some(digest.clone());
-        let c = Checked {
-            digest: child.clone(),
-            size: node.size,
-        };
-        bytes = layout.read_json_blob(&c)?;
-        media_type = node.media_type.clone();
-        doc = Document::parse(&bytes, Some(&media_type)).map_err(|source| {
-            ocitool_layout::Error::BlobJson {
-                digest: child.clone(),
-                source,
-            }
-        })?;
-        digest = child;
-        size = c.size;
+        let name = Digest::parse(reference).is_err().then_some(reference);
+        let picked = resolve::for_platform(&graph, name, &target, wanted.as_ref(), raw_config)?;
+        if picked.digest != digest {
+            parent_index = Some(digest.clone());
+            let c = picked.checked();
+            bytes = layout.read_json_blob(&c)?;
+            media_type = picked.media_type.clone();
+            doc = Document::parse(&bytes, Some(&media_type)).map_err(|source| {
+                ocitool_layout::Error::BlobJson {
+                    digest: picked.digest.clone(),
+                    source,
+                }
+            })?;
+            digest = picked.digest;
+            size = c.size;
+        }
     }
 
     if raw {

@@ -15,11 +15,15 @@ pub struct Move {
     pub digest: String,
     /// The digest the ref pointed at before, if it existed.
     pub previous: Option<String>,
+    /// Entries of the same image name spelled another way (twins: `docker.io/library/app:1`
+    /// for `app:1`) that this ref replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
 }
 
 pub fn run(ctx: &mut Ctx, a: &TagArgs) -> anyhow::Result<i32> {
     for t in &a.targets {
-        refname::validate(t)?;
+        check_target(ctx, t, a.allow_any)?;
     }
     let layout = Layout::open(&a.layout, ctx.layout_options())?;
     let edit = |index: &mut IndexDoc| apply(&layout, index, &a.source, &a.targets, a.semver);
@@ -66,15 +70,44 @@ pub fn apply(
     };
     let mut moves = Vec::new();
     for n in names {
-        refname::validate(&n)?;
+        refname::validate_carried(&n)?;
+        let replaced: Vec<String> = index
+            .positions_twins(&n)
+            .into_iter()
+            .filter_map(|p| index.key(p).and_then(|k| k.ref_name))
+            .filter(|t| *t != n)
+            .map(str::to_string)
+            .collect();
         let previous = index.set_ref(&n, &target.descriptor);
         moves.push(Move {
             reference: n,
             digest: digest.clone(),
             previous,
+            replaced,
         });
     }
     Ok(moves)
+}
+
+/// A name `tag` creates must load in docker, podman and containerd (`refname::validate_new`);
+/// with `--allow-any`, a name of the image-spec grammar is stored with a warning instead.
+fn check_target(ctx: &mut Ctx, t: &str, allow_any: bool) -> anyhow::Result<()> {
+    let Err(e) = refname::validate_new(t) else {
+        return Ok(());
+    };
+    if !allow_any || refname::validate(t).is_err() {
+        let hint = if refname::validate(t).is_ok() && !refname::is_digest_shaped(t) {
+            "; docker, podman and containerd refuse it at load (--allow-any stores it anyway)"
+        } else {
+            ""
+        };
+        anyhow::bail!("{e}{hint}");
+    }
+    ctx.warn(format!(
+        "{t:?} is not a name docker, podman and containerd load ({}); stored anyway (--allow-any): `export` refuses it, `pack` and `copy` carry it",
+        e.why
+    ));
+    Ok(())
 }
 
 fn report(ctx: &mut Ctx, moves: &[Move], dry_run: bool) -> anyhow::Result<()> {
@@ -85,11 +118,14 @@ fn report(ctx: &mut Ctx, moves: &[Move], dry_run: bool) -> anyhow::Result<()> {
     }
     let verb = if dry_run { "would point" } else { "points" };
     for m in moves {
-        let how = match &m.previous {
+        let mut how = match &m.previous {
             None => "new".to_string(),
             Some(p) if *p == m.digest => "unchanged".to_string(),
             Some(p) => format!("moved from {p}"),
         };
+        for r in &m.replaced {
+            how.push_str(&format!("; replaces {r:?}, the same name"));
+        }
         ctx.item(format!("{} {verb} at {} ({how})", m.reference, m.digest))?;
     }
     Ok(())

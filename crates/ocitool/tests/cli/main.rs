@@ -21,6 +21,7 @@ mod interop;
 mod json_schemas;
 mod lifecycle;
 mod ls;
+mod names;
 mod output_files;
 mod registry;
 mod releases;

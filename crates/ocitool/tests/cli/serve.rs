@@ -437,6 +437,7 @@ fn names_from_every_kind_of_ref() {
         "multi:1.0".as_ref(),
         "ghcr.io/org/app:2".as_ref(),
         "ghcr.io/org/app:2.0.0+build.7".as_ref(),
+        "--allow-any".as_ref(),
     ]);
     ok(["untag".as_ref(), hosted.as_os_str(), "multi:1.0".as_ref()]);
     // Docker 25's `docker save`: ref.name `latest` beside io.containerd.image.name.
