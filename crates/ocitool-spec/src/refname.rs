@@ -45,25 +45,37 @@ pub struct RefNameError {
     pub why: &'static str,
 }
 
+impl RefNameError {
+    fn new(name: &str, why: &'static str) -> RefNameError {
+        RefNameError {
+            name: name.chars().take(200).collect(),
+            why,
+        }
+    }
+}
+
+/// What every name must be: not empty, at most [`MAX_REF_LEN`] bytes, not of the form of a
+/// digest.
+fn bounded_and_not_a_digest(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name.len() > MAX_REF_LEN {
+        Err("it is longer than 512 bytes")
+    } else if is_digest_shaped(name) {
+        Err(WHY_DIGEST_SHAPED)
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks `ref ::= component ("/" component)*`,
 /// `component ::= alphanum (separator alphanum)*`, `alphanum ::= [A-Za-z0-9]+`,
 /// `separator ::= [-._:@+] | "--"`; a name of the form of a digest ([`is_digest_shaped`]) is
 /// refused too.
 pub fn validate(name: &str) -> Result<(), RefNameError> {
-    let err = |why| {
-        Err(RefNameError {
-            name: name.chars().take(200).collect(),
-            why,
-        })
-    };
-    if name.is_empty() {
-        return err("it is empty");
-    }
-    if name.len() > MAX_REF_LEN {
-        return err("it is longer than 512 bytes");
-    }
-    if is_digest_shaped(name) {
-        return err(WHY_DIGEST_SHAPED);
+    let err = |why| Err(RefNameError::new(name, why));
+    if let Err(why) = bounded_and_not_a_digest(name) {
+        return err(why);
     }
     for component in name.split('/') {
         if component.is_empty() {
@@ -107,12 +119,7 @@ pub fn validate(name: &str) -> Result<(), RefNameError> {
 /// Checks a name ocitool creates: an image reference docker, podman and containerd load
 /// (see [`crate::reference::Reference::parse`]), with no digest, not of the form of a digest.
 pub fn validate_new(name: &str) -> Result<(), RefNameError> {
-    let err = |why| {
-        Err(RefNameError {
-            name: name.chars().take(200).collect(),
-            why,
-        })
-    };
+    let err = |why| Err(RefNameError::new(name, why));
     if is_digest_shaped(name) {
         return err(WHY_DIGEST_SHAPED);
     }
@@ -129,25 +136,10 @@ pub fn validate_new(name: &str) -> Result<(), RefNameError> {
 /// Not empty, at most [`MAX_REF_LEN`] bytes, no control character (C0, DEL, C1), not of the
 /// form of a digest.
 pub fn validate_carried(name: &str) -> Result<(), RefNameError> {
-    let err = |why| {
-        Err(RefNameError {
-            name: name.chars().take(200).collect(),
-            why,
-        })
-    };
-    if name.is_empty() {
-        return err("it is empty");
-    }
-    if name.len() > MAX_REF_LEN {
-        return err("it is longer than 512 bytes");
-    }
     if name.chars().any(char::is_control) {
-        return err("it holds a control character");
+        return Err(RefNameError::new(name, "it holds a control character"));
     }
-    if is_digest_shaped(name) {
-        return err(WHY_DIGEST_SHAPED);
-    }
-    Ok(())
+    bounded_and_not_a_digest(name).map_err(|why| RefNameError::new(name, why))
 }
 
 const WHY_DIGEST_SHAPED: &str =
