@@ -174,31 +174,14 @@ fn select(
                     "{r}: a digest has no repository to push to; push a ref that names it (`ocitool tag` one first)"
                 )));
             }
-            if options.all_tags {
-                let want = Reference::parse(r)?;
-                if want.tag().is_some() || want.digest().is_some() {
-                    return Err(Error::Invalid(format!(
-                        "{r}: --all-tags takes a repository without a tag"
-                    )));
+            // `REPO:*`, or with --all-tags a repository: its refs, through the one selection
+            // every command uses; referrers fallback tags go with their subjects.
+            let repository = options.all_tags || r.ends_with(":*");
+            for n in resolve::select_refs(layout, index, std::slice::from_ref(r), options.all_tags)?
+            {
+                if !repository || all_tags_takes(&n, options.digest_tags) {
+                    names.push(n);
                 }
-                let mut any = false;
-                for n in &all_names {
-                    if Reference::parse(n).is_ok_and(|x| x.name() == want.name()) {
-                        any = true;
-                        if all_tags_takes(n, options.digest_tags) {
-                            names.push(n.clone());
-                        }
-                    }
-                }
-                if !any {
-                    return Err(Error::Invalid(format!(
-                        "{r}: no ref of repository {} in {}",
-                        want.familiar_name(),
-                        layout.root().display()
-                    )));
-                }
-            } else {
-                names.push(r.clone());
             }
         }
     }
