@@ -33,7 +33,8 @@ use crate::errors::{Error, Result};
 /// What to push.
 #[derive(Clone, Debug, Default)]
 pub struct PushOptions {
-    /// Refs to push (every named ref when empty); with `all_tags`, repositories.
+    /// Refs to push (every named ref when empty), `REPO:*` for every tag of a repository
+    /// (`resolve::select_refs`); with `all_tags`, repositories.
     pub refs: Vec<String>,
     /// `REGISTRY[/PREFIX]` every ref is mapped under.
     pub to: Option<String>,
@@ -152,8 +153,9 @@ pub fn push(
     Ok(pusher.report)
 }
 
-/// The refs to push with what they name: every named entry, the refs given, or with
-/// `all_tags` every ref of the repositories given; plus cosign digest tags when asked.
+/// The refs to push with what they name: every named entry, the refs given (`REPO:*`, or with
+/// `all_tags` every argument, is every ref of a repository but its referrers fallback tags,
+/// and its cosign tags unless `digest_tags`); plus cosign digest tags when asked.
 fn select(
     layout: &Layout,
     index: &ocitool_layout::IndexDoc,

@@ -659,7 +659,8 @@ pub struct PullArgs {
 pub struct PushArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// Refs or digests to push (default: every ref); with --all-tags, repositories.
+    /// Refs or `REPO:*` (every tag of a repository) to push (default: every ref); with
+    /// --all-tags, repositories.
     #[arg(value_name = "REF")]
     pub refs: Vec<String>,
     /// Map REG/PATH:TAG to REGISTRY/PREFIX/PATH:TAG.
@@ -668,7 +669,7 @@ pub struct PushArgs {
     /// With --to, keep the source registry in the path (REGISTRY/PREFIX/REG/PATH:TAG).
     #[arg(long, requires = "to")]
     pub scoped: bool,
-    /// Every tag of each repository named.
+    /// Each REF is a repository: push all its tags (as `REPO:*`).
     #[arg(long)]
     pub all_tags: bool,
     /// For multi-platform refs: push this platform's manifest, which the tag then names.

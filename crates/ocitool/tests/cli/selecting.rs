@@ -191,4 +191,10 @@ fn ls_lists_the_repositories_named() {
         &["othr", "did you mean \"other\""],
         at("ls", l, &["othr"]),
     );
+    // An archive read without importing it, the same way.
+    let tar = fx.dir.path().join("all.tar");
+    let mut args = at("pack", l, &["-o"]);
+    args.push(tar.clone().into());
+    ok(args);
+    assert_eq!(names(json(at("ls", &tar, &["other"]))), ["other:1"]);
 }
