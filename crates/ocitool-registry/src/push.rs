@@ -33,7 +33,8 @@ use crate::errors::{Error, Result};
 /// What to push.
 #[derive(Clone, Debug, Default)]
 pub struct PushOptions {
-    /// Refs to push (every named ref when empty); with `all_tags`, repositories.
+    /// Refs to push (every named ref when empty), `REPO:*` for every tag of a repository
+    /// (`resolve::select_refs`); with `all_tags`, repositories.
     pub refs: Vec<String>,
     /// `REGISTRY[/PREFIX]` every ref is mapped under.
     pub to: Option<String>,
@@ -152,8 +153,9 @@ pub fn push(
     Ok(pusher.report)
 }
 
-/// The refs to push with what they name: every named entry, the refs given, or with
-/// `all_tags` every ref of the repositories given; plus cosign digest tags when asked.
+/// The refs to push with what they name: every named entry, the refs given (`REPO:*`, or with
+/// `all_tags` every argument, is every ref of a repository but its referrers fallback tags,
+/// and its cosign tags unless `digest_tags`); plus cosign digest tags when asked.
 fn select(
     layout: &Layout,
     index: &ocitool_layout::IndexDoc,
@@ -174,31 +176,14 @@ fn select(
                     "{r}: a digest has no repository to push to; push a ref that names it (`ocitool tag` one first)"
                 )));
             }
-            if options.all_tags {
-                let want = Reference::parse(r)?;
-                if want.tag().is_some() || want.digest().is_some() {
-                    return Err(Error::Invalid(format!(
-                        "{r}: --all-tags takes a repository without a tag"
-                    )));
+            // `REPO:*`, or with --all-tags a repository: its refs, through the one selection
+            // every command uses; referrers fallback tags go with their subjects.
+            let repository = options.all_tags || r.ends_with(":*");
+            for n in resolve::select_refs(layout, index, std::slice::from_ref(r), options.all_tags)?
+            {
+                if !repository || all_tags_takes(&n, options.digest_tags) {
+                    names.push(n);
                 }
-                let mut any = false;
-                for n in &all_names {
-                    if Reference::parse(n).is_ok_and(|x| x.name() == want.name()) {
-                        any = true;
-                        if all_tags_takes(n, options.digest_tags) {
-                            names.push(n.clone());
-                        }
-                    }
-                }
-                if !any {
-                    return Err(Error::Invalid(format!(
-                        "{r}: no ref of repository {} in {}",
-                        want.familiar_name(),
-                        layout.root().display()
-                    )));
-                }
-            } else {
-                names.push(r.clone());
             }
         }
     }

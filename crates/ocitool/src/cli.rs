@@ -124,6 +124,10 @@ pub struct LsArgs {
     /// A layout (a directory), or an archive to read without importing it (a file, or `-`
     /// for standard input): the refs an import would create.
     pub layout: PathBuf,
+    /// List only these repositories (app, ghcr.io/org/app; any spelling of the name). One
+    /// the layout lacks is an error.
+    #[arg(value_name = "REPO")]
+    pub repos: Vec<String>,
     /// Group refs by repository, versions by semver, with the aliases pointing at each.
     #[arg(long)]
     pub tree: bool,
@@ -197,14 +201,19 @@ pub struct UntagArgs {
     pub force: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct ProtectArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
     /// Glob patterns on the whole ref name (`*`, `?`, `[...]`): 'app:release-*', or
     /// '*:release-*' in every repository ('release-*' matches the bare ref release-1, not
-    /// app:release-1).
+    /// app:release-1); 'app:*' is every tag of app, present and future, as the layout spells
+    /// the name.
     pub patterns: Vec<String>,
+    /// Each PATTERN is a repository: protect all its tags, present and future (app is the
+    /// pattern 'app:*').
+    #[arg(long, requires = "patterns")]
+    pub all_tags: bool,
     /// Protect exact semver versions (1.2.3, v1.2.3, 1.3.0-rc.1), not aliases such as 1.2 or
     /// latest.
     #[arg(long)]
@@ -320,8 +329,11 @@ pub struct UnpackArgs {
 pub struct PackArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// Refs or digests to pack (default: every ref).
+    /// Refs, digests or `REPO:*` (every tag of a repository) to pack (default: every ref).
     pub refs: Vec<String>,
+    /// Each REF is a repository: pack all its tags.
+    #[arg(long, requires = "refs")]
+    pub all_tags: bool,
     /// Output file, or `-` for standard output.
     #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
     pub output: PathBuf,
@@ -352,8 +364,11 @@ pub struct CopyArgs {
     pub src: PathBuf,
     /// The layout to copy into (created if missing).
     pub dst: PathBuf,
-    /// Refs or digests to copy (default: every ref).
+    /// Refs, digests or `REPO:*` (every tag of a repository) to copy (default: every ref).
     pub refs: Vec<String>,
+    /// Each REF is a repository: copy all its tags.
+    #[arg(long, requires = "refs")]
+    pub all_tags: bool,
     /// From multi-platform refs, copy this platform only; the ref then points at that
     /// platform's manifest, unchanged.
     #[arg(long, value_name = "PLATFORM")]
@@ -378,9 +393,13 @@ pub struct CopyArgs {
 pub struct ExportArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// The refs (or digests) to write; each ref name becomes a tag of the archive.
+    /// The refs, digests or `REPO:*` (every tag of a repository) to write; each ref name
+    /// becomes a tag of the archive.
     #[arg(required = true)]
     pub refs: Vec<String>,
+    /// Each REF is a repository: write all its tags.
+    #[arg(long)]
+    pub all_tags: bool,
     /// Output file, or `-` for standard output. A file appears only when complete.
     #[arg(short = 'o', long = "output", value_name = "ARCHIVE")]
     pub output: PathBuf,
@@ -640,7 +659,8 @@ pub struct PullArgs {
 pub struct PushArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// Refs or digests to push (default: every ref); with --all-tags, repositories.
+    /// Refs or `REPO:*` (every tag of a repository) to push (default: every ref); with
+    /// --all-tags, repositories.
     #[arg(value_name = "REF")]
     pub refs: Vec<String>,
     /// Map REG/PATH:TAG to REGISTRY/PREFIX/PATH:TAG.
@@ -649,7 +669,7 @@ pub struct PushArgs {
     /// With --to, keep the source registry in the path (REGISTRY/PREFIX/REG/PATH:TAG).
     #[arg(long, requires = "to")]
     pub scoped: bool,
-    /// Every tag of each repository named.
+    /// Each REF is a repository: push all its tags (as `REPO:*`).
     #[arg(long)]
     pub all_tags: bool,
     /// For multi-platform refs: push this platform's manifest, which the tag then names.
@@ -756,8 +776,8 @@ ocitool init /mnt/disk/images",
         "\
 # one row per ref
 ocitool ls ./layout
-# repositories, versions by semver, and the aliases pointing at each
-ocitool ls ./layout --tree
+# one repository: its versions by semver, and the aliases pointing at each
+ocitool ls ./layout app --tree
 # the ref names only, for a script
 ocitool ls ./layout --json | jq -r '.[].ref'",
     ),
@@ -787,7 +807,9 @@ ocitool tag ./layout app:1.0 registry.example.com/team/app:1.0 --dry-run",
 # remove a ref (its blobs stay until gc)
 ocitool untag ./layout app:1.0-rc1
 # remove several, then free the space
-ocitool untag ./layout app:old tools/lint:3 && ocitool gc ./layout",
+ocitool untag ./layout app:old tools/lint:3 && ocitool gc ./layout
+# every tag of a repository
+ocitool untag ./layout 'app:*'",
     ),
     (
         "protect",
@@ -838,8 +860,8 @@ ocitool unpack - /srv/images < delta.tar",
         "\
 # the whole layout, for a disk
 ocitool pack ./layout -o bundle.tar
-# two refs only
-ocitool pack ./layout app:1.0 app:latest -o app.tar
+# every tag of one repository
+ocitool pack ./layout 'app:*' -o app.tar
 # only the blobs the other site lacks (its inventory, from `ocitool inventory`)
 ocitool pack ./layout --exclude-inventory site-inventory.json -o delta.tar",
     ),
@@ -858,8 +880,8 @@ ocitool inventory ./layout | jq '.blobs | length'",
 ocitool copy ./layout /mnt/disk/layout
 # one platform of one image
 ocitool copy ./layout ./arm app:1.0 --platform linux/arm64
-# on one file system, hard links instead of copies
-ocitool copy ./layout ./mirror --link",
+# every tag of two repositories, hard-linked on one file system
+ocitool copy ./layout ./mirror app tools/lint --all-tags --link",
     ),
     (
         "export",
@@ -868,8 +890,8 @@ ocitool copy ./layout ./mirror --link",
 ocitool export ./layout app:1.0 -o app.tar
 # straight into docker
 ocitool export ./layout app:1.0 -o - | docker load
-# an oci-archive with two tags
-ocitool export ./layout app:1.0 app:latest --format oci -o app-oci.tar",
+# every tag of a repository, as an oci-archive
+ocitool export ./layout 'app:*' --format oci -o app-oci.tar",
     ),
     (
         "blob",

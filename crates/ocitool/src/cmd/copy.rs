@@ -11,11 +11,12 @@ use crate::{Ctx, exit};
 pub fn run(ctx: &mut Ctx, a: CopyArgs) -> anyhow::Result<i32> {
     let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let src = Layout::open(&a.src, ctx.layout_options())?;
-    check_names(&src, &a.refs)?;
+    let refs = super::selected_refs(&src, &a.refs, a.all_tags)?;
+    check_names(&src, &refs)?;
     let dst = &a.dst;
     let link = a.link;
     let options = CopyOptions {
-        refs: a.refs,
+        refs,
         platform,
         referrers: !a.no_referrers,
         force: a.force,

@@ -12,6 +12,7 @@ pub fn run(ctx: &mut Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
     let (layout, refs, output, format) = (&a.layout, &a.refs, a.output.as_path(), a.format);
     let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let layout = Layout::open(layout, ctx.layout_options())?;
+    let refs = super::selected_refs(&layout, refs, a.all_tags)?;
     let options = ExportOptions {
         format: match format {
             ExportFormat::Docker => Format::Docker,
@@ -26,7 +27,7 @@ pub fn run(ctx: &mut Ctx, a: &ExportArgs) -> anyhow::Result<i32> {
     let report = write_output(ctx, output, durable, |w| {
         let (r, _) = export::export(
             &layout,
-            &Selection::Refs(refs.to_vec()),
+            &Selection::Refs(refs.clone()),
             &options,
             w,
             &progress,

@@ -11,6 +11,19 @@ use crate::output::{human_size, table};
 use crate::{Ctx, exit};
 
 pub fn protect(ctx: &mut Ctx, a: &ProtectArgs) -> anyhow::Result<i32> {
+    let patterns = if a.all_tags {
+        a.patterns
+            .iter()
+            .map(|r| repository_pattern(r))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        a.patterns.clone()
+    };
+    let a = &ProtectArgs {
+        patterns,
+        all_tags: false,
+        ..a.clone()
+    };
     for p in &a.patterns {
         tags::check_pattern(p)?;
     }
@@ -90,6 +103,20 @@ fn print_policy(ctx: &mut Ctx, p: &Policy) -> anyhow::Result<()> {
         ctx.out.line(format!("protected: refs matching {x:?}"))?;
     }
     Ok(())
+}
+
+/// `protect --all-tags app`: the pattern `app:*`, every tag of the repository (a pattern
+/// already `REPO:*` is kept); a tag or a digest is refused, as `REPO:*` selections refuse it.
+fn repository_pattern(repo: &str) -> anyhow::Result<String> {
+    if repo.ends_with(":*") {
+        return Ok(repo.to_string());
+    }
+    if ocitool_digest::Digest::parse(repo).is_ok()
+        || ocitool_spec::reference::split_repo_tag(repo).1.is_some()
+    {
+        anyhow::bail!("{repo}: --all-tags takes repositories (app, not app:1 or a digest)");
+    }
+    Ok(format!("{repo}:*"))
 }
 
 pub fn prune(ctx: &mut Ctx, a: &PruneArgs) -> anyhow::Result<i32> {

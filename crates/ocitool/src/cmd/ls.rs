@@ -1,8 +1,9 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use ocitool_digest::Digest;
-use ocitool_layout::{BlobSource, Graph, IndexDoc, Layout, WalkOptions};
+use ocitool_layout::{BlobSource, Graph, IndexDoc, Layout, WalkOptions, resolve};
+use ocitool_lifecycle::check_repos;
 use ocitool_spec::media;
 use ocitool_spec::views::DescriptorKeys;
 use serde::Serialize;
@@ -35,7 +36,8 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     }
     let layout = Layout::open(path, ctx.layout_options())?;
     let _lock = layout.read_lock()?;
-    let index = layout.read_index()?;
+    let mut index = layout.read_index()?;
+    only_repositories(&mut index, &a.repos)?;
     if a.tree {
         return tree(ctx, &index);
     }
@@ -54,7 +56,8 @@ pub fn run(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
 /// list them, read without writing anything.
 fn archive(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     let path = a.layout.as_path();
-    let view = import::read_archive(ctx, path, &a.limits)?;
+    let mut view = import::read_archive(ctx, path, &a.limits)?;
+    only_repositories(&mut view.index, &a.repos)?;
     let summary = import::read_summary(path, &view);
     let code = if a.tree {
         tree(ctx, &view.index)?
@@ -83,6 +86,35 @@ fn archive(ctx: &mut Ctx, a: &LsArgs) -> anyhow::Result<i32> {
     };
     ctx.info(summary);
     Ok(code)
+}
+
+/// `ls LAYOUT REPO...`: leaves in `index` only the entries of those repositories (compared
+/// by normalized name, as `REPO:*` selects them); a repository without a ref is an error,
+/// with suggestions as `prune --repo` gives them.
+fn only_repositories(index: &mut IndexDoc, repos: &[String]) -> anyhow::Result<()> {
+    if repos.is_empty() {
+        return Ok(());
+    }
+    let mut keep: HashSet<String> = HashSet::new();
+    for r in repos {
+        let names = resolve::refs_of_repository(index, r);
+        if names.is_empty() {
+            return Err(
+                match check_repos(&index.ref_digests(), std::slice::from_ref(r)) {
+                    Err(e) => anyhow::Error::new(e),
+                    Ok(()) => anyhow::anyhow!("no ref of repository {r:?} in the layout"),
+                },
+            );
+        }
+        keep.extend(names.into_iter().map(str::to_string));
+    }
+    let others: Vec<usize> = index
+        .keys()
+        .filter(|k| k.display_name().is_none_or(|n| !keep.contains(n)))
+        .map(|k| k.position)
+        .collect();
+    index.remove_positions(&others);
+    Ok(())
 }
 
 /// The graph `ls` reads. Many refs usually share few images: the walk starts once per

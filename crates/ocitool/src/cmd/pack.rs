@@ -22,6 +22,7 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
     );
     let platform: Option<Platform> = a.platform.as_deref().map(str::parse).transpose()?;
     let layout = Layout::open(layout, ctx.layout_options())?;
+    let refs = super::selected_refs(&layout, refs, a.all_tags)?;
     let exclude = match exclude {
         Some(p) => {
             let bytes = read_limited(p, inventory::LIMIT)?;
@@ -39,7 +40,7 @@ pub fn run(ctx: &mut Ctx, a: &PackArgs) -> anyhow::Result<i32> {
     let selection = if refs.is_empty() {
         Selection::All
     } else {
-        Selection::Refs(refs.to_vec())
+        Selection::Refs(refs)
     };
     let progress = ctx.progress().labelled("pack");
     let durable = !ctx.global.no_fsync;

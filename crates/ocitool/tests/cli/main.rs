@@ -27,6 +27,7 @@ mod registry;
 mod releases;
 mod reports;
 mod scale;
+mod selecting;
 mod serve;
 mod tag;
 mod transfer;
