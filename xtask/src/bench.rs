@@ -1665,38 +1665,45 @@ impl Drop for Daemon {
     }
 }
 
-/// `ocitool serve LAYOUT` on a free port; its address from the first line it prints.
+/// `ocitool serve LAYOUT` on a free port, quiet (`-q` prints no startup lines and no access
+/// log, so the address is chosen here).
 fn start_serve(ocitool: &Path, layout: &Path) -> anyhow::Result<Daemon> {
-    use std::io::BufRead;
-    let mut child = Command::new(ocitool)
+    let addr = free_addr()?;
+    let child = Command::new(ocitool)
         .arg("serve")
         .arg(layout)
-        .args(["--listen", "127.0.0.1:0", "-q"])
-        .stdout(Stdio::piped())
+        .args(["--listen", &addr, "-q"])
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("start ocitool serve")?;
-    let mut first = String::new();
-    let stdout = child.stdout.take().expect("piped");
-    std::io::BufReader::new(stdout).read_line(&mut first)?;
-    let Some(at) = first.find("http://") else {
-        let _ = child.kill();
-        bail!("ocitool serve printed {first:?}");
-    };
-    let addr = first[at + 7..]
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    Ok(Daemon { child, addr })
+    Daemon { child, addr }.listening("ocitool serve")
+}
+
+/// A free port on 127.0.0.1, as `ADDR:PORT`.
+fn free_addr() -> anyhow::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+impl Daemon {
+    /// The server once it accepts connections (10 s at most).
+    fn listening(self, what: &str) -> anyhow::Result<Daemon> {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return Ok(self);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("{what} did not start listening on {}", self.addr)
+    }
 }
 
 /// Distribution (`docker-registry`) on a free 127.0.0.1 port, storing in `data`.
 fn start_registry(registry: &Path, dir: &Path, data: &Path) -> anyhow::Result<Daemon> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr()?;
     let config = dir.join("registry.yml");
     std::fs::write(
         &config,
@@ -1712,14 +1719,7 @@ fn start_registry(registry: &Path, dir: &Path, data: &Path) -> anyhow::Result<Da
         .stderr(Stdio::null())
         .spawn()
         .context("start docker-registry")?;
-    let d = Daemon { child, addr };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&d.addr).is_ok() {
-            return Ok(d);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("docker-registry did not start listening on {}", d.addr)
+    Daemon { child, addr }.listening("docker-registry")
 }
 
 /// A client of the serve measurements: the command for a server address.

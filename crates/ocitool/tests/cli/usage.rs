@@ -571,6 +571,8 @@ fn every_command_has_a_manual_page() {
             text.contains("ARCHIVE") && text.contains("docker-save.tar"),
             "{text}"
         );
+    } else {
+        eprintln!("SKIPPED: man is not installed; the pages were checked but not rendered");
     }
     usage_error(&["no manual page", "tag"], ["man", "frobnicate"]);
 }
