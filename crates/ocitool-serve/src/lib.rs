@@ -8,7 +8,7 @@
 //! - [`catalog`]: what the layouts hold, read again when an `index.json` changes;
 //! - [`registry`]: the handlers (one request head in, one response out);
 //! - [`auth`]: htpasswd (bcrypt) Basic authentication; [`tls`]: rustls;
-//! - [`server`]: the HTTP/1.1 server on tokio, blob bodies by `sendfile`.
+//! - [`server`]: the HTTP/1.1 server on tokio; blob bodies through a few large copy buffers, or by `sendfile` past them.
 //!
 //! Only this crate knows tokio, rustls or HTTP; nothing else in the workspace depends on it
 //! but the binary.

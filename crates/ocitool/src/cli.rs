@@ -27,7 +27,7 @@ pub struct Global {
     #[arg(long, global = true)]
     pub json: bool,
     /// Print nothing but what a command lists or shows, and errors: no progress, notes,
-    /// summaries or lines about what changed (README, "Output").
+    /// warnings, summaries or lines about what changed (README, "Output").
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Fail with exit code 4 instead of waiting when another ocitool process holds the layout's lock.

@@ -110,7 +110,7 @@ impl Out {
     }
 }
 
-/// Diagnostics on standard error (notes, summaries), silenced by `--quiet` and `--json`
+/// Diagnostics on standard error (notes, warnings, summaries), silenced by `--quiet`; `--json`
 /// keeps them off standard output.
 #[derive(Clone, Copy)]
 pub struct Diag {
@@ -124,8 +124,12 @@ impl Diag {
         }
     }
 
+    /// Something is wrong but did not stop the command. `--quiet` silences it too: it asks for
+    /// errors only (a script that wants warnings runs without `-q` and reads standard error).
     pub fn warn(&self, s: impl AsRef<str>) {
-        let _ = writeln!(io::stderr(), "warning: {}", term_text(s.as_ref()));
+        if !self.quiet {
+            let _ = writeln!(io::stderr(), "warning: {}", term_text(s.as_ref()));
+        }
     }
 
     pub fn info(&self, s: impl AsRef<str>) {

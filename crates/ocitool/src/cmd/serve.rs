@@ -267,6 +267,8 @@ impl Events for Log {
     }
 
     fn note(&self, message: &str) {
-        self.send(Line::Err(format!("warning: {message}")));
+        if !self.quiet {
+            self.send(Line::Err(format!("warning: {message}")));
+        }
     }
 }

@@ -984,6 +984,49 @@ fn a_reader_that_stops_reading_is_dropped() {
     assert!(line.contains(" 200 "), "{line}");
 }
 
+/// The server copies blobs through 16 buffers and sends the rest with `sendfile`: 24
+/// transfers of a 32 MiB blob, each started and none read until all are (none can finish:
+/// 32 MiB is more than the sockets buffer), so at least 8 take the `sendfile` path; every one,
+/// from its own offset, must arrive byte for byte.
+#[test]
+fn more_transfers_than_copy_buffers_are_all_exact() {
+    let (fx, big, data) = layout_with_big_blob();
+    let s = serve([fx.path.as_os_str()]);
+    let a = s.addr.as_str();
+    let starts: Vec<usize> = (0..24).map(|i| i * 4099 + i % 3).collect();
+    let mut conns: Vec<TcpStream> = starts
+        .iter()
+        .map(|from| {
+            let mut c = connect(a);
+            c.write_all(
+                format!(
+                    "GET /v2/app/blobs/{big} HTTP/1.1\r\nHost: x\r\nRange: bytes={from}-\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for (c, from) in conns.iter_mut().zip(&starts) {
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        let end = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head")
+            + 4;
+        let head = String::from_utf8_lossy(&got[..end]);
+        assert!(head.starts_with("HTTP/1.1 206 "), "{head}");
+        assert_eq!(got.len() - end, data.len() - from, "from {from}");
+        assert!(
+            got[end..] == data[*from..],
+            "bytes differ from offset {from}"
+        );
+    }
+}
+
 #[test]
 fn sixteen_clients_pull_at_once() {
     let d = empty_dir();

@@ -427,6 +427,12 @@ fn quiet_silences_everything_but_results_and_errors() {
             assert!(!out.is_empty(), "{args:?} printed nothing with -q");
         }
     }
+    // A warning (a name docker will refuse, tagged anyway) is silenced too: -q keeps errors only.
+    let o = run(["tag", &b, "app:1.0", "Upper/Case:1", "--allow-any"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning:"), "{}", stderr(&o));
+    let out = quiet(&["tag", &b, "app:1.0", "Upper/Case:2", "--allow-any"]);
+    assert!(out.is_empty(), "{out}");
     // Errors still speak, once.
     let o = run(["-q", "tag", &a, "no-such:ref", "x:1"]);
     assert_eq!(o.status.code(), Some(3));
