@@ -650,13 +650,6 @@ pub fn for_platform(
     }
 }
 
-/// Whether `p` is one of `wanted` (a wanted platform without a variant takes any variant).
-pub fn platform_wanted(wanted: &[Platform], p: &Platform) -> bool {
-    wanted
-        .iter()
-        .any(|w| w.matches(p) || (w.variant.is_none() && w.matches_os_arch(p)))
-}
-
 /// Refuses an image manifest whose config's platform is none of `wanted`; a manifest whose
 /// config names no platform (an artifact) passes. `name` is the ref it was found by.
 pub fn check_image_platform(
@@ -670,7 +663,8 @@ pub fn check_image_platform(
         .into_iter()
         .filter(|p| !p.os.is_empty() && p.os != "unknown")
         .collect();
-    if wanted.is_empty() || have.is_empty() || have.iter().any(|p| platform_wanted(wanted, p)) {
+    if wanted.is_empty() || have.is_empty() || have.iter().any(|p| Platform::any_selects(wanted, p))
+    {
         return Ok(());
     }
     Err(Error::WrongPlatform {

@@ -255,16 +255,6 @@ fn expand(client: &Client, images: &[String], options: &PullOptions) -> Result<V
     Ok(out)
 }
 
-fn platform_matches(wanted: &[Platform], p: &Platform) -> bool {
-    wanted.iter().any(|w| {
-        if w.variant.is_some() {
-            w.matches(p)
-        } else {
-            w.matches_os_arch(p)
-        }
-    })
-}
-
 impl Plan<'_> {
     /// Plans one image: its root document, everything below it, its referrers; adds its ref.
     fn image(&mut self, reg: &Arc<Registry>, r: &Reference, options: &PullOptions) -> Result<()> {
@@ -486,7 +476,7 @@ impl Plan<'_> {
                         } else if c
                             .platform
                             .as_ref()
-                            .is_some_and(|p| platform_matches(wanted, p))
+                            .is_some_and(|p| Platform::any_selects(wanted, p))
                         {
                             chosen.push(Pick {
                                 digest: checked.digest,
@@ -519,7 +509,7 @@ impl Plan<'_> {
                 if depth == 0
                     && !wanted.is_empty()
                     && let Some(p) = &config_platform
-                    && platform_matches(wanted, p)
+                    && Platform::any_selects(wanted, p)
                 {
                     chosen.push(Pick {
                         digest: m.digest.clone(),
@@ -752,7 +742,7 @@ fn select_children<'a>(children: &'a [Descriptor], wanted: &[Platform]) -> Vec<&
     let mut kept: Vec<&Descriptor> = children
         .iter()
         .filter(|c| match &c.platform {
-            Some(p) => platform_matches(wanted, p),
+            Some(p) => Platform::any_selects(wanted, p),
             None => media::is_index(&c.media_type),
         })
         .collect();

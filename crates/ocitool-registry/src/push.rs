@@ -304,29 +304,7 @@ fn choose_root(
         )));
     };
     if node.kind != Kind::Index {
-        if !platforms.is_empty() {
-            let have = graph.platforms_of(target);
-            if !have.is_empty()
-                && !have.iter().any(|p| {
-                    platforms
-                        .iter()
-                        .any(|w| w.matches(p) || (w.variant.is_none() && w.matches_os_arch(p)))
-                })
-            {
-                return Err(Error::Invalid(format!(
-                    "{name}: its platform is {}, not {}",
-                    have.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    platforms
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
+        resolve::check_image_platform(graph, Some(name), target, platforms)?;
         return Ok(target.clone());
     }
     if platforms.is_empty() {
@@ -353,12 +331,7 @@ fn choose_root(
         else {
             continue;
         };
-        if present
-            && platforms
-                .iter()
-                .any(|w| w.matches(&p) || (w.variant.is_none() && w.matches_os_arch(&p)))
-            && !found.contains(child)
-        {
+        if present && Platform::any_selects(platforms, &p) && !found.contains(child) {
             found.push(child.clone());
         }
     }

@@ -85,6 +85,20 @@ impl Platform {
     pub fn matches_os_arch(&self, candidate: &Platform) -> bool {
         self.os == candidate.os && self.architecture == candidate.architecture
     }
+
+    /// Whether one of `wanted` (the `--platform`s a user gave) selects `candidate`: one with a
+    /// variant selects that variant (defaults filled in, [`Platform::matches`]), one without
+    /// selects every variant of its OS and architecture. The one rule of every command's
+    /// `--platform` filter.
+    pub fn any_selects(wanted: &[Platform], candidate: &Platform) -> bool {
+        wanted.iter().any(|w| {
+            if w.variant.is_some() {
+                w.matches(candidate)
+            } else {
+                w.matches_os_arch(candidate)
+            }
+        })
+    }
 }
 
 impl fmt::Display for Platform {

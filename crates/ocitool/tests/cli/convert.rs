@@ -191,6 +191,42 @@ fn an_index_converts_every_platform_or_one() {
         .unwrap();
     assert_eq!(arm["platforms"], serde_json::json!(["linux/arm64/v8"]));
     verify_clean(&fx.path);
+    // A --platform the image is not for is refused, single-platform or index, and nothing
+    // is written.
+    let before = snapshot(&fx.path);
+    let l = fx.path.to_str().unwrap();
+    for (src, platform, needles) in [
+        (
+            "arm:plain",
+            "linux/amd64",
+            &[
+                "arm:plain",
+                "is an image for linux/arm64",
+                "not linux/amd64",
+            ][..],
+        ),
+        (
+            "multi:1.0",
+            "linux/s390x",
+            &["linux/s390x", "linux/amd64"][..],
+        ),
+    ] {
+        fails(
+            3,
+            needles,
+            [
+                "convert",
+                l,
+                src,
+                "other:1",
+                "--compression",
+                "zstd",
+                "--platform",
+                platform,
+            ],
+        );
+    }
+    assert_eq!(snapshot(&fx.path), before);
 }
 
 #[test]

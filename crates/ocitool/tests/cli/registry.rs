@@ -107,6 +107,23 @@ fn platforms_on_pull_and_push() {
     assert_eq!(ref_digest(&one, &image), arm.manifest.digest.to_string());
     verify_clean(&one);
     assert!(!blob_path(&one, &amd.manifest.digest.to_string()).exists());
+    // A single-platform image is pushed for its own platform and refused for another (the
+    // rule every command's --platform follows), before anything is sent.
+    let to_one = format!("{}/one", reg.addr);
+    run_fails(
+        oci(d.path())
+            .arg("push")
+            .arg(&one)
+            .args(["--to", &to_one, "--platform", "linux/amd64"]),
+        &["is an image for linux/arm64", "not linux/amd64"],
+    );
+    let v = run_json(oci(d.path()).arg("push").arg(&one).args([
+        "--to",
+        &to_one,
+        "--platform",
+        "linux/arm64/v8",
+    ]));
+    assert_eq!(v["refs"][0]["digest"], arm.manifest.digest.to_string());
 
     // Two platforms: the index itself, with only those children.
     let two = d.path().join("two");
