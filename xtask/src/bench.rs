@@ -256,9 +256,50 @@ impl Timer {
         mut make: impl FnMut(u32) -> Command,
         mut after: impl FnMut(u32) -> anyhow::Result<()>,
     ) -> anyhow::Result<Timing> {
+        let mut timing = self.warm_up(make(0))?;
+        after(0)?;
+        for i in 1..=self.runs {
+            timing.runs.push(self.timed_run(make(i))?);
+            after(i)?;
+        }
+        timing.best = timing.runs.iter().copied().min().unwrap_or_default();
+        Ok(timing)
+    }
+
+    /// Times commands that are compared with each other (one client against two servers, two
+    /// clients against one registry): one warm-up of each, then their timed runs in turn, the
+    /// order rotated every round (a b c, b c a, c a b, ...), so a drift of the machine's speed
+    /// (this VM's wanders by 10-30% over minutes) falls on all alike rather than on whichever
+    /// ran last. `after` runs untimed after every run.
+    pub fn time_alternating(
+        &self,
+        makers: &mut [&mut dyn FnMut() -> Command],
+        mut after: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Timing>> {
+        let mut timings = Vec::new();
+        for make in makers.iter_mut() {
+            timings.push(self.warm_up(make())?);
+            after()?;
+        }
+        let n = makers.len();
+        for round in 0..self.runs as usize {
+            for k in 0..n {
+                let which = (round + k) % n;
+                timings[which].runs.push(self.timed_run(makers[which]())?);
+                after()?;
+            }
+        }
+        for t in &mut timings {
+            t.best = t.runs.iter().copied().min().unwrap_or_default();
+        }
+        Ok(timings)
+    }
+
+    /// The untimed warm-up run: under GNU time when it is there (peak RSS, CPU). The result
+    /// has no timed runs yet.
+    fn warm_up(&self, warm: Command) -> anyhow::Result<Timing> {
         let mut max_rss_kib = None;
         let mut cpu = None;
-        let warm = make(0);
         if self.gnu_time {
             let out = self.scratch.join("gnu-time.out");
             let mut wrapped = Command::new(GNU_TIME);
@@ -279,31 +320,29 @@ impl Timer {
             let d = describe(&w);
             run_checked(&mut w, &d)?;
         }
-        after(0)?;
-        let mut runs = Vec::new();
-        for i in 1..=self.runs {
-            let mut c = make(i);
-            let d = describe(&c);
-            c.stdout(Stdio::null()).stderr(Stdio::piped());
-            let t0 = Instant::now();
-            let out = c.output().with_context(|| format!("run {d}"))?;
-            let dt = t0.elapsed();
-            if !out.status.success() {
-                bail!(
-                    "`{d}` failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            runs.push(dt);
-            after(i)?;
-        }
         Ok(Timing {
-            best: runs.iter().copied().min().unwrap_or_default(),
-            runs,
+            best: Duration::ZERO,
+            runs: Vec::new(),
             max_rss_kib,
             cpu,
         })
+    }
+
+    /// One timed run, which must exit 0.
+    fn timed_run(&self, mut c: Command) -> anyhow::Result<Duration> {
+        let d = describe(&c);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        let t0 = Instant::now();
+        let out = c.output().with_context(|| format!("run {d}"))?;
+        let dt = t0.elapsed();
+        if !out.status.success() {
+            bail!(
+                "`{d}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(dt)
     }
 }
 
@@ -1753,8 +1792,9 @@ type Client<'a> = Box<dyn Fn(&str) -> Command + 'a>;
 
 /// Serving the big image: `skopeo copy` from the registry, and N parallel curls each fetching
 /// every blob, from `ocitool serve` and from Distribution 2.8.2 (`docker-registry`, fed the
-/// same image by `skopeo copy --preserve-digests`). Each measurement gets fresh servers, so the
-/// RSS columns are each server's peak (`VmHWM`) over that measurement, not the client's.
+/// same image by `skopeo copy --preserve-digests`), their runs alternated
+/// ([`Timer::time_alternating`]). Each measurement gets fresh servers, so the RSS columns are each
+/// server's peak (`VmHWM`) over that measurement, not the client's.
 fn bench_serve(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
     let (Some(skopeo), Some(curl), Some(registry)) = (
         ctx.peer("skopeo"),
@@ -1826,18 +1866,24 @@ fn bench_serve(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
     ];
     let mut ms = Vec::new();
     for (name, client, max) in cases {
-        let server = start_serve(&ctx.ocitool, &big.dir)?;
-        let mut ours = ctx
-            .timer
-            .time_with(|_| client(&server.addr), |_| clean(&out))?;
-        ours.max_rss_kib = server.peak_rss_kib();
-        drop(server);
-        let server = start_registry(&registry, &ctx.work, &data)?;
-        let mut theirs = ctx
-            .timer
-            .time_with(|_| client(&server.addr), |_| clean(&out))?;
-        theirs.max_rss_kib = server.peak_rss_kib();
-        drop(server);
+        // Both servers run through the measurement, each serving only its own client's runs,
+        // which alternate; so each peak RSS is still that server's own.
+        let served = start_serve(&ctx.ocitool, &big.dir)?;
+        let distribution = start_registry(&registry, &ctx.work, &data)?;
+        let mut t = ctx.timer.time_alternating(
+            &mut [&mut || client(&served.addr), &mut || {
+                client(&distribution.addr)
+            }],
+            || clean(&out),
+        )?;
+        let (mut theirs, mut ours) = (
+            t.pop().context("two timings")?,
+            t.pop().context("two timings")?,
+        );
+        ours.max_rss_kib = served.peak_rss_kib();
+        theirs.max_rss_kib = distribution.peak_rss_kib();
+        drop(served);
+        drop(distribution);
         ms.push(Measurement {
             name: name.to_string(),
             ours,
@@ -1989,10 +2035,60 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         Ok(())
     };
     let reg_cell = std::cell::RefCell::new(&mut reg);
-    let push = ctx.timer.time_with(
-        |_| cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]),
-        |_| wipe(&mut reg_cell.borrow_mut()),
-    )?;
+    let curl = ctx.peer("curl");
+    let sk_dst = format!("docker://{addr}/skopeo/{}", big.reference);
+    let sk_src = format!("oci:{}:{}", big.dir.display(), big.reference);
+    let skopeo_push = |sk: &Path| {
+        let mut c = Command::new(sk);
+        c.args([
+            "copy",
+            "-q",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(&sk_src)
+        .arg(&sk_dst);
+        c
+    };
+    const CURL_PUSH: &str = "curl: POST + PUT of every blob, 4 at once";
+    const SKOPEO_PUSH: &str = "skopeo copy --preserve-digests oci: docker://";
+    // Push to an empty registry: ocitool, the protocol's floor (curl: every blob by POST + one
+    // PUT with the body, four at once, largest first; what the registry must do whoever the
+    // client is) and skopeo, in turn, the registry wiped after each run.
+    let blobs = big.dir.join("blobs/sha256");
+    let mut make_ours = || cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]);
+    let mut make_curl = || {
+        curl_push(
+            curl.as_deref().expect("timed when installed"),
+            &addr,
+            &blobs,
+        )
+    };
+    let mut make_skopeo = || skopeo_push(skopeo.as_deref().expect("timed when installed"));
+    let mut makers: Vec<&mut dyn FnMut() -> Command> = vec![&mut make_ours];
+    let mut labels = Vec::new();
+    if curl.is_some() {
+        makers.push(&mut make_curl);
+        labels.push(CURL_PUSH);
+    }
+    if skopeo.is_some() {
+        makers.push(&mut make_skopeo);
+        labels.push(SKOPEO_PUSH);
+    }
+    let mut timings = ctx
+        .timer
+        .time_alternating(&mut makers, || wipe(&mut reg_cell.borrow_mut()))?
+        .into_iter();
+    let push = timings.next().context("ocitool's push timing")?;
+    let push_refs: Vec<(String, Timing)> =
+        labels.iter().map(|l| l.to_string()).zip(timings).collect();
+    let mut push_targets = Vec::new();
+    if skopeo.is_some() {
+        push_targets.push(Target::RatioAtMost {
+            reference: SKOPEO_PUSH.into(),
+            max: 0.5,
+        });
+    }
     run_checked(
         &mut cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]),
         "ocitool push",
@@ -2001,77 +2097,42 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         &ocitool,
         &[&"push", &big.dir, &"--to", &to, &"-q"],
     ))?;
-    let dst = ctx.work.join("pull-dst");
-    let pull = ctx.timer.time_with(
-        |_| cmd(&ocitool, &[&"pull", &dst, &image, &"-q"]),
-        |_| clean(&dst),
-    )?;
-    let mut push_refs = Vec::new();
-    let mut push_targets = Vec::new();
     let mut repush_refs = Vec::new();
+    if let Some(sk) = &skopeo {
+        run_checked(&mut skopeo_push(sk), "skopeo copy (to fill the registry)")?;
+        let t = ctx.timer.time_cmd(&mut skopeo_push(sk))?;
+        repush_refs.push(("skopeo copy, everything present".to_string(), t));
+    }
+    // Pull into an empty directory: ocitool and skopeo in turn (each from what it pushed).
+    const SKOPEO_PULL: &str = "skopeo copy --preserve-digests docker:// oci:";
+    let dst = ctx.work.join("pull-dst");
+    let out = ctx.work.join("skopeo-pull");
+    let mut make_ours = || cmd(&ocitool, &[&"pull", &dst, &image, &"-q"]);
+    let mut make_skopeo = || {
+        let mut c = Command::new(skopeo.as_deref().expect("timed when installed"));
+        c.args(["copy", "-q", "--preserve-digests", "--src-tls-verify=false"])
+            .arg(&sk_dst)
+            .arg(format!("oci:{}:x", out.display()));
+        c
+    };
+    let mut makers: Vec<&mut dyn FnMut() -> Command> = vec![&mut make_ours];
+    if skopeo.is_some() {
+        makers.push(&mut make_skopeo);
+    }
+    let mut timings = ctx
+        .timer
+        .time_alternating(&mut makers, || {
+            clean(&dst)?;
+            clean(&out)
+        })?
+        .into_iter();
+    let pull = timings.next().context("ocitool's pull timing")?;
     let mut pull_refs = Vec::new();
     let mut pull_targets = Vec::new();
-    if let Some(curl) = ctx.peer("curl") {
-        // The protocol's floor on this registry: every blob by POST + one PUT with the body,
-        // four at once, largest first (what the registry must do whoever the client is).
-        let t = ctx.timer.time_with(
-            |_| curl_push(&curl, &addr, &big.dir.join("blobs/sha256")),
-            |_| wipe(&mut reg_cell.borrow_mut()),
-        )?;
-        push_refs.push(("curl: POST + PUT of every blob, 4 at once".to_string(), t));
-    }
-    if let Some(sk) = &skopeo {
-        let sk_dst = format!("docker://{addr}/skopeo/{}", big.reference);
-        let sk_src = format!("oci:{}:{}", big.dir.display(), big.reference);
-        let label = "skopeo copy --preserve-digests oci: docker://";
-        let t = ctx.timer.time_with(
-            |_| {
-                let mut c = Command::new(sk);
-                c.args([
-                    "copy",
-                    "-q",
-                    "--preserve-digests",
-                    "--dest-tls-verify=false",
-                ])
-                .arg(&sk_src)
-                .arg(&sk_dst);
-                c
-            },
-            |_| wipe(&mut reg_cell.borrow_mut()),
-        )?;
-        push_refs.push((label.to_string(), t));
-        push_targets.push(Target::RatioAtMost {
-            reference: label.into(),
-            max: 0.5,
-        });
-        let mut again = Command::new(sk);
-        again
-            .args([
-                "copy",
-                "-q",
-                "--preserve-digests",
-                "--dest-tls-verify=false",
-            ])
-            .arg(&sk_src)
-            .arg(&sk_dst);
-        run_checked(&mut again, "skopeo copy (to fill the registry)")?;
-        let t = ctx.timer.time_cmd(&mut again)?;
-        repush_refs.push(("skopeo copy, everything present".to_string(), t));
-        let label = "skopeo copy --preserve-digests docker:// oci:";
-        let out = ctx.work.join("skopeo-pull");
-        let t = ctx.timer.time_with(
-            |_| {
-                let mut c = Command::new(sk);
-                c.args(["copy", "-q", "--preserve-digests", "--src-tls-verify=false"])
-                    .arg(&sk_dst)
-                    .arg(format!("oci:{}:x", out.display()));
-                c
-            },
-            |_| clean(&out),
-        )?;
-        pull_refs.push((label.to_string(), t));
+    if let Some(t) = timings.next() {
+        pull_refs.push((SKOPEO_PULL.to_string(), t));
         pull_targets.push(Target::RatioAtMost {
-            reference: label.into(),
+            reference: SKOPEO_PULL.into(),
             max: 0.5,
         });
     }
