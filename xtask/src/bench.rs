@@ -1740,6 +1740,21 @@ impl Daemon {
     }
 }
 
+/// `skopeo copy --preserve-digests` from `src` to a plain-HTTP registry's `dst`: how skopeo
+/// pushes in the bench and how it fills the Distribution that `serve` is compared with.
+fn skopeo_push(skopeo: &Path, src: &str, dst: &str) -> Command {
+    let mut c = Command::new(skopeo);
+    c.args([
+        "copy",
+        "-q",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        src,
+        dst,
+    ]);
+    c
+}
+
 /// Uploads every file of `blobs` (a layout's `blobs/sha256`) to `addr`'s repository
 /// `curl/bench` with curl, four at once, largest first: a POST for the upload's location,
 /// then one PUT of the whole file with `?digest=`. Fails if any upload fails.
@@ -1813,15 +1828,11 @@ fn bench_serve(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
     {
         let r = start_registry(&registry, &ctx.work, &data)?;
         run_checked(
-            Command::new(&skopeo)
-                .args([
-                    "copy",
-                    "-q",
-                    "--preserve-digests",
-                    "--dest-tls-verify=false",
-                ])
-                .arg(format!("oci:{}:{}", big.dir.display(), big.reference))
-                .arg(format!("docker://{}/{repo}:{tag}", r.addr)),
+            &mut skopeo_push(
+                &skopeo,
+                &format!("oci:{}:{}", big.dir.display(), big.reference),
+                &format!("docker://{}/{repo}:{tag}", r.addr),
+            ),
             "skopeo copy into docker-registry",
         )?;
     }
@@ -2038,25 +2049,14 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
     let curl = ctx.peer("curl");
     let sk_dst = format!("docker://{addr}/skopeo/{}", big.reference);
     let sk_src = format!("oci:{}:{}", big.dir.display(), big.reference);
-    let skopeo_push = |sk: &Path| {
-        let mut c = Command::new(sk);
-        c.args([
-            "copy",
-            "-q",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ])
-        .arg(&sk_src)
-        .arg(&sk_dst);
-        c
-    };
     const CURL_PUSH: &str = "curl: POST + PUT of every blob, 4 at once";
     const SKOPEO_PUSH: &str = "skopeo copy --preserve-digests oci: docker://";
     // Push to an empty registry: ocitool, the protocol's floor (curl: every blob by POST + one
     // PUT with the body, four at once, largest first; what the registry must do whoever the
     // client is) and skopeo, in turn, the registry wiped after each run.
     let blobs = big.dir.join("blobs/sha256");
-    let mut make_ours = || cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]);
+    let push_cmd = || cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]);
+    let mut make_ours = push_cmd;
     let mut make_curl = || {
         curl_push(
             curl.as_deref().expect("timed when installed"),
@@ -2064,7 +2064,13 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             &blobs,
         )
     };
-    let mut make_skopeo = || skopeo_push(skopeo.as_deref().expect("timed when installed"));
+    let mut make_skopeo = || {
+        skopeo_push(
+            skopeo.as_deref().expect("timed when installed"),
+            &sk_src,
+            &sk_dst,
+        )
+    };
     let mut makers: Vec<&mut dyn FnMut() -> Command> = vec![&mut make_ours];
     let mut labels = Vec::new();
     if curl.is_some() {
@@ -2089,18 +2095,15 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             max: 0.5,
         });
     }
-    run_checked(
-        &mut cmd(&ocitool, &[&"push", &big.dir, &"--to", &to, &"-q"]),
-        "ocitool push",
-    )?;
-    let repush = ctx.timer.time_cmd(&mut cmd(
-        &ocitool,
-        &[&"push", &big.dir, &"--to", &to, &"-q"],
-    ))?;
+    run_checked(&mut push_cmd(), "ocitool push")?;
+    let repush = ctx.timer.time_cmd(&mut push_cmd())?;
     let mut repush_refs = Vec::new();
     if let Some(sk) = &skopeo {
-        run_checked(&mut skopeo_push(sk), "skopeo copy (to fill the registry)")?;
-        let t = ctx.timer.time_cmd(&mut skopeo_push(sk))?;
+        run_checked(
+            &mut skopeo_push(sk, &sk_src, &sk_dst),
+            "skopeo copy (to fill the registry)",
+        )?;
+        let t = ctx.timer.time_cmd(&mut skopeo_push(sk, &sk_src, &sk_dst))?;
         repush_refs.push(("skopeo copy, everything present".to_string(), t));
     }
     // Pull into an empty directory: ocitool and skopeo in turn (each from what it pushed).

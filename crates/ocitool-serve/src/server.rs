@@ -627,7 +627,7 @@ pub const SMALL_BUFFER: usize = 16 << 10;
 /// `sendfile` on a loopback or LAN link: its socket fills in page-sized fragments as the
 /// sender's buffer drains, so a Go client (skopeo, podman, containerd) wakes twice as often
 /// and reads each byte more slowly (measured with skopeo pulling 1.3 GiB: 7.4-8.2k
-/// `epoll_pwait` wakeups against 2.9-3.5k, and 5 % more of its CPU in all, where its CPU
+/// `epoll_pwait` wakeups against 2.9-3.5k, and 15% more of its CPU in all, where its CPU
 /// is what bounds the pull; see ARCHITECTURE.md, "Serving").
 async fn send_file(
     conn: &mut Conn,
