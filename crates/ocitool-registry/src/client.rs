@@ -400,6 +400,12 @@ impl Registry {
         &self.name
     }
 
+    /// Whether the registry is on this machine (`localhost`, 127.0.0.0/8, `::1`): it then
+    /// shares this machine's cores with the transfer.
+    pub fn on_this_machine(&self) -> bool {
+        is_loopback(&self.host)
+    }
+
     pub fn options(&self) -> &Options {
         &self.options
     }

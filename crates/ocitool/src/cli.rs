@@ -37,7 +37,9 @@ pub struct Global {
     /// loss. For scratch layouts and archives (CI) only.
     #[arg(long, global = true)]
     pub no_fsync: bool,
-    /// Threads for hashing and compression (default: one per core).
+    /// Threads for hashing and compression (default: one per core); blobs moved at once by pull
+    /// and push (default 4; a push to a registry on this machine: at most one per core and one
+    /// more).
     #[arg(long, short = 'j', global = true, value_name = "N")]
     pub jobs: Option<usize>,
     /// Largest manifest, index or config read, in bytes (default 16 MiB).

@@ -17,7 +17,7 @@ pub fn run(ctx: &mut Ctx, a: &PushArgs) -> anyhow::Result<i32> {
         platforms: remote::platforms(&a.platform)?,
         referrers: !a.no_referrers,
         digest_tags: a.digest_tags,
-        jobs: remote::jobs(ctx),
+        jobs: ctx.global.jobs.map(|n| n.max(1)),
     };
     let layout = Layout::open(&a.layout, ctx.layout_options())?;
     let progress = TransferProgress::new(!ctx.global.quiet && !ctx.global.json);

@@ -51,8 +51,8 @@ pub fn client(ctx: &Ctx, f: &RegistryFlags) -> anyhow::Result<Client> {
     Ok(Client::new(o))
 }
 
-/// Blobs moved at once: `--jobs`, else 4 (a transfer waits on the network more than on the
-/// cores).
+/// Blobs pulled at once: `--jobs`, else 4 (a transfer waits on the network more than on the
+/// cores). Push chooses its own default (`ocitool_registry::push::default_uploads`).
 pub fn jobs(ctx: &Ctx) -> usize {
     ctx.global.jobs.unwrap_or(4).max(1)
 }
