@@ -80,7 +80,9 @@ struct Item {
     verbatim: bool,
 }
 
-/// Writes the archive of the selection to `out`.
+/// Writes the archive of the selection to `out`: selects the images, walks and checks their
+/// graph, decides the blobs and the metadata files, then streams the archive while every blob
+/// is checked on other threads.
 pub fn export<W: Sink>(
     layout: &Layout,
     selection: &Selection,
@@ -92,8 +94,37 @@ pub fn export<W: Sink>(
     let index = layout.read_index()?;
     let items = select(layout, &index, selection, options)?;
     check_one_image_per_name(&items, options.format)?;
+    let (graph, reach) = walk_items(layout, &index, &items, options)?;
+    let mut report = ExportReport::default();
+    let blobs = blobs_to_write(&graph, reach, options, &mut report);
+    let meta = Metadata::of(layout, &graph, &items, options.format, &mut report.images)?;
+    let checks = checks_of(&graph, &blobs, options.format);
+    let total: u64 = blobs
+        .iter()
+        .filter_map(|d| graph.nodes.get(d))
+        .map(|n| n.size)
+        .sum();
+    progress.start("export", total);
+    let archive = Archive {
+        layout,
+        graph: &graph,
+        blobs: &blobs,
+        format: options.format,
+    };
+    let (written, out) = archive.write(checks, meta, out, progress, &mut report.blobs)?;
+    progress.finish();
+    report.bytes = written;
+    Ok((report, out))
+}
 
-    // The graph of everything exported, checked.
+/// The graph of every exported image (and, with `referrers`, of their referrers) and what the
+/// images reach, refused if anything reached has a problem.
+fn walk_items(
+    layout: &Layout,
+    index: &ocitool_layout::IndexDoc,
+    items: &[Item],
+    options: &ExportOptions,
+) -> Result<(Graph, BTreeSet<Digest>)> {
     let roots: Vec<(String, Descriptor)> = items
         .iter()
         .map(|i| {
@@ -111,7 +142,7 @@ pub fn export<W: Sink>(
     let referrers = options.referrers && options.format == Format::Oci;
     if referrers {
         // Referrers listed in index.json are found through its graph, unlisted ones by scan.
-        for (d, n) in Graph::walk_index(layout, &index, walk).nodes {
+        for (d, n) in Graph::walk_index(layout, index, walk).nodes {
             graph.nodes.entry(d).or_insert(n);
         }
         graph.add_unlisted_referrers(layout, &ocitool_layout::graph::list_blobs(layout)?, walk);
@@ -131,7 +162,17 @@ pub fn export<W: Sink>(
             why: format!("{} (run `ocitool verify`; nothing was exported)", p.problem),
         });
     }
-    let mut report = ExportReport::default();
+    Ok((graph, reach))
+}
+
+/// The blobs the archive holds: everything reached and present, but configs and layers the
+/// receiver's inventory lists (counted in `report`).
+fn blobs_to_write(
+    graph: &Graph,
+    reach: BTreeSet<Digest>,
+    options: &ExportOptions,
+    report: &mut ExportReport,
+) -> BTreeSet<Digest> {
     let mut blobs: BTreeSet<Digest> = BTreeSet::new();
     for d in reach {
         let Some(n) = graph
@@ -154,132 +195,160 @@ pub fn export<W: Sink>(
         }
         blobs.insert(d);
     }
+    blobs
+}
 
-    // Layers to check against their diff_ids on the way out.
-    let mut diff_of: BTreeMap<Digest, (Compression, Digest)> = BTreeMap::new();
-    for n in graph.nodes.values() {
-        let Some(m) = &n.manifest else { continue };
-        let Some(cfg) = graph
+/// The archive's metadata files, decided before any blob is written.
+#[derive(Default)]
+struct Metadata {
+    /// `index.json`'s entries.
+    index_entries: Vec<Value>,
+    /// `manifest.json` (docker format).
+    manifest_json: Vec<Value>,
+    /// `repositories` (docker format): repository, tag, hex of the top layer's diff_id.
+    repositories: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Metadata {
+    /// Every item's entries, each image reported in `images`.
+    fn of(
+        layout: &Layout,
+        graph: &Graph,
+        items: &[Item],
+        format: Format,
+        images: &mut Vec<ExportedImage>,
+    ) -> Result<Metadata> {
+        let mut meta = Metadata::default();
+        for it in items {
+            let t = &it.target;
+            images.push(ExportedImage {
+                digest: t.digest.clone(),
+                media_type: t.media_type.clone(),
+                names: it.names.clone(),
+                platforms: graph
+                    .platforms_of(&t.digest)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            });
+            if it.verbatim {
+                meta.index_entries.push(t.descriptor.clone());
+                continue;
+            }
+            let mut base = t.descriptor.clone();
+            strip_names(&mut base);
+            match format {
+                Format::Oci => {
+                    if it.names.is_empty() {
+                        meta.index_entries.push(base.clone());
+                    }
+                    for n in &it.names {
+                        let mut d = base.clone();
+                        set_annotation(&mut d, refname::REF_NAME, n);
+                        meta.index_entries.push(d);
+                    }
+                }
+                Format::Docker => meta.add_docker_image(layout, graph, it, &base)?,
+            }
+        }
+        Ok(meta)
+    }
+
+    /// An image of the docker format: an `index.json` entry per name (containerd's full name,
+    /// the tag as ref.name), its `manifest.json` entry and its `repositories` tags.
+    fn add_docker_image(
+        &mut self,
+        layout: &Layout,
+        graph: &Graph,
+        it: &Item,
+        base: &Value,
+    ) -> Result<()> {
+        let t = &it.target;
+        let m = graph.nodes[&t.digest]
+            .manifest
+            .as_ref()
+            .ok_or_else(|| Error::Image {
+                image: t.digest.to_string(),
+                why: format!(
+                    "is a {}, not an image manifest; the docker format carries images only (use --format oci)",
+                    t.media_type
+                ),
+            })?;
+        let cfg = graph
             .nodes
             .get(&m.config.digest)
             .and_then(|c| c.config.as_ref())
-        else {
-            continue;
-        };
-        for ((l, kind), want) in m.layers.iter().zip(&cfg.diff_ids) {
-            if let (Some(c), Ok(w)) = (layer_compression(*kind), Digest::parse(want)) {
-                diff_of.entry(l.digest.clone()).or_insert((c, w));
+            .ok_or_else(|| Error::Image {
+                image: t.digest.to_string(),
+                why: "its config is not an image config (an artifact?); use --format oci".into(),
+            })?;
+        check_loadable_config(layout, it, &m.config, m.layers.len())?;
+        let mut tags = Vec::new();
+        for n in &it.names {
+            let tag = docker_tag(n)?;
+            let full = refname::docker_normalize(&tag);
+            if tags.contains(&full) {
+                continue; // a twin of a name written already
+            }
+            let (repo, tg) = refname::split_repo_tag(&tag);
+            let tg = tg.unwrap_or("latest").to_string();
+            let mut d = base.clone();
+            set_annotation(
+                &mut d,
+                refname::CONTAINERD_IMAGE_NAME,
+                &refname::docker_normalize(&tag),
+            );
+            set_annotation(&mut d, refname::REF_NAME, &tg);
+            self.index_entries.push(d);
+            if let Some(top) = cfg.diff_ids.last() {
+                let hex = top
+                    .split_once(':')
+                    .map_or(top.as_str(), |(_, h)| h)
+                    .to_string();
+                self.repositories
+                    .entry(repo.to_string())
+                    .or_default()
+                    .insert(tg, hex);
+            }
+            // Fully qualified, as skopeo and podman write them: `docker load` accepts them,
+            // and podman then names the image docker.io/… as Docker does, rather than
+            // localhost/….
+            tags.push(full);
+        }
+        if it.names.is_empty() {
+            self.index_entries.push(base.clone());
+        }
+        self.manifest_json.push(json!({
+            "Config": blob_path(&m.config.digest),
+            "RepoTags": tags,
+            "Layers": m.layers.iter().map(|(l, _)| blob_path(&l.digest)).collect::<Vec<_>>(),
+        }));
+        Ok(())
+    }
+}
+
+/// What is checked of each blob written, the costliest first (decompressions, then by size).
+/// For the docker format every compressed layer is decompressed to its diff_id (its digest
+/// checked in the same read); every other blob has its digest checked.
+fn checks_of(graph: &Graph, blobs: &BTreeSet<Digest>, format: Format) -> Vec<(Checked, Check)> {
+    let mut diff_of: BTreeMap<Digest, (Compression, Digest)> = BTreeMap::new();
+    if format == Format::Docker {
+        for n in graph.nodes.values() {
+            let Some(m) = &n.manifest else { continue };
+            let Some(cfg) = graph
+                .nodes
+                .get(&m.config.digest)
+                .and_then(|c| c.config.as_ref())
+            else {
+                continue;
+            };
+            for ((l, kind), want) in m.layers.iter().zip(&cfg.diff_ids) {
+                if let (Some(c), Ok(w)) = (layer_compression(*kind), Digest::parse(want)) {
+                    diff_of.entry(l.digest.clone()).or_insert((c, w));
+                }
             }
         }
     }
-
-    let mut manifest_json: Vec<Value> = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut index_entries: Vec<Value> = Vec::new();
-    for it in &items {
-        let t = &it.target;
-        let node = &graph.nodes[&t.digest];
-        report.images.push(ExportedImage {
-            digest: t.digest.clone(),
-            media_type: t.media_type.clone(),
-            names: it.names.clone(),
-            platforms: graph
-                .platforms_of(&t.digest)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        });
-        if it.verbatim {
-            index_entries.push(t.descriptor.clone());
-            continue;
-        }
-        let mut base = t.descriptor.clone();
-        strip_names(&mut base);
-        match options.format {
-            Format::Oci => {
-                if it.names.is_empty() {
-                    index_entries.push(base.clone());
-                }
-                for n in &it.names {
-                    let mut d = base.clone();
-                    set_annotation(&mut d, refname::REF_NAME, n);
-                    index_entries.push(d);
-                }
-            }
-            Format::Docker => {
-                let m = node.manifest.as_ref().ok_or_else(|| Error::Image {
-                    image: t.digest.to_string(),
-                    why: format!(
-                        "is a {}, not an image manifest; the docker format carries images only (use --format oci)",
-                        t.media_type
-                    ),
-                })?;
-                let cfg = graph
-                    .nodes
-                    .get(&m.config.digest)
-                    .and_then(|c| c.config.as_ref())
-                    .ok_or_else(|| Error::Image {
-                        image: t.digest.to_string(),
-                        why: "its config is not an image config (an artifact?); use --format oci"
-                            .into(),
-                    })?;
-                check_loadable_config(layout, it, &m.config, m.layers.len())?;
-                let mut tags = Vec::new();
-                for n in &it.names {
-                    let tag = docker_tag(n)?;
-                    let full = refname::docker_normalize(&tag);
-                    if tags.contains(&full) {
-                        continue; // a twin of a name written already
-                    }
-                    let (repo, tg) = refname::split_repo_tag(&tag);
-                    let tg = tg.unwrap_or("latest").to_string();
-                    let mut d = base.clone();
-                    set_annotation(
-                        &mut d,
-                        refname::CONTAINERD_IMAGE_NAME,
-                        &refname::docker_normalize(&tag),
-                    );
-                    set_annotation(&mut d, refname::REF_NAME, &tg);
-                    index_entries.push(d);
-                    if let Some(top) = cfg.diff_ids.last() {
-                        let hex = top
-                            .split_once(':')
-                            .map_or(top.as_str(), |(_, h)| h)
-                            .to_string();
-                        repositories
-                            .entry(repo.to_string())
-                            .or_default()
-                            .insert(tg, hex);
-                    }
-                    // Fully qualified, as skopeo and podman write them: `docker load` accepts
-                    // them, and podman then names the image docker.io/… as Docker does,
-                    // rather than localhost/….
-                    tags.push(full);
-                }
-                if it.names.is_empty() {
-                    index_entries.push(base.clone());
-                }
-                manifest_json.push(json!({
-                    "Config": blob_path(&m.config.digest),
-                    "RepoTags": tags,
-                    "Layers": m.layers.iter().map(|(l, _)| blob_path(&l.digest)).collect::<Vec<_>>(),
-                }));
-            }
-        }
-    }
-
-    // Write: blobs (sorted), then the metadata, like `docker save` (lexical order).
-    let total: u64 = blobs
-        .iter()
-        .filter_map(|d| graph.nodes.get(d))
-        .map(|n| n.size)
-        .sum();
-    progress.start("export", total);
-    // Every blob is hashed, and for the docker format every compressed layer decompressed to
-    // its diff_id, in parallel (one job per core, each blob read once more, from the page
-    // cache) while this thread streams the archive, by the kernel when it is a file. The
-    // archive is reported written only when every check passed.
-    // A layer whose diff_id is checked has its digest checked in the same read.
     let mut checks: Vec<(Checked, Check)> = blobs
         .iter()
         .map(|d| {
@@ -288,10 +357,7 @@ pub fn export<W: Sink>(
                 size: graph.nodes[d].size,
             };
             let check = match diff_of.get(d) {
-                Some((comp, want))
-                    if options.format == Format::Docker
-                        && !(*comp == Compression::None && want == d) =>
-                {
+                Some((comp, want)) if !(*comp == Compression::None && want == d) => {
                     Check::DiffId(*comp, want.clone())
                 }
                 _ => Check::Digest,
@@ -299,85 +365,112 @@ pub fn export<W: Sink>(
             (c, check)
         })
         .collect();
-    // The costliest first: decompressions, then by size.
     checks.sort_by_key(|(c, k)| (!matches!(k, Check::DiffId(..)), std::cmp::Reverse(c.size)));
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (written, out) = std::thread::scope(|scope| -> Result<(u64, W)> {
-        let checker = scope.spawn(|| -> Result<()> {
-            use rayon::prelude::*;
-            use std::sync::atomic::Ordering;
-            checks.par_iter().try_for_each(|(c, k)| {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                match k {
-                    Check::Digest => {
-                        ocitool_layout::txn::verify_file(&layout.blob_path(&c.digest), c)
-                            .map_err(Error::from)
+    checks
+}
+
+/// What the archive is written from.
+struct Archive<'a> {
+    layout: &'a Layout,
+    graph: &'a Graph,
+    blobs: &'a BTreeSet<Digest>,
+    format: Format,
+}
+
+impl Archive<'_> {
+    /// Streams the archive into `out` (by the kernel when it is a file) while `checks` run in
+    /// parallel on other threads (one job per core, each blob read once more, from the page
+    /// cache). The archive is reported written only when every check passed: the bytes
+    /// written, with the end-of-archive blocks, and the sink.
+    fn write<W: Sink>(
+        &self,
+        checks: Vec<(Checked, Check)>,
+        meta: Metadata,
+        out: W,
+        progress: &dyn Progress,
+        blobs_written: &mut usize,
+    ) -> Result<(u64, W)> {
+        let layout = self.layout;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| -> Result<(u64, W)> {
+            let checker = scope.spawn(|| -> Result<()> {
+                use rayon::prelude::*;
+                use std::sync::atomic::Ordering;
+                checks.par_iter().try_for_each(|(c, k)| {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
                     }
-                    Check::DiffId(comp, want) => check_diff_id(layout, c, *comp, want),
-                }
-            })
-        });
-        let mut tw = TarWriter::new(out);
-        let mut write = || -> Result<()> {
-            tw.dir("blobs/")?;
-            let mut algs: Vec<&str> = blobs.iter().map(|d| d.algorithm().name()).collect();
-            algs.dedup();
-            for alg in algs {
-                tw.dir(&format!("blobs/{alg}/"))?;
-                for d in blobs.iter().filter(|d| d.algorithm().name() == alg) {
-                    let size = graph.nodes[d].size;
-                    tw.blob(
-                        layout,
-                        &blob_path(d),
-                        &Checked {
-                            digest: d.clone(),
-                            size,
-                        },
-                        progress,
-                    )?;
-                    report.blobs += 1;
-                }
+                    match k {
+                        Check::Digest => {
+                            ocitool_layout::txn::verify_file(&layout.blob_path(&c.digest), c)
+                                .map_err(Error::from)
+                        }
+                        Check::DiffId(comp, want) => check_diff_id(layout, c, *comp, want),
+                    }
+                })
+            });
+            let mut tw = TarWriter::new(out);
+            let wrote = self.entries(&mut tw, meta, progress, blobs_written);
+            if wrote.is_err() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            let mut index_doc = Map::new();
-            index_doc.insert("schemaVersion".into(), Value::from(2));
-            index_doc.insert("mediaType".into(), Value::from(media::OCI_INDEX));
-            index_doc.insert(
-                "manifests".into(),
-                Value::Array(std::mem::take(&mut index_entries)),
-            );
-            tw.file("index.json", &ocitool_spec::canonical::to_vec(&index_doc))?;
-            if options.format == Format::Docker {
-                tw.file(
-                    "manifest.json",
-                    &ocitool_spec::canonical::to_vec(&manifest_json),
+            let checked = checker
+                .join()
+                .unwrap_or_else(|_| Err(Error::Archive("the diff_id checker panicked".into())));
+            wrote?;
+            checked?;
+            let written = tw.written() + 1024;
+            Ok((written, tw.finish()?))
+        })
+    }
+
+    /// The entries: blobs (sorted), then the metadata, like `docker save` (lexical order).
+    fn entries<W: Sink>(
+        &self,
+        tw: &mut TarWriter<W>,
+        meta: Metadata,
+        progress: &dyn Progress,
+        blobs_written: &mut usize,
+    ) -> Result<()> {
+        tw.dir("blobs/")?;
+        let mut algs: Vec<&str> = self.blobs.iter().map(|d| d.algorithm().name()).collect();
+        algs.dedup();
+        for alg in algs {
+            tw.dir(&format!("blobs/{alg}/"))?;
+            for d in self.blobs.iter().filter(|d| d.algorithm().name() == alg) {
+                let size = self.graph.nodes[d].size;
+                tw.blob(
+                    self.layout,
+                    &blob_path(d),
+                    &Checked {
+                        digest: d.clone(),
+                        size,
+                    },
+                    progress,
                 )?;
+                *blobs_written += 1;
             }
-            tw.file("oci-layout", ocitool_layout::OCI_LAYOUT_CONTENT)?;
-            if options.format == Format::Docker {
-                tw.file(
-                    "repositories",
-                    &ocitool_spec::canonical::to_vec(&repositories),
-                )?;
-            }
-            Ok(())
-        };
-        let wrote = write();
-        if wrote.is_err() {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let checked = checker
-            .join()
-            .unwrap_or_else(|_| Err(Error::Archive("the diff_id checker panicked".into())));
-        wrote?;
-        checked?;
-        let written = tw.written() + 1024;
-        Ok((written, tw.finish()?))
-    })?;
-    progress.finish();
-    report.bytes = written;
-    Ok((report, out))
+        let mut index_doc = Map::new();
+        index_doc.insert("schemaVersion".into(), Value::from(2));
+        index_doc.insert("mediaType".into(), Value::from(media::OCI_INDEX));
+        index_doc.insert("manifests".into(), Value::Array(meta.index_entries));
+        tw.file("index.json", &ocitool_spec::canonical::to_vec(&index_doc))?;
+        if self.format == Format::Docker {
+            tw.file(
+                "manifest.json",
+                &ocitool_spec::canonical::to_vec(&meta.manifest_json),
+            )?;
+        }
+        tw.file("oci-layout", ocitool_layout::OCI_LAYOUT_CONTENT)?;
+        if self.format == Format::Docker {
+            tw.file(
+                "repositories",
+                &ocitool_spec::canonical::to_vec(&meta.repositories),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// What is checked of an exported blob.

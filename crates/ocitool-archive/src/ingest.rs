@@ -354,6 +354,8 @@ fn is_tar(first: &[u8]) -> bool {
     first.len() >= 262 && &first[257..262] == b"ustar"
 }
 
+/// Streams one member into its destination, hashed as it goes (and decoded on the side for
+/// its diff_id), and checks it against its declared size and the digest its name promises.
 fn stream_member(
     entry: &mut impl Read,
     name: &str,
@@ -364,34 +366,106 @@ fn stream_member(
     buf: &mut [u8],
 ) -> Result<Member> {
     let promised = promised_digest(name);
-    let algorithm = promised
-        .as_ref()
-        .map_or(Algorithm::Sha256, Digest::algorithm);
-    let already = match (&promised, &*store) {
-        (Some(d), Store::Layout(txn)) => txn.has_blob(&Checked {
-            digest: d.clone(),
-            size: declared,
-        })?,
-        _ => false,
+    let incoming = Incoming {
+        name,
+        declared,
+        algorithm: promised
+            .as_ref()
+            .map_or(Algorithm::Sha256, Digest::algorithm),
+        already: match (&promised, &*store) {
+            (Some(d), Store::Layout(txn)) => txn.has_blob(&Checked {
+                digest: d.clone(),
+                size: declared,
+            })?,
+            _ => false,
+        },
+        limits,
+        convert,
     };
     let read_err = |e: io::Error| match archive_error("read", e) {
         Error::Archive(m) => Error::entry(name, m),
         other => other,
     };
     let stage_err = |e: io::Error| Error::io(format!("stage archive member {name}"))(e);
-    // The destination is chosen on the first chunk: its magic bytes say whether the member is
-    // compressed (then decoded on the side for its diff_id) or an uncompressed tar (then
-    // re-encoded on the way in when asked).
     let mut dest: Option<Dest> = None;
-    let choose = |first: &[u8], store: &mut Store<'_, '_>| -> Result<Dest> {
+    let mut side = SideHash::none();
+    let mut total: u64 = 0;
+    loop {
+        let n = match entry.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        if total == 0 {
+            side = SideHash::start(&buf[..n], incoming.algorithm, limits);
+            dest = Some(incoming.choose(&buf[..n], store)?);
+        }
+        total += n as u64;
+        dest.as_mut()
+            .expect("chosen on the first chunk")
+            .write_all(&buf[..n])
+            .map_err(stage_err)?;
+        side.feed(&buf[..n], total, limits, name)?;
+    }
+    if total != declared {
+        return Err(Error::entry(
+            name,
+            format!("the archive is truncated ({total} of {declared} bytes)"),
+        ));
+    }
+    let compression = side.compression;
+    let uncompressed = side.finish(limits, name)?;
+    let dest = match dest {
+        Some(d) => d,
+        None => incoming.choose(&[], store)?, // an empty member
+    };
+    let (checked, converted) = dest.finish(store, name)?;
+    if let Some(p) = promised
+        && p != checked.digest
+    {
+        return Err(Error::entry(
+            name,
+            format!(
+                "content hashes to {}, not the digest its name promises",
+                checked.digest
+            ),
+        ));
+    }
+    Ok(Member {
+        digest: checked.digest,
+        size: checked.size,
+        compression,
+        uncompressed,
+        converted,
+    })
+}
+
+/// What is known of a member before its bytes: where they may go.
+struct Incoming<'a> {
+    name: &'a str,
+    declared: u64,
+    algorithm: Algorithm,
+    /// The layout already holds the blob the name promises: its bytes are only hashed.
+    already: bool,
+    limits: &'a Limits,
+    convert: Option<ConvertTo>,
+}
+
+impl Incoming<'_> {
+    /// The destination, chosen on the first chunk: its magic bytes say whether the member is
+    /// an uncompressed tar (then re-encoded on the way in when asked) and, without a layout,
+    /// whether it may be a JSON document to keep.
+    fn choose(&self, first: &[u8], store: &mut Store<'_, '_>) -> Result<Dest> {
+        let (name, declared, algorithm) = (self.name, self.declared, self.algorithm);
         let txn = match store {
             Store::Layout(txn) => txn,
             Store::Memory(docs) => {
                 let named = matches!(name, "manifest.json" | "index.json" | "oci-layout");
-                if declared > limits.json_limit || !(named || may_be_document(first)) {
+                if declared > self.limits.json_limit || !(named || may_be_document(first)) {
                     return Ok(Dest::Hash(HashingWriter::new(io::sink(), algorithm)));
                 }
-                let budget = limits.document_budget();
+                let budget = self.limits.document_budget();
                 if docs.bytes.saturating_add(declared) > budget {
                     return Err(Error::entry(
                         name,
@@ -407,7 +481,7 @@ fn stream_member(
                 )));
             }
         };
-        if let Some(c) = convert
+        if let Some(c) = self.convert
             && algorithm == Algorithm::Sha256
             && is_tar(first)
         {
@@ -428,52 +502,67 @@ fn stream_member(
                 to: c.compression,
             });
         }
-        Ok(if already {
+        Ok(if self.already {
             Dest::Hash(HashingWriter::new(io::sink(), algorithm))
         } else {
             Dest::Stage(txn.blob_writer(algorithm)?)
         })
-    };
-    let mut decoder: Option<SideDecoder> = None;
-    // An uncompressed member named by sha512 is also hashed by sha256, its diff_id.
-    let mut sha256: Option<ocitool_digest::Hasher> = None;
-    let mut compression = Compression::None;
-    let mut total: u64 = 0;
-    loop {
-        let n = match entry.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e)),
-        };
-        if total == 0 {
-            compression = Compression::detect(&buf[..n]);
-            if compression != Compression::None && compression.is_layer_codec() && limits.diff_ids {
-                decoder = Some(SideDecoder::spawn(
+    }
+}
+
+/// What computes a member's diff_id while it streams: a decoder on another thread for a
+/// compressed layer (bounded by the ratio limit), or a sha256 of an uncompressed member named
+/// by another algorithm.
+struct SideHash {
+    /// Detected on the first chunk.
+    compression: Compression,
+    decoder: Option<SideDecoder>,
+    sha256: Option<ocitool_digest::Hasher>,
+}
+
+impl SideHash {
+    /// Before the first chunk (and for an empty member).
+    fn none() -> SideHash {
+        SideHash {
+            compression: Compression::None,
+            decoder: None,
+            sha256: None,
+        }
+    }
+
+    fn start(first: &[u8], algorithm: Algorithm, limits: &Limits) -> SideHash {
+        let compression = Compression::detect(first);
+        let decoder = (compression != Compression::None
+            && compression.is_layer_codec()
+            && limits.diff_ids)
+            .then(|| {
+                SideDecoder::spawn(
                     compression,
                     limits.decode,
                     RatioLimit {
                         ratio: limits.max_ratio,
                         slack: limits.ratio_slack,
                     },
-                ));
-            }
-            if compression == Compression::None && algorithm != Algorithm::Sha256 && limits.diff_ids
-            {
-                sha256 = Some(ocitool_digest::Hasher::new(Algorithm::Sha256));
-            }
-            dest = Some(choose(&buf[..n], store)?);
+                )
+            });
+        let sha256 = (compression == Compression::None
+            && algorithm != Algorithm::Sha256
+            && limits.diff_ids)
+            .then(|| ocitool_digest::Hasher::new(Algorithm::Sha256));
+        SideHash {
+            compression,
+            decoder,
+            sha256,
         }
-        if let Some(h) = sha256.as_mut() {
-            h.update(&buf[..n]);
+    }
+
+    /// Feeds a chunk; `total` is what the member has given so far, this chunk included.
+    fn feed(&mut self, chunk: &[u8], total: u64, limits: &Limits, name: &str) -> Result<()> {
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(chunk);
         }
-        total += n as u64;
-        dest.as_mut()
-            .expect("chosen on the first chunk")
-            .write_all(&buf[..n])
-            .map_err(stage_err)?;
-        if let Some(d) = decoder.as_mut() {
-            d.feed(&buf[..n]);
+        if let Some(d) = self.decoder.as_mut() {
+            d.feed(chunk);
             let produced = d.produced();
             if produced > limits.ratio_slack
                 && produced
@@ -490,78 +579,72 @@ fn stream_member(
                 ));
             }
         }
+        Ok(())
     }
-    if total != declared {
-        return Err(Error::entry(
-            name,
-            format!("the archive is truncated ({total} of {declared} bytes)"),
-        ));
+
+    /// The diff_id of the member, or why it has none; `None` when not computed (unpack, or
+    /// uncompressed and named by sha256: its digest is its diff_id).
+    fn finish(
+        self,
+        limits: &Limits,
+        name: &str,
+    ) -> Result<Option<std::result::Result<Digest, String>>> {
+        let compression = self.compression;
+        Ok(match self.decoder.map(SideDecoder::finish) {
+            Some(Err(SideError::Bomb(msg))) => return Err(Error::entry(name, msg)),
+            Some(Err(SideError::Decode(e))) => Some(Err(e)),
+            Some(Ok(d)) => Some(Ok(d)),
+            // xz and bzip2 (which `docker load` reads in layers) are named, not decoded: no
+            // layer media type could describe such a layer as it is.
+            None if self.sha256.is_some() => self.sha256.map(|h| Ok(h.finish())),
+            None if limits.diff_ids && !compression.is_layer_codec() => Some(Err(format!(
+                "it is {compression}-compressed, and no OCI or Docker layer media type names {compression}"
+            ))),
+            None => None,
+        })
     }
-    // The diff_id of a compressed member; `None` when not computed (unpack, or uncompressed).
-    let uncompressed = match decoder.map(SideDecoder::finish) {
-        Some(Err(SideError::Bomb(msg))) => return Err(Error::entry(name, msg)),
-        Some(Err(SideError::Decode(e))) => Some(Err(e)),
-        Some(Ok(d)) => Some(Ok(d)),
-        // xz and bzip2 (which `docker load` reads in layers) are named, not decoded: no
-        // layer media type could describe such a layer as it is.
-        None if sha256.is_some() => sha256.map(|h| Ok(h.finish())),
-        None if limits.diff_ids && !compression.is_layer_codec() => Some(Err(format!(
-            "it is {compression}-compressed, and no OCI or Docker layer media type names {compression}"
-        ))),
-        None => None,
-    };
-    let dest = match dest {
-        Some(d) => d,
-        None => choose(&[], store)?, // an empty member
-    };
-    let (checked, converted) = match dest {
-        Dest::Stage(w) => (store.finish_blob(w)?, None),
-        Dest::Hash(h) => {
-            let (digest, size, _) = h.finish();
-            (Checked { digest, size }, None)
-        }
-        Dest::Keep(h) => {
-            let (digest, size, bytes) = h.finish();
-            if let Store::Memory(docs) = store {
-                docs.by_digest.insert(digest.clone(), bytes);
+}
+
+impl Dest {
+    /// What the member's bytes hash to, and for a converted member the blob it became.
+    fn finish(
+        self,
+        store: &mut Store<'_, '_>,
+        name: &str,
+    ) -> Result<(Checked, Option<(Checked, Compression)>)> {
+        Ok(match self {
+            Dest::Stage(w) => (store.finish_blob(w)?, None),
+            Dest::Hash(h) => {
+                let (digest, size, _) = h.finish();
+                (Checked { digest, size }, None)
             }
-            (Checked { digest, size }, None)
-        }
-        Dest::Convert {
-            raw,
-            count,
-            enc,
-            to,
-        } => {
-            let w = enc.finish().map_err(stage_err)?;
-            let made = store.finish_blob(w)?;
-            (
-                Checked {
-                    digest: raw.finish(),
-                    size: count,
-                },
-                Some((made, to)),
-            )
-        }
-    };
-    if let Some(p) = promised
-        && p != checked.digest
-    {
-        return Err(Error::entry(
-            name,
-            format!(
-                "content hashes to {}, not the digest its name promises",
-                checked.digest
-            ),
-        ));
+            Dest::Keep(h) => {
+                let (digest, size, bytes) = h.finish();
+                if let Store::Memory(docs) = store {
+                    docs.by_digest.insert(digest.clone(), bytes);
+                }
+                (Checked { digest, size }, None)
+            }
+            Dest::Convert {
+                raw,
+                count,
+                enc,
+                to,
+            } => {
+                let w = enc
+                    .finish()
+                    .map_err(Error::io(format!("stage archive member {name}")))?;
+                let made = store.finish_blob(w)?;
+                (
+                    Checked {
+                        digest: raw.finish(),
+                        size: count,
+                    },
+                    Some((made, to)),
+                )
+            }
+        })
     }
-    Ok(Member {
-        digest: checked.digest,
-        size: checked.size,
-        compression,
-        uncompressed,
-        converted,
-    })
 }
 
 impl Store<'_, '_> {

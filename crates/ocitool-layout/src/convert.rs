@@ -78,6 +78,9 @@ struct Job {
     diff_id: Digest,
 }
 
+/// Converts SOURCE into TARGET: checks the options, walks SOURCE, plans the layers that change
+/// compression, re-encodes them, writes the manifests (and index) that change, and sets TARGET
+/// in one `index.json` update.
 pub fn convert(
     layout: &Layout,
     source: &str,
@@ -87,6 +90,59 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     // A name ocitool creates: one docker, podman and containerd load.
     ocitool_spec::refname::validate_new(target)?;
+    check_options(options)?;
+    let mut txn = Transaction::begin(layout)?;
+    txn.set_force(options.force);
+    let (src, graph) = walk_source(layout, source)?;
+    let root = resolve::for_platform(
+        &graph,
+        (Digest::parse(source).is_err()).then_some(source),
+        &src,
+        options.platform.as_ref(),
+        false,
+    )?;
+    let manifests = manifests_of(&graph, &root, source)?;
+    let jobs = plan_layers(&graph, &manifests, options)?;
+    let produced = reencode_all(layout, &mut txn, jobs, options, progress)?;
+
+    let mut report = ConvertReport {
+        source: Some(src.digest.clone()),
+        ..Default::default()
+    };
+    let mut new_manifests: BTreeMap<Digest, (Checked, String)> = BTreeMap::new();
+    for md in &manifests {
+        if let Some(written) = rewrite_manifest(
+            layout,
+            &mut txn,
+            &graph,
+            md,
+            &produced,
+            options,
+            &mut report.layers,
+        )? {
+            report.manifests_written += 1;
+            new_manifests.insert(md.clone(), written);
+        }
+    }
+    let (new_root, root_mt) = new_root(layout, &mut txn, &root, &new_manifests, options.family)?;
+    let mut desc = root.descriptor.clone();
+    if let Some(o) = desc.as_object_mut() {
+        o.insert("mediaType".into(), Value::from(root_mt.as_str()));
+        o.insert("digest".into(), Value::from(new_root.digest.to_string()));
+        o.insert("size".into(), Value::from(new_root.size));
+        o.remove("annotations");
+    }
+    report.target_digest = Some(new_root.digest.clone());
+    report.target_media_type = root_mt;
+    txn.commit(|idx| {
+        idx.set_ref(target, &desc);
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+/// Refuses options that cannot make a loadable image, before anything is read.
+fn check_options(options: &ConvertOptions) -> Result<()> {
     if let Some(c) = options.compression
         && !c.is_layer_codec()
     {
@@ -109,8 +165,12 @@ pub fn convert(
             )));
         }
     }
-    let mut txn = Transaction::begin(layout)?;
-    txn.set_force(options.force);
+    Ok(())
+}
+
+/// Resolves SOURCE and walks its graph with configs read and blobs checked present; any
+/// problem refuses the conversion.
+fn walk_source(layout: &Layout, source: &str) -> Result<(Target, Graph)> {
     let index = layout.read_index()?;
     let src = resolve::resolve(layout, &index, source)?;
     let walk = WalkOptions {
@@ -131,18 +191,14 @@ pub fn convert(
             p.problem
         )));
     }
+    Ok((src, graph))
+}
 
-    // The manifests to convert.
-    let root = resolve::for_platform(
-        &graph,
-        (Digest::parse(source).is_err()).then_some(source),
-        &src,
-        options.platform.as_ref(),
-        false,
-    )?;
-    let manifests: Vec<Digest> = match root.kind() {
-        Kind::Manifest => vec![root.digest.clone()],
-        Kind::Index => graph.nodes[&root.digest]
+/// The manifests to convert: the root itself, or the present manifests of the root index.
+fn manifests_of(graph: &Graph, root: &Target, source: &str) -> Result<Vec<Digest>> {
+    match root.kind() {
+        Kind::Manifest => Ok(vec![root.digest.clone()]),
+        Kind::Index => Ok(graph.nodes[&root.digest]
             .children
             .iter()
             .filter(|d| {
@@ -152,18 +208,23 @@ pub fn convert(
                     .is_some_and(|n| n.kind == Kind::Manifest && n.presence == Presence::Present)
             })
             .cloned()
-            .collect(),
-        _ => {
-            return Err(Error::Invalid(format!(
-                "{source} is a {}, not an image manifest or index",
-                root.media_type
-            )));
-        }
-    };
+            .collect()),
+        _ => Err(Error::Invalid(format!(
+            "{source} is a {}, not an image manifest or index",
+            root.media_type
+        ))),
+    }
+}
 
-    // Plan each layer.
+/// One job per (layer, target compression) whose compression changes, with the diff_id its
+/// decoded bytes must hash to. Artifacts, foreign layers and unknown layer types are refused.
+fn plan_layers(
+    graph: &Graph,
+    manifests: &[Digest],
+    options: &ConvertOptions,
+) -> Result<BTreeMap<(Digest, Compression), Job>> {
     let mut jobs: BTreeMap<(Digest, Compression), Job> = BTreeMap::new();
-    for md in &manifests {
+    for md in manifests {
         let node = &graph.nodes[md];
         let m = node
             .manifest
@@ -215,9 +276,19 @@ pub fn convert(
             }
         }
     }
+    Ok(jobs)
+}
 
-    // Re-encode. Writers are made here (they need the transaction), filled in parallel, and
-    // finished here: each is the transaction's own blob writer, hashed as it is written.
+/// Re-encodes every planned layer, largest first, in parallel. Writers are made here (they
+/// need the transaction), filled in parallel, and finished here: each is the transaction's own
+/// blob writer, hashed as it is written.
+fn reencode_all(
+    layout: &Layout,
+    txn: &mut Transaction,
+    jobs: BTreeMap<(Digest, Compression), Job>,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<(Digest, Compression), Checked>> {
     let mut job_list: Vec<((Digest, Compression), Job)> = jobs.into_iter().collect();
     job_list.sort_by_key(|j| std::cmp::Reverse(j.1.blob.size));
     progress.start("convert", job_list.iter().map(|(_, j)| j.blob.size).sum());
@@ -257,138 +328,136 @@ pub fn convert(
         let made = txn.finish_blob(w, None)?;
         produced.insert(key, made);
     }
+    Ok(produced)
+}
 
-    // New manifests.
-    let mut report = ConvertReport {
-        source: Some(src.digest.clone()),
-        ..Default::default()
+/// Manifest `md` with its layers pointed at their converted blobs and its media types in the
+/// target family, staged; `None` when nothing changes (the manifest stays as it is, bytes and
+/// digest). Every layer's outcome is pushed to `layers`.
+fn rewrite_manifest(
+    layout: &Layout,
+    txn: &mut Transaction,
+    graph: &Graph,
+    md: &Digest,
+    produced: &BTreeMap<(Digest, Compression), Checked>,
+    options: &ConvertOptions,
+    layers_out: &mut Vec<LayerResult>,
+) -> Result<Option<(Checked, String)>> {
+    let raw = layout.read_json_blob(&Checked {
+        digest: md.clone(),
+        size: graph.nodes[md].size,
+    })?;
+    let mut doc: Value =
+        serde_json::from_slice(&raw).map_err(|e| Error::Invalid(format!("{md}: {e}")))?;
+    let from_family = if media::is_docker(&graph.nodes[md].media_type) {
+        Family::Docker
+    } else {
+        Family::Oci
     };
-    let mut new_manifests: BTreeMap<Digest, (Checked, String)> = BTreeMap::new();
-    for md in &manifests {
-        let raw = layout.read_json_blob(&Checked {
-            digest: md.clone(),
-            size: graph.nodes[md].size,
-        })?;
-        let mut doc: Value =
-            serde_json::from_slice(&raw).map_err(|e| Error::Invalid(format!("{md}: {e}")))?;
-        let from_family = if media::is_docker(&graph.nodes[md].media_type) {
-            Family::Docker
+    let family = options.family.unwrap_or(from_family);
+    let mut changed = family != from_family;
+    let layers = doc
+        .get_mut("layers")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| Error::Invalid(format!("{md}: no layers array")))?;
+    let m = graph.nodes[md]
+        .manifest
+        .as_ref()
+        .expect("plan_layers checked it");
+    for (l, (c, kind)) in layers.iter_mut().zip(&m.layers) {
+        let Kind::Layer { compression, .. } = *kind else {
+            continue;
+        };
+        let to = options.compression.unwrap_or(compression);
+        let (out, reused) = if to == compression {
+            (c.clone(), true)
         } else {
-            Family::Oci
+            changed = true;
+            (produced[&(c.digest.clone(), to)].clone(), false)
         };
-        let family = options.family.unwrap_or(from_family);
-        let mut changed = family != from_family;
-        let layers = doc
-            .get_mut("layers")
-            .and_then(Value::as_array_mut)
-            .ok_or_else(|| Error::Invalid(format!("{md}: no layers array")))?;
-        let m = graph.nodes[md].manifest.as_ref().expect("checked above");
-        for (l, (c, kind)) in layers.iter_mut().zip(&m.layers) {
-            let Kind::Layer { compression, .. } = *kind else {
-                continue;
-            };
-            let to = options.compression.unwrap_or(compression);
-            let (out, reused) = if to == compression {
-                (c.clone(), true)
-            } else {
-                changed = true;
-                (produced[&(c.digest.clone(), to)].clone(), false)
-            };
-            let mt = media_type_of(to, family);
-            if let Some(o) = l.as_object_mut() {
-                if !reused {
-                    drop_compression_annotations(o);
-                }
-                o.insert("mediaType".into(), Value::from(mt.as_str()));
-                o.insert("digest".into(), Value::from(out.digest.to_string()));
-                o.insert("size".into(), Value::from(out.size));
+        let mt = media_type_of(to, family);
+        if let Some(o) = l.as_object_mut() {
+            if !reused {
+                drop_compression_annotations(o);
             }
-            report.layers.push(LayerResult {
-                from: c.clone(),
-                from_media_type: media_type_of(compression, from_family),
-                to: out,
-                to_media_type: mt.to_string(),
-                reused,
-            });
+            o.insert("mediaType".into(), Value::from(mt.as_str()));
+            o.insert("digest".into(), Value::from(out.digest.to_string()));
+            o.insert("size".into(), Value::from(out.size));
         }
-        if !changed {
-            continue; // the manifest stays as it is, bytes and digest
-        }
-        let (mmt, cmt) = match family {
-            Family::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG),
-            Family::Docker => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG),
-        };
-        if let Some(o) = doc.as_object_mut() {
-            o.insert("mediaType".into(), Value::from(mmt));
-            if let Some(cfg) = o.get_mut("config").and_then(Value::as_object_mut) {
-                cfg.insert("mediaType".into(), Value::from(cmt));
-            }
-        }
-        let bytes = ocitool_spec::canonical::to_vec(&doc);
-        let c = txn.stage_bytes(&bytes, None)?;
-        report.manifests_written += 1;
-        new_manifests.insert(md.clone(), (c, mmt.to_string()));
+        layers_out.push(LayerResult {
+            from: c.clone(),
+            from_media_type: media_type_of(compression, from_family),
+            to: out,
+            to_media_type: mt.to_string(),
+            reused,
+        });
     }
+    if !changed {
+        return Ok(None);
+    }
+    let (mmt, cmt) = match family {
+        Family::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG),
+        Family::Docker => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG),
+    };
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("mediaType".into(), Value::from(mmt));
+        if let Some(cfg) = o.get_mut("config").and_then(Value::as_object_mut) {
+            cfg.insert("mediaType".into(), Value::from(cmt));
+        }
+    }
+    let bytes = ocitool_spec::canonical::to_vec(&doc);
+    let c = txn.stage_bytes(&bytes, None)?;
+    Ok(Some((c, mmt.to_string())))
+}
 
-    // The new root: a manifest, or an index over the converted manifests.
-    let (new_root, root_mt) = match root.kind() {
-        Kind::Manifest => match new_manifests.get(&root.digest) {
+/// The new root and its media type: the converted manifest, or an index over the converted
+/// manifests (in the target family), or the root as it is when nothing changed.
+fn new_root(
+    layout: &Layout,
+    txn: &mut Transaction,
+    root: &Target,
+    new_manifests: &BTreeMap<Digest, (Checked, String)>,
+    family: Option<Family>,
+) -> Result<(Checked, String)> {
+    if root.kind() == Kind::Manifest {
+        return Ok(match new_manifests.get(&root.digest) {
             Some((c, mt)) => (c.clone(), mt.clone()),
             None => (root.checked(), root.media_type.clone()),
-        },
-        _ => {
-            if new_manifests.is_empty() && options.family.is_none() {
-                (root.checked(), root.media_type.clone())
-            } else {
-                let raw = layout.read_json_blob(&root.checked())?;
-                let mut doc: Value = serde_json::from_slice(&raw)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", root.digest)))?;
-                if let Some(children) = doc.get_mut("manifests").and_then(Value::as_array_mut) {
-                    for ch in children.iter_mut() {
-                        let Some(d) = ch
-                            .get("digest")
-                            .and_then(Value::as_str)
-                            .and_then(|d| Digest::parse(d).ok())
-                        else {
-                            continue;
-                        };
-                        if let (Some((c, mt)), Some(o)) =
-                            (new_manifests.get(&d), ch.as_object_mut())
-                        {
-                            o.insert("mediaType".into(), Value::from(mt.as_str()));
-                            o.insert("digest".into(), Value::from(c.digest.to_string()));
-                            o.insert("size".into(), Value::from(c.size));
-                        }
-                    }
-                }
-                let imt = match options.family {
-                    Some(Family::Docker) => media::DOCKER_MANIFEST_LIST,
-                    Some(Family::Oci) => media::OCI_INDEX,
-                    None => root.media_type.as_str(),
-                }
-                .to_string();
-                if let Some(o) = doc.as_object_mut() {
-                    o.insert("mediaType".into(), Value::from(imt.as_str()));
-                }
-                let bytes = ocitool_spec::canonical::to_vec(&doc);
-                (txn.stage_bytes(&bytes, None)?, imt)
+        });
+    }
+    if new_manifests.is_empty() && family.is_none() {
+        return Ok((root.checked(), root.media_type.clone()));
+    }
+    let raw = layout.read_json_blob(&root.checked())?;
+    let mut doc: Value = serde_json::from_slice(&raw)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", root.digest)))?;
+    if let Some(children) = doc.get_mut("manifests").and_then(Value::as_array_mut) {
+        for ch in children.iter_mut() {
+            let Some(d) = ch
+                .get("digest")
+                .and_then(Value::as_str)
+                .and_then(|d| Digest::parse(d).ok())
+            else {
+                continue;
+            };
+            if let (Some((c, mt)), Some(o)) = (new_manifests.get(&d), ch.as_object_mut()) {
+                o.insert("mediaType".into(), Value::from(mt.as_str()));
+                o.insert("digest".into(), Value::from(c.digest.to_string()));
+                o.insert("size".into(), Value::from(c.size));
             }
         }
-    };
-    let mut desc = root.descriptor.clone();
-    if let Some(o) = desc.as_object_mut() {
-        o.insert("mediaType".into(), Value::from(root_mt.as_str()));
-        o.insert("digest".into(), Value::from(new_root.digest.to_string()));
-        o.insert("size".into(), Value::from(new_root.size));
-        o.remove("annotations");
     }
-    report.target_digest = Some(new_root.digest.clone());
-    report.target_media_type = root_mt;
-    txn.commit(|idx| {
-        idx.set_ref(target, &desc);
-        Ok(())
-    })?;
-    Ok(report)
+    let imt = match family {
+        Some(Family::Docker) => media::DOCKER_MANIFEST_LIST,
+        Some(Family::Oci) => media::OCI_INDEX,
+        None => root.media_type.as_str(),
+    }
+    .to_string();
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("mediaType".into(), Value::from(imt.as_str()));
+    }
+    let bytes = ocitool_spec::canonical::to_vec(&doc);
+    Ok((txn.stage_bytes(&bytes, None)?, imt))
 }
 
 /// Reads a layer once: its bytes hashed (on another thread) and checked against its digest,

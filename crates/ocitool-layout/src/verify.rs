@@ -64,15 +64,35 @@ struct Outcome {
 /// Verifies a layout. Problems go into the report; `Err` only for a failure to run at all.
 pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> Result<Report> {
     let mut report = Report::default();
-    let opts = WalkOptions {
-        read_configs: true,
-        check_presence: true,
-    };
     let whole = matches!(scope, Scope::Whole);
     if whole {
         report.problems.extend(structure_problems(layout));
     }
-    let graph = match scope {
+    let graph = walk_scope(layout, scope, &mut report);
+    report.problems.extend(graph.problems.iter().cloned());
+    note_allowed_absences(&graph, &mut report);
+    let jobs = if whole {
+        every_blob_file(layout, &graph, &mut report)?
+    } else {
+        reached_blobs(layout, &graph, &mut report)
+    };
+    let diff_ids = hash_blobs(layout, jobs, progress, &mut report);
+    check_diff_ids(&graph, &diff_ids, &mut report);
+    report.problems.sort();
+    report.problems.dedup();
+    report.notes.sort();
+    report.notes.dedup();
+    Ok(report)
+}
+
+/// The graph to check: every `index.json` descriptor (duplicate ref names and an unreadable
+/// `index.json` reported), or the given roots.
+fn walk_scope(layout: &Layout, scope: Scope, report: &mut Report) -> Graph {
+    let opts = WalkOptions {
+        read_configs: true,
+        check_presence: true,
+    };
+    match scope {
         Scope::Whole => match layout.read_index() {
             Ok(index) => {
                 let dups = duplicate_ref_names(&index, &mut report.notes);
@@ -95,8 +115,11 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
             }
         },
         Scope::Roots(roots) => Graph::walk(layout, &roots, opts),
-    };
-    report.problems.extend(graph.problems.iter().cloned());
+    }
+}
+
+/// Blobs absent where the spec allows it are said, not reported as problems.
+fn note_allowed_absences(graph: &Graph, report: &mut Report) {
     for (d, n) in &graph.nodes {
         if n.presence == Presence::AbsentAllowed {
             report.notes.push(format!(
@@ -109,86 +132,109 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
             ));
         }
     }
+}
 
-    // Which blobs to hash, and how to decompress the layers among them.
-    let mut jobs: Vec<Job> = Vec::new();
-    let job_for = |digest: &Digest, size: u64| Job {
+/// A blob to hash; a layer is decompressed to its diff_id in the same read.
+fn job_for(graph: &Graph, digest: &Digest, size: u64) -> Job {
+    Job {
         digest: digest.clone(),
         size,
         compression: graph
             .nodes
             .get(digest)
             .and_then(|n| layer_compression(n.kind)),
-    };
-    if whole {
-        for alg in Algorithm::ALL {
-            let entries = match layout.list_blob_dir(alg) {
-                Ok(entries) => entries,
-                Err(crate::Error::UnsafePath { .. }) => continue, // reported above
-                Err(e) => return Err(e),
-            };
-            for e in entries {
-                let rel = format!("blobs/{}/{}", alg, e.name);
-                match (&e.digest, e.file_type) {
-                    (None, _) => report.problems.push(Problem {
-                        digest: None,
-                        path: rel,
-                        problem: format!("file name is not a valid {alg} digest"),
-                    }),
-                    (Some(d), "regular file") => {
-                        let size = e.size;
-                        if graph.nodes.get(d).is_some_and(|n| n.verified) {
-                            report.checked += 1;
-                            report.bytes += size;
-                        } else {
-                            jobs.push(job_for(d, size));
-                        }
-                    }
-                    (Some(d), kind) => {
-                        // Reachable ones were already reported by the walk.
-                        if !graph.nodes.contains_key(d) {
-                            report.problems.push(Problem {
-                                digest: Some(d.clone()),
-                                path: rel,
-                                problem: format!("is a {kind}, not a regular file"),
-                            });
-                        }
+    }
+}
+
+/// Every file under `blobs/`, referenced or not, but those the walk already hashed; names
+/// that are not digests and files that are not regular are problems, unsupported algorithm
+/// directories notes.
+fn every_blob_file(layout: &Layout, graph: &Graph, report: &mut Report) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for alg in Algorithm::ALL {
+        let entries = match layout.list_blob_dir(alg) {
+            Ok(entries) => entries,
+            Err(crate::Error::UnsafePath { .. }) => continue, // reported above
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let rel = format!("blobs/{}/{}", alg, e.name);
+            match (&e.digest, e.file_type) {
+                (None, _) => report.problems.push(Problem {
+                    digest: None,
+                    path: rel,
+                    problem: format!("file name is not a valid {alg} digest"),
+                }),
+                (Some(d), "regular file") => {
+                    let size = e.size;
+                    if graph.nodes.get(d).is_some_and(|n| n.verified) {
+                        report.checked += 1;
+                        report.bytes += size;
+                    } else {
+                        jobs.push(job_for(graph, d, size));
                     }
                 }
-            }
-        }
-        if let Ok(rd) = std::fs::read_dir(layout.root().join("blobs")) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if Algorithm::from_name(&name).is_none() {
-                    report.notes.push(format!("blobs/{name} is not a supported digest algorithm; its content was not checked"));
+                (Some(d), kind) => {
+                    // Reachable ones were already reported by the walk.
+                    if !graph.nodes.contains_key(d) {
+                        report.problems.push(Problem {
+                            digest: Some(d.clone()),
+                            path: rel,
+                            problem: format!("is a {kind}, not a regular file"),
+                        });
+                    }
                 }
-            }
-        }
-    } else {
-        for (d, n) in &graph.nodes {
-            if n.presence != Presence::Present {
-                continue;
-            }
-            if n.verified {
-                report.checked += 1;
-                report.bytes += n.size;
-                continue;
-            }
-            if let Ok(Some(size)) = layout.stat_blob(d) {
-                jobs.push(job_for(d, size));
             }
         }
     }
+    if let Ok(rd) = std::fs::read_dir(layout.root().join("blobs")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if Algorithm::from_name(&name).is_none() {
+                report.notes.push(format!(
+                    "blobs/{name} is not a supported digest algorithm; its content was not checked"
+                ));
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// The present blobs the roots reach, but those the walk already hashed.
+fn reached_blobs(layout: &Layout, graph: &Graph, report: &mut Report) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (d, n) in &graph.nodes {
+        if n.presence != Presence::Present {
+            continue;
+        }
+        if n.verified {
+            report.checked += 1;
+            report.bytes += n.size;
+            continue;
+        }
+        if let Ok(Some(size)) = layout.stat_blob(d) {
+            jobs.push(job_for(graph, d, size));
+        }
+    }
+    jobs
+}
+
+/// Hashes the blobs in parallel, largest first; returns each layer's diff_id (or why it has
+/// none).
+fn hash_blobs(
+    layout: &Layout,
+    mut jobs: Vec<Job>,
+    progress: &dyn crate::Progress,
+    report: &mut Report,
+) -> BTreeMap<Digest, std::result::Result<Digest, String>> {
     jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
     progress.start("verify", jobs.iter().map(|j| j.size).sum());
-
     let outcomes: Vec<Outcome> = jobs
         .par_iter()
         .map(|j| check_blob(layout, j, progress))
         .collect();
     progress.finish();
-    let mut diff_ids: BTreeMap<Digest, std::result::Result<Digest, String>> = BTreeMap::new();
+    let mut diff_ids = BTreeMap::new();
     for o in outcomes {
         report.checked += 1;
         report.bytes += o.bytes;
@@ -197,8 +243,15 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
             diff_ids.insert(o.digest, d);
         }
     }
+    diff_ids
+}
 
-    // Layers against the config's diff_ids.
+/// Each image manifest's layers against its config's `rootfs.diff_ids`.
+fn check_diff_ids(
+    graph: &Graph,
+    diff_ids: &BTreeMap<Digest, std::result::Result<Digest, String>>,
+    report: &mut Report,
+) {
     for (md, n) in &graph.nodes {
         let Some(m) = &n.manifest else { continue };
         let Some(cfg_node) = graph.nodes.get(&m.config.digest) else {
@@ -254,11 +307,6 @@ pub fn verify(layout: &Layout, scope: Scope, progress: &dyn crate::Progress) -> 
             }
         }
     }
-    report.problems.sort();
-    report.problems.dedup();
-    report.notes.sort();
-    report.notes.dedup();
-    Ok(report)
 }
 
 /// What is wrong with the layout's directories themselves: no `blobs/` (the image-layout
