@@ -532,23 +532,21 @@ impl SideHash {
 
     fn start(first: &[u8], algorithm: Algorithm, limits: &Limits) -> SideHash {
         let compression = Compression::detect(first);
-        let decoder = (compression != Compression::None
-            && compression.is_layer_codec()
-            && limits.diff_ids)
-            .then(|| {
-                SideDecoder::spawn(
-                    compression,
-                    limits.decode,
-                    RatioLimit {
-                        ratio: limits.max_ratio,
-                        slack: limits.ratio_slack,
-                    },
-                )
-            });
-        let sha256 = (compression == Compression::None
-            && algorithm != Algorithm::Sha256
-            && limits.diff_ids)
-            .then(|| ocitool_digest::Hasher::new(Algorithm::Sha256));
+        let decoder =
+            (compression != Compression::None && compression.is_layer_codec() && limits.diff_ids)
+                .then(|| {
+                    SideDecoder::spawn(
+                        compression,
+                        limits.decode,
+                        RatioLimit {
+                            ratio: limits.max_ratio,
+                            slack: limits.ratio_slack,
+                        },
+                    )
+                });
+        let sha256 =
+            (compression == Compression::None && algorithm != Algorithm::Sha256 && limits.diff_ids)
+                .then(|| ocitool_digest::Hasher::new(Algorithm::Sha256));
         SideHash {
             compression,
             decoder,
