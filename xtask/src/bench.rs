@@ -89,6 +89,9 @@ pub struct Timing {
     pub max_rss_kib: Option<u64>,
     /// User + system CPU time of the warm-up run (None without GNU time).
     pub cpu: Option<Duration>,
+    /// The runs alternated with the other commands of the measurement
+    /// ([`Timer::time_alternating`]): run `i` of each was timed in the same round.
+    pub paired: bool,
 }
 
 /// What ocitool's time is held to.
@@ -146,9 +149,56 @@ impl Measurement {
             .map(|(_, t)| t)
     }
 
+    /// The ratio a target is judged by: for runs timed in alternation the median of the
+    /// rounds' ratios ([`Measurement::round_ratios`]), otherwise best against best.
     fn ratio(&self, label: &str) -> Option<f64> {
+        match self.round_ratios(label) {
+            Some(r) => Some(median(&r)),
+            None => self.best_ratio(label),
+        }
+    }
+
+    /// Best time against best time.
+    fn best_ratio(&self, label: &str) -> Option<f64> {
         self.reference(label)
             .map(|t| self.ours.best.as_secs_f64() / t.best.as_secs_f64())
+    }
+
+    /// For runs timed in alternation, each round's ratio: the two runs of a round were timed
+    /// next to each other, so a drift of the machine's speed (this VM's wanders by 10-30% over
+    /// minutes) falls on both, where best against best may pair one side's luckiest minute
+    /// with the other's unluckiest.
+    fn round_ratios(&self, label: &str) -> Option<Vec<f64>> {
+        let t = self.reference(label)?;
+        (self.ours.paired && t.paired && !t.runs.is_empty() && t.runs.len() == self.ours.runs.len())
+            .then(|| {
+                self.ours
+                    .runs
+                    .iter()
+                    .zip(&t.runs)
+                    .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+                    .collect()
+            })
+    }
+
+    /// Notes on how each paired ratio was reached.
+    fn ratio_notes(&self) -> Vec<String> {
+        self.reference
+            .iter()
+            .filter_map(|(label, _)| {
+                let rounds = self.round_ratios(label)?;
+                Some(format!(
+                    "ratio to {label}: median of {} alternated rounds ({}); best against best {}",
+                    rounds.len(),
+                    rounds
+                        .iter()
+                        .map(|r| format!("{r:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.best_ratio(label).map_or(String::new(), fmt_ratio),
+                ))
+            })
+            .collect()
     }
 
     /// `(label shown in the target column, verdict)` of one target.
@@ -211,6 +261,8 @@ impl Measurement {
                 let mut v = timing(t);
                 v["label"] = Value::from(l.as_str());
                 v["ratio"] = Value::from(self.ratio(l));
+                v["best_ratio"] = Value::from(self.best_ratio(l));
+                v["round_ratios"] = json!(self.round_ratios(l));
                 v
             }).collect::<Vec<_>>(),
             "targets": self.targets.iter().map(|t| {
@@ -291,6 +343,7 @@ impl Timer {
         }
         for t in &mut timings {
             t.best = t.runs.iter().copied().min().unwrap_or_default();
+            t.paired = true;
         }
         Ok(timings)
     }
@@ -325,6 +378,7 @@ impl Timer {
             runs: Vec::new(),
             max_rss_kib,
             cpu,
+            paired: false,
         })
     }
 
@@ -497,6 +551,18 @@ fn fmt_dur(d: Duration) -> String {
         format!("{:.1} ms", s * 1e3)
     } else {
         format!("{:.2} ms", s * 1e3)
+    }
+}
+
+/// The median of a non-empty list (the mean of the middle two for an even count).
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -756,7 +822,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     let header = format!(
-        "ocitool bench: {} cores; image of {} layers, {} uncompressed ({} as blobs, gzip ratio {:.2}), {} ({:.1} s); warm cache (nothing dropped from the page cache); best of {runs} timed run(s) after one untimed warm-up{}",
+        "ocitool bench: {} cores; image of {} layers, {} uncompressed ({} as blobs, gzip ratio {:.2}), {} ({:.1} s); warm cache (nothing dropped from the page cache); best of {runs} timed run(s) after one untimed warm-up{}; commands compared in alternated rounds are judged by the median of the rounds' ratios",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -794,7 +860,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut notes: Vec<String> = ms
         .iter()
-        .flat_map(|m| m.notes.iter().map(move |n| format!("{}: {n}", m.name)))
+        .flat_map(|m| {
+            m.notes
+                .iter()
+                .cloned()
+                .chain(m.ratio_notes())
+                .map(move |n| format!("{}: {n}", m.name))
+        })
         .collect();
     notes.extend(ctx.notes.iter().cloned());
     if !notes.is_empty() {
@@ -2166,4 +2238,67 @@ fn bench_registry(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
             notes: vec![],
         },
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(runs: &[f64], paired: bool) -> Timing {
+        let runs: Vec<Duration> = runs.iter().map(|s| Duration::from_secs_f64(*s)).collect();
+        Timing {
+            best: runs.iter().copied().min().unwrap_or_default(),
+            runs,
+            max_rss_kib: None,
+            cpu: None,
+            paired,
+        }
+    }
+
+    fn measurement(ours: Timing, theirs: Timing) -> Measurement {
+        Measurement {
+            name: "m".into(),
+            ours,
+            reference: vec![("peer".into(), theirs)],
+            targets: vec![Target::RatioAtMost {
+                reference: "peer".into(),
+                max: 1.0,
+            }],
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn alternated_runs_are_judged_round_by_round() {
+        // The machine slowed down over the rounds: each round ours is 10% faster, but our
+        // best (a slow-minute run) is worse than the peer's best (a fast-minute run).
+        let m = measurement(
+            timing(&[5.4, 4.5, 3.6], true),
+            timing(&[6.0, 5.0, 3.0], true),
+        );
+        let rounds = m.round_ratios("peer").expect("paired");
+        assert_eq!(rounds.len(), 3);
+        assert!((m.best_ratio("peer").unwrap() - 1.2).abs() < 1e-9);
+        assert!((m.ratio("peer").unwrap() - 0.9).abs() < 1e-9);
+        assert_eq!(m.judge(&m.targets[0]).1, Verdict::Pass);
+        assert_eq!(m.ratio_notes().len(), 1);
+    }
+
+    #[test]
+    fn runs_timed_apart_are_judged_best_against_best() {
+        let m = measurement(
+            timing(&[5.4, 4.5, 3.6], false),
+            timing(&[6.0, 5.0, 3.0], false),
+        );
+        assert!(m.round_ratios("peer").is_none());
+        assert!((m.ratio("peer").unwrap() - 1.2).abs() < 1e-9);
+        assert_eq!(m.judge(&m.targets[0]).1, Verdict::Miss);
+        assert!(m.ratio_notes().is_empty());
+    }
 }
