@@ -1395,6 +1395,22 @@ fn no_fsync_row(op: &str, ours: Timing, floor: &str, t: Timing, max: f64) -> Mea
 
 /// copy, pack and unpack of the big layout, against cp -a, tar and skopeo.
 fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let mut ms = bench_copy(ctx)?;
+    ms.extend(bench_pack_unpack(ctx)?);
+    Ok(ms)
+}
+
+/// The blob bytes the transfer rows move, for their notes.
+fn transfer_what(big: &BigLayout) -> String {
+    format!(
+        "the big layout ({} of blobs), same file system",
+        fmt_bytes(big.blob_bytes())
+    )
+}
+
+/// copy to a new layout (durable, `--no-fsync`, `--link`) against `cp -a` (with and without
+/// `sync`), skopeo, and for `--link` the hashing floor.
+fn bench_copy(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
     let ocitool = ctx.ocitool.clone();
     let big = ctx.big.clone();
     let skopeo = ctx.peer("skopeo");
@@ -1465,7 +1481,32 @@ fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         });
     }
 
-    // pack, unpack
+    let what = transfer_what(&big);
+    Ok(vec![
+        Measurement {
+            name: "copy to a new layout".into(),
+            ours: copy,
+            reference: copy_refs,
+            targets: copy_targets,
+            notes: vec![format!("{what}; every blob hashed as copied; durable")],
+        },
+        no_fsync_row("copy", copy_nofsync, "cp -a", cp_alone, 2.5),
+        Measurement {
+            name: "copy --link".into(),
+            ours: link,
+            reference: link_refs,
+            targets: link_targets,
+            notes: vec!["hard links, every blob still hashed (on every core)".into()],
+        },
+    ])
+}
+
+/// pack and unpack (durable and `--no-fsync`) against `tar -c`/`tar -x` (with and without
+/// `sync`) and skopeo.
+fn bench_pack_unpack(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
+    let ocitool = ctx.ocitool.clone();
+    let big = ctx.big.clone();
+    let skopeo = ctx.peer("skopeo");
     let pack = ctx.work.join("pack.tar");
     let ours_pack = ctx.timer.time_with(
         |_| cmd(&ocitool, &[&"pack", &big.dir, &"-o", &pack, &"-q"]),
@@ -1572,32 +1613,14 @@ fn bench_transfer(ctx: &mut Ctx) -> anyhow::Result<Vec<Measurement>> {
         unpack_targets.push(t);
     }
     clean(&pack)?;
-    let what = format!(
-        "the big layout ({} of blobs), same file system",
-        fmt_bytes(big.blob_bytes())
-    );
+    let what = transfer_what(&big);
     Ok(vec![
-        Measurement {
-            name: "copy to a new layout".into(),
-            ours: copy,
-            reference: copy_refs,
-            targets: copy_targets,
-            notes: vec![format!("{what}; every blob hashed as copied; durable")],
-        },
-        no_fsync_row("copy", copy_nofsync, "cp -a", cp_alone, 2.5),
-        Measurement {
-            name: "copy --link".into(),
-            ours: link,
-            reference: link_refs,
-            targets: link_targets,
-            notes: vec!["hard links, every blob still hashed (on every core)".into()],
-        },
         Measurement {
             name: "pack".into(),
             ours: ours_pack,
             reference: pack_refs,
             targets: pack_targets,
-            notes: vec![what.clone()],
+            notes: vec![what],
         },
         no_fsync_row("pack", pack_nofsync, "tar -c", tar_c_alone, 1.5),
         Measurement {
