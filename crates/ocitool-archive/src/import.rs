@@ -476,8 +476,60 @@ struct Resolved {
 /// names them, `--tag` included.
 fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resolved> {
     let ing = src.ing;
-    let limits = src.limits;
     let unpack = options.mode == Mode::Unpack;
+    let (has_oci, has_docker) = archive_kinds(src, unpack)?;
+    let mut resolved = Resolved {
+        roots: Vec::new(),
+        needed: BTreeSet::new(),
+        missing: Vec::new(),
+        generated_docs: Vec::new(),
+        report: ImportReport {
+            dialect: match (has_oci, has_docker) {
+                (true, true) => "oci-layout+docker-save",
+                (true, false) => "oci-layout",
+                _ => "docker-save",
+            }
+            .into(),
+            compression: ing.compression.map(|c| c.to_string()).unwrap_or_default(),
+            bytes_read: ing.bytes,
+            ..Default::default()
+        },
+    };
+    if has_oci {
+        resolved.add_oci_index(src, unpack)?;
+    }
+    if has_docker {
+        resolved.add_docker_manifest(src)?;
+    }
+    if unpack {
+        // An oci-archive carries exactly what it means to deliver: every blob goes in.
+        for m in ing
+            .members
+            .iter()
+            .filter(|(n, _)| n.starts_with("blobs/"))
+            .map(|(_, m)| m)
+        {
+            resolved.needed.insert(m.digest.clone());
+        }
+    }
+    if resolved.roots.is_empty() && !unpack && resolved.missing.is_empty() {
+        return Err(Error::Archive("the archive holds no image".into()));
+    }
+    add_tags(&mut resolved.roots, &options.tags)?;
+    // Names from the archive are carried verbatim if they are safe text (cosign's
+    // `_cosign:…` and skopeo's bare tags included): what `pack` writes, `unpack` reads back.
+    for r in &resolved.roots {
+        for n in &r.names {
+            refname::validate_carried(n).map_err(ocitool_layout::Error::from)?;
+        }
+    }
+    Ok(resolved)
+}
+
+/// Whether the archive is an OCI layout, a docker save, or both (`unpack` reads only the
+/// former); an archive that is neither is refused, saying what it holds.
+fn archive_kinds(src: &Source<'_, '_>, unpack: bool) -> Result<(bool, bool)> {
+    let ing = src.ing;
     let has_oci = ing.has("oci-layout") && ing.has("index.json");
     if unpack && !has_oci {
         return Err(Error::Archive(
@@ -493,24 +545,34 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
         };
         return Err(Error::Archive(format!("not an image archive: {why}")));
     }
-    let mut report = ImportReport {
-        dialect: match (has_oci, has_docker) {
-            (true, true) => "oci-layout+docker-save",
-            (true, false) => "oci-layout",
-            _ => "docker-save",
+    Ok((has_oci, has_docker))
+}
+
+/// `--tag`: more names for the archive's one image.
+fn add_tags(roots: &mut [Root], tags: &[String]) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let mut distinct: Vec<&Digest> = roots.iter().map(|r| &r.digest).collect();
+    distinct.dedup();
+    if distinct.len() != 1 {
+        return Err(Error::Archive(format!(
+            "--tag needs an archive with exactly one image; this one has {}",
+            distinct.len()
+        )));
+    }
+    for t in tags {
+        if !roots[0].names.contains(t) {
+            roots[0].names.push(t.clone());
         }
-        .into(),
-        compression: ing.compression.map(|c| c.to_string()).unwrap_or_default(),
-        bytes_read: ing.bytes,
-        ..Default::default()
-    };
+    }
+    Ok(())
+}
 
-    let mut needed: BTreeSet<Digest> = BTreeSet::new();
-    let mut missing: Vec<(Digest, String)> = Vec::new();
-    let mut roots: Vec<Root> = Vec::new();
-    let mut generated_docs: Vec<Vec<u8>> = Vec::new();
-
-    if has_oci {
+impl Resolved {
+    /// Every entry of the archive's `index.json`, walked: a root each (named as `import`
+    /// or, verbatim, as `unpack` names it), with what it needs and what is missing.
+    fn add_oci_index(&mut self, src: &Source<'_, '_>, unpack: bool) -> Result<()> {
         check_oci_layout(src)?;
         let (_, bytes) = src.read_member_json("index.json")?;
         let raw: Value = serde_json::from_slice(&bytes)
@@ -525,12 +587,20 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
         for (i, d) in index.manifests.iter().enumerate() {
             let location = format!("index.json manifests[{i}]");
             let c = d
-                .validate(limits.json_limit)
+                .validate(src.limits.json_limit)
                 .map_err(|e| Error::entry("index.json", format!("manifests[{i}]: {e}")))?;
             let mut walk = Walk::default();
-            walk_doc(src, d, &location, false, 0, &mut walk, &mut report.skipped)?;
-            needed.extend(std::mem::take(&mut walk.needed));
-            missing.append(&mut walk.missing);
+            walk_doc(
+                src,
+                d,
+                &location,
+                false,
+                0,
+                &mut walk,
+                &mut self.report.skipped,
+            )?;
+            self.needed.extend(std::mem::take(&mut walk.needed));
+            self.missing.append(&mut walk.missing);
             let mut descriptor = raw_items
                 .get(i)
                 .cloned()
@@ -545,7 +615,7 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
                 oci_names(d)
             };
             add_root(
-                &mut roots,
+                &mut self.roots,
                 Root {
                     digest: c.digest,
                     size: c.size,
@@ -559,9 +629,13 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
                 unpack,
             );
         }
+        Ok(())
     }
 
-    if has_docker {
+    /// Every image of the archive's `manifest.json`: its RepoTags added to the root
+    /// `index.json` already gave it, or a generated manifest for it.
+    fn add_docker_manifest(&mut self, src: &Source<'_, '_>) -> Result<()> {
+        let limits = src.limits;
         let (_, bytes) = src.read_member_json("manifest.json")?;
         if bytes.trim_ascii() == b"null" {
             return Err(Error::entry(
@@ -583,11 +657,12 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
                 .clone();
             let mut names = Vec::new();
             for t in &item.repo_tags {
-                let t = repo_tag(t, &mut report.notes)?;
+                let t = repo_tag(t, &mut self.report.notes)?;
                 names.push(refname::familiar(&t).to_string());
             }
             // Already imported through index.json: only add the names.
-            if let Some(r) = roots
+            if let Some(r) = self
+                .roots
                 .iter_mut()
                 .find(|r| r.configs.contains(&cfg_member.digest))
             {
@@ -599,66 +674,22 @@ fn resolve_images(src: &Source<'_, '_>, options: &ImportOptions) -> Result<Resol
                 continue;
             }
             let (root, doc) = generate(src, item, &cfg_member, &where_, names)?;
-            needed.insert(root.digest.clone());
-            needed.insert(cfg_member.digest.clone());
+            self.needed.insert(root.digest.clone());
+            self.needed.insert(cfg_member.digest.clone());
             for l in &item.layers {
                 let m = src.ing.get(l, limits)?;
-                needed.insert(
+                self.needed.insert(
                     m.converted
                         .as_ref()
                         .map_or(&m.digest, |(c, _)| &c.digest)
                         .clone(),
                 );
             }
-            generated_docs.push(doc);
-            add_root(&mut roots, root, false);
+            self.generated_docs.push(doc);
+            add_root(&mut self.roots, root, false);
         }
+        Ok(())
     }
-
-    if unpack {
-        // An oci-archive carries exactly what it means to deliver: every blob goes in.
-        for m in src
-            .ing
-            .members
-            .iter()
-            .filter(|(n, _)| n.starts_with("blobs/"))
-            .map(|(_, m)| m)
-        {
-            needed.insert(m.digest.clone());
-        }
-    }
-    if roots.is_empty() && !unpack && missing.is_empty() {
-        return Err(Error::Archive("the archive holds no image".into()));
-    }
-    if !options.tags.is_empty() {
-        let mut distinct: Vec<&Digest> = roots.iter().map(|r| &r.digest).collect();
-        distinct.dedup();
-        if distinct.len() != 1 {
-            return Err(Error::Archive(format!(
-                "--tag needs an archive with exactly one image; this one has {}",
-                distinct.len()
-            )));
-        }
-        for t in &options.tags {
-            if !roots[0].names.contains(t) {
-                roots[0].names.push(t.clone());
-            }
-        }
-    }
-    // Names from the archive are carried verbatim if they are safe text (cosign's
-    // `_cosign:…` and skopeo's bare tags included): what `pack` writes, `unpack` reads back.
-    for r in &roots {
-        for n in &r.names {
-            refname::validate_carried(n).map_err(ocitool_layout::Error::from)?;
-        }
-    }
-    Ok(Resolved {
-        roots,
-        needed,
-        missing,
-        generated_docs,
-        report,
-    })
 }
 
 /// Gives each root its names in `index` (verbatim for `unpack`; an image without a name is

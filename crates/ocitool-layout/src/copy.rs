@@ -101,6 +101,9 @@ enum Source {
     Made(Rc<Value>),
 }
 
+/// Copies the selected images from `src` into `dst`: picks the entries, walks and checks
+/// what they reach, copies the blobs `dst` lacks (hashed, synced and installed in parallel)
+/// and writes the entries in one `index.json` update.
 pub fn copy(
     src: &Layout,
     dst: &Layout,
@@ -109,19 +112,62 @@ pub fn copy(
 ) -> Result<CopyReport> {
     let _src_lock = src.read_lock()?;
     let index = src.read_index()?;
+    let (entries, graph) = walk_entries(src, &index, options)?;
+    let reach = checked_reach(&graph, &entries, options.referrers)?;
+    // The transaction holds the destination's gc lock from here on: a blob found present
+    // below cannot be swept by a concurrent `gc` before the refs that need it are written.
+    let mut txn = Transaction::begin(dst)?;
+    let mut report = CopyReport::default();
+    let todo = blobs_to_copy(dst, &graph, &reach, options.repair, &mut report)?;
+    txn.set_force(options.force);
+    txn.set_repair(options.repair);
+    report.methods = copy_blobs(src, dst, &mut txn, &todo, options.link, progress)?;
+    report.copied = todo.len();
+    report.bytes_copied = todo.iter().map(|c| c.size).sum();
+    report.refs = txn.commit(|idx| {
+        let mut written = Vec::with_capacity(entries.len());
+        for e in entries {
+            let made;
+            let descriptor = match &e.descriptor {
+                Source::Made(v) => v.as_ref(),
+                Source::Position(p) => {
+                    made = index.raw_entry(*p).unwrap_or(Value::Null);
+                    &made
+                }
+            };
+            match &e.name {
+                Some(n) => {
+                    idx.set_ref(n, descriptor);
+                }
+                None => {
+                    idx.ensure_listed(descriptor);
+                }
+            }
+            written.push((e.name, e.digest));
+        }
+        Ok(written)
+    })?;
+    Ok(report)
+}
+
+/// The entries to write at the destination (`--platform` applied), and the graph of what
+/// they reach, with their referrers when asked: walked from them alone, so that a problem in
+/// an image no copied ref reaches does not stop the copy.
+fn walk_entries(
+    src: &Layout,
+    index: &IndexDoc,
+    options: &CopyOptions,
+) -> Result<(Vec<Entry>, Graph)> {
     // Configs are read only to check an image's platform against `--platform`.
     let walk = WalkOptions {
         read_configs: options.platform.is_some(),
         check_presence: true,
     };
     let json_limit = src.options().json_limit;
-
-    // The entries to write at the destination, and the graph of what they reach: walked from
-    // them alone, so that a problem in an image no copied ref reaches does not stop the copy.
     let (mut entries, roots) = if options.refs.is_empty() {
-        (every_entry(src, &index)?, index.walk_roots(json_limit))
+        (every_entry(src, index)?, index.walk_roots(json_limit))
     } else {
-        named_entries(src, &index, &options.refs)?
+        named_entries(src, index, &options.refs)?
     };
     let mut graph = Graph::walk(src, &roots, walk);
     drop(roots);
@@ -146,11 +192,15 @@ pub fn copy(
     if let Some(p) = &options.platform {
         pick_platform(&graph, &mut entries, p)?;
     }
+    Ok((entries, graph))
+}
 
-    // Everything they reach, checked.
+/// Everything the entries reach (their referrers too, when asked), refused if any of it has
+/// a problem.
+fn checked_reach(graph: &Graph, entries: &[Entry], referrers: bool) -> Result<BTreeSet<Digest>> {
     let roots: BTreeSet<Digest> = entries.iter().map(|e| e.digest.clone()).collect();
     let roots: Vec<Digest> = roots.into_iter().collect();
-    let reach = graph.closure(&roots, options.referrers);
+    let reach = graph.closure(&roots, referrers);
     let relevant = |p: &&crate::Problem| p.digest.as_ref().is_none_or(|d| reach.contains(d));
     if let Some(p) = graph.problems.iter().find(relevant) {
         return Err(Error::Invalid(format!(
@@ -161,40 +211,55 @@ pub fn copy(
             p.problem
         )));
     }
-    // The transaction holds the destination's gc lock from here on: a blob found present
-    // below cannot be swept by a concurrent `gc` before the refs that need it are written.
-    let mut txn = Transaction::begin(dst)?;
+    Ok(reach)
+}
+
+/// The present blobs of `reach` that `dst` lacks (all of them with `repair`), largest first;
+/// the others are counted as skipped.
+fn blobs_to_copy(
+    dst: &Layout,
+    graph: &Graph,
+    reach: &BTreeSet<Digest>,
+    repair: bool,
+    report: &mut CopyReport,
+) -> Result<Vec<Checked>> {
     let mut todo: Vec<Checked> = Vec::new();
-    let mut report = CopyReport::default();
-    for d in &reach {
+    for d in reach {
         let n = &graph.nodes[d];
         if n.presence != Presence::Present {
             continue; // absent where the spec allows it (a sparse index)
         }
-        let c = Checked {
-            digest: d.clone(),
-            size: n.size,
-        };
-        if !options.repair && dst.stat_blob(d)? == Some(n.size) {
+        if !repair && dst.stat_blob(d)? == Some(n.size) {
             report.skipped += 1;
         } else {
-            todo.push(c);
+            todo.push(Checked {
+                digest: d.clone(),
+                size: n.size,
+            });
         }
     }
     todo.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
+    Ok(todo)
+}
 
-    txn.set_force(options.force);
-    txn.set_repair(options.repair);
+/// Each blob: copied, hashed, fsynced by a worker, then installed into the transaction at
+/// once. A copy made by the kernel is hashed while a helper thread waits for its fsync: the
+/// disk writes it back as the CPU reads it. Returns the copy methods used.
+fn copy_blobs(
+    src: &Layout,
+    dst: &Layout,
+    txn: &mut Transaction,
+    todo: &[Checked],
+    link: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<Method>> {
     let staging = txn.staging_path()?;
     progress.start("copy", todo.iter().map(|c| c.size).sum());
     let durable = dst.options().durable;
-    let txn_cell = Mutex::new(&mut txn);
+    let txn_cell = Mutex::new(txn);
     let methods = Mutex::new(Vec::new());
-    // Each blob: copied, hashed, fsynced by a worker, then renamed into place at once. A copy
-    // made by the kernel is hashed while a helper thread waits for its fsync: the disk writes
-    // it back as the CPU reads it.
     todo.par_iter().try_for_each(|c| -> Result<()> {
-        let (p, m) = copy_blob(src, c, &staging, options.link, progress)?;
+        let (p, m) = copy_blob(src, c, &staging, link, progress)?;
         let synced = if durable && m != Method::HardLink {
             let f = File::open(&p).map_err(Error::io("open", p.to_path_buf()))?;
             Some(BackgroundSync::spawn(f))
@@ -223,34 +288,7 @@ pub fn copy(
         Ok(())
     })?;
     progress.finish();
-    report.copied = todo.len();
-    report.bytes_copied = todo.iter().map(|c| c.size).sum();
-    report.methods = methods.into_inner().unwrap_or_default();
-
-    report.refs = txn.commit(|idx| {
-        let mut written = Vec::with_capacity(entries.len());
-        for e in entries {
-            let made;
-            let descriptor = match &e.descriptor {
-                Source::Made(v) => v.as_ref(),
-                Source::Position(p) => {
-                    made = index.raw_entry(*p).unwrap_or(Value::Null);
-                    &made
-                }
-            };
-            match &e.name {
-                Some(n) => {
-                    idx.set_ref(n, descriptor);
-                }
-                None => {
-                    idx.ensure_listed(descriptor);
-                }
-            }
-            written.push((e.name, e.digest));
-        }
-        Ok(written)
-    })?;
-    Ok(report)
+    Ok(methods.into_inner().unwrap_or_default())
 }
 
 /// Every entry of the source: named ones keep their name, the others are listed unnamed. A
