@@ -276,7 +276,8 @@ pub struct PruneArgs {
 pub struct VerifyArgs {
     /// The OCI image layout (a directory).
     pub layout: PathBuf,
-    /// Verify only what these refs reach (default: the whole layout, unreferenced blobs included).
+    /// Verify only what these refs reach (`REPO:*`: every tag of a repository; default: the
+    /// whole layout, unreferenced blobs included).
     pub refs: Vec<String>,
 }
 

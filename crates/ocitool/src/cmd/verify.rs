@@ -19,7 +19,8 @@ pub fn run(ctx: &mut Ctx, path: &Path, refs: &[String]) -> anyhow::Result<i32> {
     } else {
         let index = layout.read_index()?;
         let mut roots = Vec::new();
-        for r in refs {
+        // `REPO:*` as every command that takes refs reads it.
+        for r in &resolve::select_refs(&layout, &index, refs, false)? {
             let t = resolve::resolve(&layout, &index, r)?;
             let d: ocitool_spec::Descriptor = serde_json::from_value(t.descriptor.clone())?;
             roots.push((format!("ref {r}"), d));

@@ -198,3 +198,30 @@ fn ls_lists_the_repositories_named() {
     ok(args);
     assert_eq!(names(json(at("ls", &tar, &["other"]))), ["other:1"]);
 }
+
+#[test]
+fn verify_checks_every_tag_of_a_repository_and_only_those() {
+    // app:1.0 has a corrupt blob; zstd:1, copied in, is intact.
+    let fx = fixture("corrupt/minimal");
+    let l = &fx.path;
+    let zstd = fixture("zstd");
+    ok([OsString::from("copy"), zstd.path.clone().into(), l.into()]);
+    ok(at("tag", l, &["app:1.0", "app:2"]));
+    let v = json(at("verify", l, &["zstd:*"]));
+    assert_eq!(v["ok"], true, "{v}");
+    let o = run(at("verify", l, &["app:*", "--json"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["problems"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("content hashes to"),
+        "{v}"
+    );
+    fails(
+        3,
+        &["ap:*", "did you mean \"app:*\""],
+        at("verify", l, &["ap:*"]),
+    );
+}
