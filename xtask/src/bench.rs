@@ -709,6 +709,31 @@ impl Ctx {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let (dir, mut ctx, gen_time) = prepare(&args)?;
+    let ticks_before = cpu_ticks();
+    let t_measure = Instant::now();
+    let ms = measure(&mut ctx, &args)?;
+    // Ticks are 1/100 s on Linux (USER_HZ).
+    let others = match (ticks_before, cpu_ticks()) {
+        (Some((b0, o0)), Some((b1, o1))) => {
+            let other = (b1 - b0).saturating_sub(o1 - o0) as f64 / 100.0;
+            Some(other / t_measure.elapsed().as_secs_f64())
+        }
+        _ => None,
+    };
+    if let Some(x) = others
+        && x > 0.15
+    {
+        ctx.notes.push(format!(
+            "the machine was busy: other processes used {x:.2} cores on average while the bench ran, so the times are pessimistic; rerun on a quiet machine"
+        ));
+    }
+    report(&dir, &ctx, &ms, gen_time, others)
+}
+
+/// The bench directory, the context (a private copy of the binary, the big layout generated
+/// or reused, an empty work directory) and how long the layout took to generate.
+fn prepare(args: &Args) -> anyhow::Result<(PathBuf, Ctx, Duration)> {
     let size = parse_size(
         args.size
             .as_deref()
@@ -771,56 +796,55 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
 
-    let ticks_before = cpu_ticks();
-    let t_measure = Instant::now();
+    Ok((dir, ctx, gen_time))
+}
+
+/// Every measurement the arguments ask for, in the table's order.
+fn measure(ctx: &mut Ctx, args: &Args) -> anyhow::Result<Vec<Measurement>> {
     let mut ms: Vec<Measurement> = Vec::new();
     if !args.registry_only {
         eprintln!("timing verify and its floors…");
-        ms.extend(bench_verify(&mut ctx)?);
+        ms.extend(bench_verify(ctx)?);
         eprintln!("timing gc…");
-        ms.extend(bench_gc(&mut ctx)?);
+        ms.extend(bench_gc(ctx)?);
         eprintln!("timing {} refs: tag and ls…", ctx.refs);
-        ms.extend(bench_refs(&mut ctx)?);
+        ms.extend(bench_refs(ctx)?);
         if ctx.many_refs > 0 {
             eprintln!(
                 "timing {} refs: ls, ls --tree, tag, prune, copy, verify…",
                 ctx.many_refs
             );
-            ms.extend(bench_many_refs(&mut ctx)?);
+            ms.extend(bench_many_refs(ctx)?);
         }
     }
     if !args.no_transfer && !args.registry_only {
         eprintln!("timing import and export…");
-        ms.extend(bench_archives(&mut ctx)?);
+        ms.extend(bench_archives(ctx)?);
         eprintln!("timing copy, pack and unpack…");
-        ms.extend(bench_transfer(&mut ctx)?);
+        ms.extend(bench_transfer(ctx)?);
         eprintln!("timing convert…");
-        ms.extend(bench_convert(&mut ctx)?);
+        ms.extend(bench_convert(ctx)?);
     }
     if !args.no_transfer || args.registry_only {
         eprintln!("timing serve against Distribution…");
-        ms.extend(bench_serve(&mut ctx)?);
+        ms.extend(bench_serve(ctx)?);
     }
     if !args.no_registry || args.registry_only {
         eprintln!("timing push and pull against docker-registry…");
-        ms.extend(bench_registry(&mut ctx)?);
+        ms.extend(bench_registry(ctx)?);
     }
+    Ok(ms)
+}
 
-    // Ticks are 1/100 s on Linux (USER_HZ).
-    let others = match (ticks_before, cpu_ticks()) {
-        (Some((b0, o0)), Some((b1, o1))) => {
-            let other = (b1 - b0).saturating_sub(o1 - o0) as f64 / 100.0;
-            Some(other / t_measure.elapsed().as_secs_f64())
-        }
-        _ => None,
-    };
-    if let Some(x) = others
-        && x > 0.15
-    {
-        ctx.notes.push(format!(
-            "the machine was busy: other processes used {x:.2} cores on average while the bench ran, so the times are pessimistic; rerun on a quiet machine"
-        ));
-    }
+/// Prints the table, the memory verdict and the notes, and writes `results.json`.
+fn report(
+    dir: &Path,
+    ctx: &Ctx,
+    ms: &[Measurement],
+    gen_time: Duration,
+    others: Option<f64>,
+) -> anyhow::Result<()> {
+    let (runs, gnu_time) = (ctx.timer.runs, ctx.timer.gnu_time);
     let header = format!(
         "ocitool bench: {} cores; image of {} layers, {} uncompressed ({} as blobs, gzip ratio {:.2}), {} ({:.1} s); warm cache (nothing dropped from the page cache); best of {runs} timed run(s) after one untimed warm-up{}; commands compared in alternated rounds are judged by the median of the rounds' ratios",
         std::thread::available_parallelism()
@@ -842,7 +866,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ""
         },
     );
-    let table = render(&ms);
+    let table = render(ms);
     println!("{header}\n");
     print!("{table}");
     // Measurements with a memory bound of their own (large indexes) are judged by it.
