@@ -570,6 +570,11 @@ impl Pusher<'_> {
 
     fn run_jobs(&mut self, mut jobs: Vec<BlobJob>, progress: &dyn Progress) -> Result<()> {
         jobs.reverse(); // pop takes the largest first
+        let uploads = self
+            .options
+            .jobs
+            .unwrap_or_else(|| default_uploads(jobs.iter().all(|j| j.registry.on_this_machine())))
+            .max(1);
         let queue = Mutex::new(jobs);
         let failed = AtomicBool::new(false);
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -579,19 +584,6 @@ impl Pusher<'_> {
         let bytes = AtomicU64::new(0);
         let done: Mutex<Vec<(String, Digest, String)>> = Mutex::new(Vec::new());
         let layout = self.layout;
-        let uploads = self
-            .options
-            .jobs
-            .unwrap_or_else(|| {
-                default_uploads(
-                    queue
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .iter()
-                        .all(|j| j.registry.on_this_machine()),
-                )
-            })
-            .max(1);
         std::thread::scope(|s| {
             for _ in 0..uploads {
                 s.spawn(|| {
